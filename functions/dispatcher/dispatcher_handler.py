@@ -1,0 +1,27 @@
+"""EventBridge schedule -> one collection job per enabled source on the work queue."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chargelog.logic import collection
+from chargelog.observability import logger, metrics, tracer
+
+
+@event_source(data_class=EventBridgeEvent)
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    scheduled_at = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
+    summary = collection.dispatch(scheduled_at)
+    metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
+    metrics.add_metric(name="SourcesWithoutCollector", unit=MetricUnit.Count, value=summary.without_collector)
+    logger.info(
+        "Dispatched collection jobs",
+        extra={"enqueued": summary.enqueued, "without_collector": summary.without_collector},
+    )
+    return {"enqueued": summary.enqueued, "without_collector": summary.without_collector}

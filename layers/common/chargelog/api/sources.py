@@ -1,0 +1,56 @@
+"""The source registry: what chargelog collects."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chargelog.logic import sources
+from chargelog.models.sources import Source, SourceCreate, SourceId, SourceList, SourceUpdate
+from chargelog.observability import logger, metrics
+from chargelog.vendors import Vendor
+
+router = Router()
+
+
+@router.get("/sources", summary="List sources")
+def list_sources(
+    vendor: Annotated[Vendor | None, Query(description="Only this vendor's sources")] = None,
+) -> SourceList:
+    return SourceList(sources=sources.list_sources(vendor=vendor))
+
+
+@router.post("/sources", summary="Register a source", responses={201: {"description": "Created"}})
+def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
+    source = sources.create_source(request)
+    logger.info("Source created", extra={"vendor": source.vendor, "source_id": source.source_id})
+    metrics.add_metric(name="SourcesCreated", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=201,
+        content_type="application/json",
+        body=source,
+        headers={"Location": f"/sources/{source.vendor}/{source.source_id}"},
+    )
+
+
+@router.patch("/sources/<vendor>/<source_id>", summary="Rename, enable or disable a source")
+def update_source(
+    vendor: Annotated[Vendor, Path()],
+    source_id: Annotated[SourceId, Path()],
+    request: Annotated[SourceUpdate, Body()],
+) -> Source:
+    return sources.update_source(vendor, source_id, request)
+
+
+@router.delete("/sources/<vendor>/<source_id>", summary="Remove a source")
+def delete_source(
+    vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]
+) -> Response[Any]:
+    sources.delete_source(vendor, source_id)
+    logger.info("Source deleted", extra={"vendor": vendor, "source_id": source_id})
+    metrics.add_metric(name="SourcesDeleted", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, body=None)

@@ -1,0 +1,240 @@
+"""Creates the template's stateful resources (tables, buckets, queues, secrets) in moto.
+
+Each resource is created from its own definition in template.yaml, translated property by property
+into the API calls CloudFormation would make. Resources are created in dependency order, so a queue's
+redrive policy can name its dead-letter queue's ARN and a bucket policy its bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chargelog import aws
+from chargelog.local.template import Resolver
+
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass
+class LocalStack:
+    """What was created: logical id -> Ref value and (logical id, attribute) -> GetAtt value."""
+
+    stack_name: str
+    region: str
+    parameters: dict[str, Any]
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def resolver(self, on_missing: Callable[[str], str] | None = None) -> Resolver:
+        pseudo = {
+            "AWS::StackName": self.stack_name,
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        return Resolver({**pseudo, **self.parameters}, self.refs, self.attributes, on_missing)
+
+    def of_type(self, resource_type: str) -> list[str]:
+        return [name for name, kind in self.types.items() if kind == resource_type]
+
+
+def _dependencies(value: Any) -> set[str]:
+    """Logical ids a resource definition refers to."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _dependencies(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item[0])
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                found |= {name.split(".")[0] for name in _sub_names(text)}
+                found |= _dependencies(item) if not isinstance(item, str) else set()
+            else:
+                found |= _dependencies(item)
+    return found
+
+
+def _sub_names(text: str) -> list[str]:
+    return re.findall(r"\$\{([^}!][^}]*)\}", text)
+
+
+def _tags(properties: Mapping[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in properties.get("Tags", [])}
+
+
+def _create_table(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    table_name = props.get("TableName") or f"{stack.stack_name}-{name}"
+    ddb = aws.client("dynamodb")
+    create: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PROVISIONED"),
+    }
+    for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"):
+        if key in props:
+            create[key] = props[key]
+    if "SSESpecification" in props:
+        create["SSESpecification"] = {"Enabled": bool(props["SSESpecification"].get("SSEEnabled"))}
+    if "ProvisionedThroughput" in props:
+        create["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+    description = ddb.create_table(**create)["TableDescription"]
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        ddb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
+    pitr = props.get("PointInTimeRecoverySpecification")
+    if pitr:
+        ddb.update_continuous_backups(
+            TableName=table_name, PointInTimeRecoverySpecification=pitr
+        )
+    stack.refs[name] = table_name
+    stack.attributes[(name, "Arn")] = description["TableArn"]
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"]}
+    converted["Filter"] = {"Prefix": rule.get("Prefix", "")}
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        converted["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        converted["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        }
+    return converted
+
+
+def _create_bucket(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    bucket = props.get("BucketName") or f"{stack.stack_name}-{name}".lower()
+    s3 = aws.client("s3")
+    if stack.region == "us-east-1":
+        s3.create_bucket(Bucket=bucket)
+    else:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": stack.region})
+    encryption = props.get("BucketEncryption")
+    if encryption:
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled", False)),
+            }
+            for rule in encryption["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+    if "OwnershipControls" in props:
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=props["OwnershipControls"])
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+        )
+    lifecycle = props.get("LifecycleConfiguration")
+    if lifecycle:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in lifecycle["Rules"]]},
+        )
+    stack.refs[name] = bucket
+    stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+
+
+def _create_bucket_policy(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    aws.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+    stack.refs[name] = props["Bucket"]
+
+
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+
+
+def _create_queue(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    queue_name = props.get("QueueName") or f"{stack.stack_name}-{name}"
+    attributes = {key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+                  for key in _QUEUE_ATTRIBUTES if key in props}
+    if "RedrivePolicy" in props:
+        attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.refs[name] = url
+    stack.attributes[(name, "Arn")] = arn
+    stack.attributes[(name, "QueueName")] = queue_name
+    stack.attributes[(name, "QueueUrl")] = url
+
+
+def _create_secret(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    secret_name = props.get("Name") or f"{stack.stack_name}-{name}"
+    create: dict[str, Any] = {"Name": secret_name, "SecretString": props.get("SecretString", "{}")}
+    if "Description" in props:
+        create["Description"] = props["Description"]
+    if "Tags" in props:
+        create["Tags"] = props["Tags"]
+    arn = aws.client("secretsmanager").create_secret(**create)["ARN"]
+    stack.refs[name] = arn
+    stack.attributes[(name, "Id")] = arn
+
+
+CREATORS: dict[str, Callable[[LocalStack, str, dict[str, Any]], None]] = {
+    "AWS::DynamoDB::Table": _create_table,
+    "AWS::S3::Bucket": _create_bucket,
+    "AWS::S3::BucketPolicy": _create_bucket_policy,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::SecretsManager::Secret": _create_secret,
+}
+
+
+def provision(
+    template: Mapping[str, Any],
+    stack_name: str,
+    region: str,
+    parameter_overrides: Mapping[str, Any] | None = None,
+) -> LocalStack:
+    """Create every resource of a type in CREATORS, in dependency order, against AWS_ENDPOINT_URL."""
+    parameters = {
+        name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
+    } | dict(parameter_overrides or {})
+    stack = LocalStack(stack_name=stack_name, region=region, parameters=parameters)
+    pending = {
+        name: resource for name, resource in template["Resources"].items() if resource["Type"] in CREATORS
+    }
+    while pending:
+        ready = [
+            name
+            for name, resource in pending.items()
+            if not (_dependencies(resource.get("Properties", {})) & pending.keys())
+        ]
+        if not ready:
+            raise ValueError(f"Circular references between {sorted(pending)}")
+        for name in ready:
+            resource = pending.pop(name)
+            properties = stack.resolver().resolve(resource.get("Properties", {}))
+            CREATORS[resource["Type"]](stack, name, properties)
+            stack.types[name] = resource["Type"]
+            stack.tags[name] = _tags(properties)
+    return stack

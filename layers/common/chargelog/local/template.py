@@ -1,0 +1,205 @@
+"""Reads template.yaml for the local stack: resources, functions, routes and schedules.
+
+The local stack builds everything from the template's own definitions, so it cannot drift from what
+`sam deploy` creates. This module parses the YAML (with CloudFormation's short-form tags) and resolves
+the intrinsic functions the template uses (Ref, Fn::Sub, Fn::GetAtt, Fn::Join) against the local
+stack's physical resources.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that turns `!Ref x` into `{"Ref": "x"}` and `!Sub s` into `{"Fn::Sub": s}`."""
+
+
+def _construct_intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, _CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+class UnresolvableError(ValueError):
+    pass
+
+
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+@dataclass
+class Resolver:
+    """Resolves intrinsic functions given parameter values and the local physical resources."""
+
+    parameters: Mapping[str, Any]
+    refs: Mapping[str, str] = field(default_factory=dict)
+    attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    on_missing: Callable[[str], str] | None = None
+
+    def ref(self, name: str) -> str:
+        if name in self.parameters:
+            return str(self.parameters[name])
+        if name in self.refs:
+            return self.refs[name]
+        if self.on_missing is not None:
+            return self.on_missing(name)
+        raise UnresolvableError(f"Ref {name} is not known to the local stack")
+
+    def get_att(self, name: str, attribute: str) -> str:
+        try:
+            return self.attributes[(name, attribute)]
+        except KeyError:
+            if self.on_missing is not None:
+                return self.on_missing(f"{name}.{attribute}")
+            raise UnresolvableError(f"Fn::GetAtt {name}.{attribute} is not known to the local stack") from None
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::GetAtt":
+                return self.get_att(*argument)
+            if key == "Fn::Sub":
+                return self._sub(argument)
+            if key == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(self.resolve(item)) for item in items)
+        return {key: self.resolve(item) for key, item in value.items()}
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        variables = {name: self.resolve(item) for name, item in variables.items()}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return self.get_att(*name.split(".", 1))
+            return self.ref(name)
+
+        return _SUB_VARIABLE.sub(replace, text)
+
+
+def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    function: str
+    path: str  # API Gateway resource path, e.g. /sources/{vendor}/{source_id}
+    method: str  # upper case, or ANY
+    api_key_required: bool
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    handler: str  # module.function
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, Any]  # unresolved values
+    routes: tuple[ApiRoute, ...]
+    schedules: tuple[str, ...]  # logical ids of Schedule events
+    queues: tuple[tuple[Any, int, bool], ...]  # (unresolved queue arn, batch size, reports failures)
+
+
+def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
+    """Every AWS::Serverless::Function with its Globals applied."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    api_auth = {
+        name: resource.get("Properties", {}).get("Auth", {}).get("ApiKeyRequired", False)
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Api"
+    }
+    specs = []
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = {**globals_, **resource["Properties"]}
+        environment = {
+            **globals_.get("Environment", {}).get("Variables", {}),
+            **resource["Properties"].get("Environment", {}).get("Variables", {}),
+        }
+        routes, schedules, queues = [], [], []
+        for event_name, event in props.get("Events", {}).items():
+            event_props = event.get("Properties", {})
+            if event["Type"] == "Api":
+                api = event_props.get("RestApiId", {}).get("Ref")
+                default_key = api_auth.get(api, False)
+                key_required = event_props.get("Auth", {}).get("ApiKeyRequired", default_key)
+                method = event_props["Method"].upper()
+                routes.append(ApiRoute(name, event_props["Path"], method, bool(key_required)))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                schedules.append(event_name)
+            elif event["Type"] == "SQS":
+                reports = "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", [])
+                queues.append((event_props["Queue"], int(event_props.get("BatchSize", 10)), reports))
+        specs.append(
+            FunctionSpec(
+                logical_id=name,
+                code_dir=REPO_ROOT / props["CodeUri"],
+                handler=props["Handler"],
+                timeout_seconds=int(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+                environment=environment,
+                routes=tuple(routes),
+                schedules=tuple(schedules),
+                queues=tuple(queues),
+            )
+        )
+    return specs
+
+
+def gateway_responses(template: Mapping[str, Any]) -> dict[str, tuple[int | None, str]]:
+    """API Gateway's own error responses: response type -> (status, JSON body template)."""
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Api":
+            responses = resource.get("Properties", {}).get("GatewayResponses", {})
+            return {
+                kind: (spec.get("StatusCode"), spec.get("ResponseTemplates", {}).get("application/json", ""))
+                for kind, spec in responses.items()
+            }
+    return {}
+
+
+def binary_media_types(template: Mapping[str, Any]) -> list[str]:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Api":
+            types = resource.get("Properties", {}).get("BinaryMediaTypes", [])
+            return [t.replace("~1", "/") for t in types]
+    return []

@@ -1,0 +1,54 @@
+"""A source is one thing to collect: a charger, site or EVSE on one vendor platform."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from chargelog.vendors import SourceKind, Vendor
+
+# Vendor-side ids: UUIDs, deployment ids, numeric ids... Never '/', '#' or spaces, because the id
+# travels in URL paths and in table keys.
+SourceId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
+]
+DisplayName = Annotated[
+    str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
+class SourceCreate(BaseModel):
+    """Body of POST /sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vendor: Vendor
+    source_id: SourceId
+    name: DisplayName | None = Field(default=None, description="Display name; defaults to source_id.")
+    enabled: StrictBool = True
+
+
+class SourceUpdate(BaseModel):
+    """Body of PATCH /sources/{vendor}/{source_id}: the fields to change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: DisplayName | None = None
+    enabled: StrictBool | None = None
+
+
+class Source(BaseModel):
+    vendor: Vendor
+    source_id: SourceId
+    kind: SourceKind
+    name: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceList(BaseModel):
+    sources: list[Source]
