@@ -11,7 +11,7 @@ from chargelog.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
 problems.register(app)
-app.use(middlewares=[problems.limit_json_body])
+app.use(middlewares=[problems.check_json_body])
 app.include_router(health.router)
 app.include_router(sources.router)
 

@@ -27,3 +27,8 @@ class ConflictError(ChargelogError):
 class PayloadTooLargeError(ChargelogError):
     status = 413
     title = "Content Too Large"
+
+
+class UnsupportedMediaTypeError(ChargelogError):
+    status = 415
+    title = "Unsupported Media Type"

@@ -47,9 +47,7 @@ def update_source(
 
 
 @router.delete("/sources/<vendor>/<source_id>", summary="Remove a source")
-def delete_source(
-    vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]
-) -> Response[Any]:
+def delete_source(vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]) -> Response[Any]:
     sources.delete_source(vendor, source_id)
     logger.info("Source deleted", extra={"vendor": vendor, "source_id": source_id})
     metrics.add_metric(name="SourcesDeleted", unit=MetricUnit.Count, value=1)

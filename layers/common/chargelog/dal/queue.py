@@ -24,7 +24,7 @@ class WorkQueue:
     def send(self, messages: Iterable[BaseModel]) -> int:
         """Send each message as JSON; raises if SQS refuses any of them. Returns how many were sent."""
         sent = 0
-        for batch in batched(messages, SQS_BATCH_LIMIT):
+        for batch in batched(messages, SQS_BATCH_LIMIT, strict=False):
             entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(batch)]
             response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
             failed = response.get("Failed", [])

@@ -41,9 +41,7 @@ class SourceStore:
             self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
         except ClientError as error:
             if _is_condition_failure(error):
-                raise ConflictError(
-                    f"Source {source.vendor}/{source.source_id} already exists."
-                ) from error
+                raise ConflictError(f"Source {source.vendor}/{source.source_id} already exists.") from error
             raise
 
     def get(self, vendor: str, source_id: str) -> Source | None:

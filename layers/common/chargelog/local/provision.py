@@ -41,6 +41,9 @@ class LocalStack:
         }
         return Resolver({**pseudo, **self.parameters}, self.refs, self.attributes, on_missing)
 
+    def logical_id_of_arn(self, arn: str) -> str:
+        return next(name for (name, attribute), value in self.attributes.items() if attribute == "Arn" and value == arn)
+
     def of_type(self, resource_type: str) -> list[str]:
         return [name for name, kind in self.types.items() if kind == resource_type]
 
@@ -96,9 +99,7 @@ def _create_table(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
         ddb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=ttl)
     pitr = props.get("PointInTimeRecoverySpecification")
     if pitr:
-        ddb.update_continuous_backups(
-            TableName=table_name, PointInTimeRecoverySpecification=pitr
-        )
+        ddb.update_continuous_backups(TableName=table_name, PointInTimeRecoverySpecification=pitr)
     stack.refs[name] = table_name
     stack.attributes[(name, "Arn")] = description["TableArn"]
 
@@ -175,8 +176,11 @@ _QUEUE_ATTRIBUTES = (
 
 def _create_queue(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     queue_name = props.get("QueueName") or f"{stack.stack_name}-{name}"
-    attributes = {key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
-                  for key in _QUEUE_ATTRIBUTES if key in props}
+    attributes = {
+        key: str(props[key]).lower() if isinstance(props[key], bool) else str(props[key])
+        for key in _QUEUE_ATTRIBUTES
+        if key in props
+    }
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
     sqs = aws.client("sqs")
@@ -216,13 +220,11 @@ def provision(
     parameter_overrides: Mapping[str, Any] | None = None,
 ) -> LocalStack:
     """Create every resource of a type in CREATORS, in dependency order, against AWS_ENDPOINT_URL."""
-    parameters = {
-        name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
-    } | dict(parameter_overrides or {})
+    parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()} | dict(
+        parameter_overrides or {}
+    )
     stack = LocalStack(stack_name=stack_name, region=region, parameters=parameters)
-    pending = {
-        name: resource for name, resource in template["Resources"].items() if resource["Type"] in CREATORS
-    }
+    pending = {name: resource for name, resource in template["Resources"].items() if resource["Type"] in CREATORS}
     while pending:
         ready = [
             name
@@ -238,3 +240,22 @@ def provision(
             stack.types[name] = resource["Type"]
             stack.tags[name] = _tags(properties)
     return stack
+
+
+def function_environment(template: Mapping[str, Any], stack: LocalStack) -> dict[str, str]:
+    """The environment the template gives its functions, resolved against the local stack.
+
+    Locally every function runs in one process, so they must agree on each variable (keep them in
+    Globals); anything that is not a local resource (the API itself, say) resolves to a placeholder.
+    """
+    from chargelog.local.template import functions
+
+    resolver = stack.resolver(on_missing=lambda name: f"local-{name}")
+    environment: dict[str, str] = {}
+    for spec in functions(template):
+        for key, value in spec.environment.items():
+            resolved = str(resolver.resolve(value))
+            if environment.get(key, resolved) != resolved:
+                raise ValueError(f"Functions disagree on {key}; the local stack runs them in one process")
+            environment[key] = resolved
+    return environment

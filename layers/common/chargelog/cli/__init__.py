@@ -1,0 +1,1 @@
+"""The `chargelog` command line."""

@@ -1,0 +1,118 @@
+"""Entry point of the `chargelog` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from chargelog.vendors import VENDORS
+
+
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("CHARGELOG_API_URL"),
+        help="API base URL (default: $CHARGELOG_API_URL, printed by `chargelog local`)",
+    )
+    parser.add_argument(
+        "--api-key", default=os.environ.get("CHARGELOG_API_KEY"), help="API key (default: $CHARGELOG_API_KEY)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chargelog", description="EV charger log collector.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    local = commands.add_parser("local", help="run the whole stack locally (moto, simulators, API, schedules)")
+    local.add_argument("--port", type=int, default=3000, help="API port on 127.0.0.1 (default 3000)")
+    local.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=60.0,
+        help="fire the template's schedules this often; 0 turns them off (default 60)",
+    )
+
+    sources = commands.add_parser("sources", help="manage what chargelog collects")
+    source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = source_commands.add_parser("add", help="register a charger, site or EVSE")
+    add.add_argument("vendor", choices=VENDORS)
+    add.add_argument("source_id", help="the vendor's id of the charger, site or EVSE")
+    add.add_argument("--name", help="display name (default: the source id)")
+    add.add_argument("--disabled", action="store_true", help="register without collecting yet")
+    listing = source_commands.add_parser("list", help="list registered sources")
+    listing.add_argument("--vendor", choices=VENDORS)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    remove = source_commands.add_parser("remove", help="unregister a source")
+    remove.add_argument("vendor", choices=VENDORS)
+    remove.add_argument("source_id")
+    for action in ("enable", "disable"):
+        toggle = source_commands.add_parser(action, help=f"{action} collection of a source")
+        toggle.add_argument("vendor", choices=VENDORS)
+        toggle.add_argument("source_id")
+    for sub in (add, listing, remove, *source_commands.choices.values()):
+        if not any(a.dest == "api_url" for a in sub._actions):
+            _add_api_options(sub)
+    return parser
+
+
+def _print_sources(sources: list[dict[str, Any]]) -> None:
+    if not sources:
+        print("No sources registered.")
+        return
+    columns = ("vendor", "source_id", "kind", "enabled", "name")
+    rows = [[str(source[c]) for c in columns] for source in sources]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _run_sources(args: argparse.Namespace) -> int:
+    from chargelog.cli.client import ChargelogClient
+
+    if not args.api_url or not args.api_key:
+        raise SystemExit(
+            "chargelog: error: set --api-url and --api-key, or CHARGELOG_API_URL and CHARGELOG_API_KEY "
+            "(`chargelog local` prints them)"
+        )
+    with ChargelogClient(args.api_url, args.api_key) as client:
+        if args.action == "add":
+            source = client.add_source(args.vendor, args.source_id, args.name, not args.disabled)
+            print(f"Added {source['vendor']}/{source['source_id']} ({source['kind']}, {source['name']}).")
+        elif args.action == "list":
+            sources = client.list_sources(args.vendor)
+            if args.json:
+                print(json.dumps(sources, indent=2))
+            else:
+                _print_sources(sources)
+        elif args.action == "remove":
+            client.remove_source(args.vendor, args.source_id)
+            print(f"Removed {args.vendor}/{args.source_id}.")
+        else:
+            source = client.update_source(args.vendor, args.source_id, enabled=args.action == "enable")
+            state = "enabled" if source["enabled"] else "disabled"
+            print(f"{source['vendor']}/{source['source_id']} is {state}.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "local":
+        from chargelog.local.runner import LocalOptions, run
+
+        return run(LocalOptions(port=args.port, schedule_seconds=args.schedule_seconds))
+    from chargelog.cli.client import ApiError
+
+    try:
+        return _run_sources(args)
+    except ApiError as error:
+        print(f"chargelog: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

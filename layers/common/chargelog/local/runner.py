@@ -1,0 +1,253 @@
+"""`chargelog local`: the whole application on one machine.
+
+moto's server on 127.0.0.1 stands in for AWS; the template's tables, buckets, queues and secrets are
+created in it from the template's own definitions; the template's functions run in this process behind
+a local API Gateway, schedules and SQS pollers. Vendors without a configured URL point at a built-in
+simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chargelog import aws
+from chargelog.local import template as tpl
+from chargelog.local.gateway import LocalApiGateway
+from chargelog.local.lambdas import LocalFunction
+from chargelog.local.provision import LocalStack, function_environment, provision
+from chargelog.local.triggers import ScheduleTrigger, SqsTrigger
+
+VENDOR_TAG = "chargelog:vendor"
+# Environment variable suffix -> key in the vendor's secret.
+CREDENTIAL_VARIABLES = {
+    "URL": "base_url",
+    "TOKEN": "token",
+    "API_KEY": "api_key",
+    "API_SECRET": "api_secret",
+    "CLIENT_ID": "client_id",
+    "CLIENT_SECRET": "client_secret",
+}
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+# vendor -> starts the vendor's simulator on 127.0.0.1 and returns (base URL, credentials, stop).
+SimulatorStarter = Callable[[], tuple[str, dict[str, str], Callable[[], None]]]
+SIMULATORS: dict[str, SimulatorStarter] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalOptions:
+    port: int = 3000
+    schedule_seconds: float = 60.0
+    stack_name: str = "chargelog-local"
+    region: str = "us-east-1"
+    api_key: str | None = None
+    template_path: Path = tpl.TEMPLATE_PATH
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class VendorConnection:
+    vendor: str
+    base_url: str
+    simulated: bool
+
+
+class LocalRunner:
+    def __init__(self, options: LocalOptions) -> None:
+        self.options = options
+        self.api_key = options.api_key or options.environ.get("CHARGELOG_API_KEY") or secrets.token_urlsafe(24)
+        self._stop = threading.Event()
+        self._stoppers: list[Callable[[], None]] = []
+        self.template = tpl.load_template(options.template_path)
+        self.functions: dict[str, LocalFunction] = {}
+        self.connections: list[VendorConnection] = []
+        self.stack: LocalStack | None = None
+        self.moto_url = ""
+        self.api_url = ""
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        self._start_moto()
+        self.stack = provision(self.template, self.options.stack_name, self.options.region, self._parameter_overrides())
+        self._configure_vendors(self.stack)
+        self._export_function_environment(self.stack)
+        specs = tpl.functions(self.template)
+        self.functions = {spec.logical_id: LocalFunction(spec, self.options.region) for spec in specs}
+        self._start_api(specs)
+        self._start_triggers(specs, self.stack)
+
+    def _parameter_overrides(self) -> dict[str, str]:
+        return {"Stage": "local"}
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        self._stoppers.append(server.stop)
+        self.moto_url = f"http://127.0.0.1:{port}"
+        # Everything below, and every handler, reaches moto through the standard variables. Real AWS
+        # credentials from the caller's shell are replaced so nothing local can touch a real account.
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ["AWS_ENDPOINT_URL"] = self.moto_url
+        os.environ["AWS_DEFAULT_REGION"] = self.options.region
+        os.environ.pop("AWS_PROFILE", None)
+        aws.reset()
+
+    def _configure_vendors(self, stack: LocalStack) -> None:
+        """Write each vendor's secret from CHARGELOG_<VENDOR>_* or point it at the vendor's simulator."""
+        client = aws.client("secretsmanager")
+        for name in stack.of_type("AWS::SecretsManager::Secret"):
+            vendor = stack.tags[name].get(VENDOR_TAG)
+            if not vendor:
+                continue
+            secret = json.loads(client.get_secret_value(SecretId=stack.refs[name])["SecretString"])
+            prefix = f"CHARGELOG_{vendor.upper()}_"
+            configured = {
+                key: self.options.environ[prefix + suffix]
+                for suffix, key in CREDENTIAL_VARIABLES.items()
+                if self.options.environ.get(prefix + suffix)
+            }
+            simulated = "base_url" not in configured and vendor in SIMULATORS
+            if simulated:
+                base_url, credentials, stop = SIMULATORS[vendor]()
+                self._stoppers.append(stop)
+                configured = {"base_url": base_url, **credentials}
+            secret.update(configured)
+            client.put_secret_value(SecretId=stack.refs[name], SecretString=json.dumps(secret))
+            self.connections.append(VendorConnection(vendor, secret.get("base_url", ""), simulated))
+
+    def _export_function_environment(self, stack: LocalStack) -> None:
+        """Set the functions' environment (from the template) in this process, where they run."""
+        environment = function_environment(self.template, stack)
+        environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.update(environment)
+        from chargelog.settings import get_settings
+
+        get_settings.cache_clear()
+
+    def _start_api(self, specs: list[tpl.FunctionSpec]) -> None:
+        from werkzeug.serving import make_server
+
+        gateway = LocalApiGateway(
+            functions=self.functions,
+            routes=[route for spec in specs for route in spec.routes],
+            api_key=self.api_key,
+            gateway_responses=tpl.gateway_responses(self.template),
+            binary_media_types=tpl.binary_media_types(self.template),
+            stage="local",
+            region=self.options.region,
+        )
+        server = make_server("127.0.0.1", self.options.port, gateway, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
+        thread.start()
+        self._stoppers.append(server.shutdown)
+        self.api_url = f"http://127.0.0.1:{server.server_port}"
+
+    def _start_triggers(self, specs: list[tpl.FunctionSpec], stack: LocalStack) -> None:
+        resolver = stack.resolver()
+        for spec in specs:
+            function = self.functions[spec.logical_id]
+            if self.options.schedule_seconds > 0:
+                for rule in spec.schedules:
+                    ScheduleTrigger(
+                        function, rule, self.options.schedule_seconds, self.options.region, self._stop
+                    ).start()
+            for queue_arn_expr, batch_size, reports in spec.queues:
+                queue_arn = resolver.resolve(queue_arn_expr)
+                queue_url = stack.refs[stack.logical_id_of_arn(queue_arn)]
+                SqsTrigger(function, queue_url, queue_arn, batch_size, reports, self.options.region, self._stop).start()
+
+    # ------------------------------------------------------------------ report and stop
+    def banner(self) -> str:
+        assert self.stack is not None
+        lines = [
+            "chargelog local stack is running.",
+            f"  API:      {self.api_url}",
+            f"  API key:  {self.api_key}",
+            f"  AWS (moto server): {self.moto_url}",
+            f"  Schedules fire every {self.options.schedule_seconds:g} s"
+            if self.options.schedule_seconds > 0
+            else "  Schedules are off (--schedule-seconds 0)",
+        ]
+        for connection in self.connections:
+            where = "built-in simulator" if connection.simulated else "configured"
+            lines.append(f"  {connection.vendor:<12} {connection.base_url or '(no URL set)'} ({where})")
+        lines += [
+            "",
+            "In a second shell:",
+            f"  export CHARGELOG_API_URL={self.api_url}",
+            f"  export CHARGELOG_API_KEY={self.api_key}",
+            f"  export AWS_ENDPOINT_URL={self.moto_url} AWS_DEFAULT_REGION={self.options.region}",
+            "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
+            f"  export CHARGELOG_TABLE={self.stack.refs.get('Table', '')}",
+            "",
+            f'  curl -H "x-api-key: $CHARGELOG_API_KEY" {self.api_url}/sources',
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for function in self.functions.values():
+            function.shutdown()
+        for stopper in reversed(self._stoppers):
+            try:
+                stopper()
+            except Exception as error:
+                print(f"chargelog local: while stopping: {error}")
+
+    def wait(self) -> None:
+        """Block until SIGINT or SIGTERM."""
+        received = threading.Event()
+
+        def _on_signal(signum: int, _frame: Any) -> None:
+            received.set()
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        while not received.wait(0.5):
+            pass
+
+
+def run(options: LocalOptions) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # moto's and this API's servers would log every request; the gateway logs its own lines.
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    runner = LocalRunner(options)
+    try:
+        runner.start()
+    except OSError as error:
+        runner.stop()
+        raise SystemExit(f"chargelog local: cannot start: {error}") from error
+    print(runner.banner(), flush=True)
+    try:
+        runner.wait()
+    finally:
+        print("chargelog local: stopping...", flush=True)
+        runner.stop()
+    print("chargelog local: stopped.", flush=True)
+    return 0

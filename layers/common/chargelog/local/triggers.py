@@ -1,0 +1,140 @@
+"""The template's non-HTTP triggers, for the local stack: EventBridge schedules and SQS event sources.
+
+A schedule fires its function every ``interval`` seconds with the event EventBridge sends. An SQS event
+source polls its queue like Lambda's event source mapping: it invokes the function with a batch,
+deletes what succeeded (all of it, or all but the reported ``batchItemFailures``), and leaves the rest
+to reappear after the visibility timeout and, past ``maxReceiveCount``, move to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from chargelog import aws
+from chargelog.local.lambdas import LocalFunction
+
+logger = logging.getLogger("chargelog_local.triggers")
+
+SQS_MAX_BATCH = 10
+
+
+def scheduled_event(rule_name: str, region: str, now: datetime | None = None) -> dict[str, Any]:
+    """The event an EventBridge schedule rule delivers."""
+    now = now or datetime.now(UTC)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:123456789012:rule/{rule_name}"],
+        "detail": {},
+    }
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping delivers for received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": message.get("MessageAttributes", {}),
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
+
+
+class ScheduleTrigger(threading.Thread):
+    def __init__(
+        self, function: LocalFunction, rule_name: str, interval: float, region: str, stop: threading.Event
+    ) -> None:
+        super().__init__(name=f"schedule-{rule_name}", daemon=True)
+        self.function = function
+        self.rule_name = rule_name
+        self.interval = interval
+        self.region = region
+        self._stop = stop
+
+    def fire(self) -> Any:
+        return self.function.invoke(scheduled_event(self.rule_name, self.region))
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.fire()
+            except Exception:
+                logger.exception("Scheduled invocation of %s failed", self.function.name)
+
+
+class SqsTrigger(threading.Thread):
+    def __init__(
+        self,
+        function: LocalFunction,
+        queue_url: str,
+        queue_arn: str,
+        batch_size: int,
+        reports_failures: bool,
+        region: str,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(name=f"sqs-{function.name}", daemon=True)
+        self.function = function
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.batch_size = min(batch_size, SQS_MAX_BATCH)
+        self.reports_failures = reports_failures
+        self.region = region
+        self._stop = stop
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        """Receive one batch and run it; returns how many messages were received."""
+        sqs = aws.client("sqs")
+        messages = sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        try:
+            result = self.function.invoke(sqs_event(messages, self.queue_arn, self.region))
+        except Exception:
+            logger.exception("SQS batch failed; messages return after the visibility timeout")
+            return len(messages)
+        failed: set[str] = set()
+        if self.reports_failures and isinstance(result, dict):
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), SQS_MAX_BATCH):
+            sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + SQS_MAX_BATCH])
+                ],
+            )
+        return len(messages)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                logger.exception("SQS poll for %s failed", self.function.name)
+                self._stop.wait(1.0)

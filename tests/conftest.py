@@ -1,0 +1,106 @@
+"""Shared fixtures: sample events from events/, and AWS resources built from template.yaml."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from chargelog import aws, collectors
+from chargelog.local.lambdas import LocalLambdaContext
+from chargelog.local.provision import LocalStack, function_environment, provision
+from chargelog.local.runner import free_port
+from chargelog.local.template import load_template
+from chargelog.settings import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVENTS_DIR = REPO_ROOT / "events"
+REGION = "us-east-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One of the sample events in events/ (they are the fixtures, so they cannot rot)."""
+    return json.loads((EVENTS_DIR / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials, so no test can reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    aws.reset()
+    get_settings.cache_clear()
+    yield
+    aws.reset()
+    get_settings.cache_clear()
+
+
+def _provision(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> LocalStack:
+    stack = provision(template, f"chargelog-test-{uuid.uuid4().hex[:8]}", REGION)
+    for key, value in function_environment(template, stack).items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    return stack
+
+
+@pytest.fixture
+def stack(aws_credentials: None, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """The template's tables, buckets, queues and secrets in moto (in process), env set as deployed."""
+    with mock_aws():
+        yield _provision(template, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's server mode on 127.0.0.1, as the local stack runs it."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def server_stack(
+    aws_credentials: None, moto_server: str, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> LocalStack:
+    """The template's resources in moto's server, reached through AWS_ENDPOINT_URL like on AWS."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    aws.reset()
+    return _provision(template, monkeypatch)
+
+
+@pytest.fixture
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="test", memory_limit_in_mb=512, timeout_seconds=30, region=REGION)
+
+
+@pytest.fixture
+def register_collector() -> Iterator[Callable[[str, Any], None]]:
+    """Registers a test collector for a vendor; unregistered again after the test."""
+    vendors: list[str] = []
+
+    def register(vendor: str, collector: Any) -> None:
+        collectors.register(vendor, lambda: collector)
+        vendors.append(vendor)
+
+    yield register
+    for vendor in vendors:
+        collectors.unregister(vendor)
