@@ -35,8 +35,8 @@ lint: install  ## ruff, formatting and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint  ## every test: unit, integration (moto server), end-to-end (chargelog local)
-	$(VENV)/bin/pytest $(ARGS)
+test: lint $(SAM_VENV)/.installed  ## every test: unit, integration (moto server), end-to-end (chargelog local)
+	CHARGELOG_SAM_PYTHON=$(SAM_VENV)/bin/python $(VENV)/bin/pytest $(ARGS)
 
 $(SAM_VENV)/.installed:
 	@test -n "$(PY313)" || { echo "Python 3.13 is needed for the SAM CLI" >&2; exit 1; }

@@ -1,0 +1,124 @@
+"""The template's resources as the local stack creates them in moto's server, and the source store on them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chargelog import aws
+from chargelog.dal.sources import SourceStore
+from chargelog.errors import ConflictError, NotFoundError
+from chargelog.local.provision import LocalStack
+from chargelog.local.runner import SIMULATORS, LocalOptions, LocalRunner
+from chargelog.models.sources import Source
+
+
+def test_table_has_ttl_pitr_and_encryption(server_stack: LocalStack) -> None:
+    ddb = aws.client("dynamodb")
+    name = server_stack.refs["Table"]
+    ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    table = ddb.describe_table(TableName=name)["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+
+
+@pytest.mark.parametrize("bucket", ["RawBucket", "DiagnosticsBucket"])
+def test_buckets_are_private_encrypted_tls_only_and_expire(server_stack: LocalStack, bucket: str) -> None:
+    s3 = aws.client("s3")
+    name = server_stack.refs[bucket]
+    block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    assert len(block) == 4
+    assert all(block.values())
+    rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    policy = json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert set(deny["Resource"]) == {f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"}
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert lifecycle[0]["Expiration"]["Days"] > 0
+
+
+def test_work_queue_redrives_to_its_dead_letter_queue(server_stack: LocalStack) -> None:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=server_stack.refs["WorkQueue"], AttributeNames=["All"]
+    )["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == server_stack.attributes[("WorkDeadLetterQueue", "Arn")]
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def _source(source_id: str, vendor: str = "ocpplab", enabled: bool = True) -> Source:
+    now = datetime.now(UTC)
+    return Source.model_validate(
+        {"vendor": vendor, "source_id": source_id, "kind": "charger", "name": source_id, "enabled": enabled}
+        | {"created_at": now, "updated_at": now}
+    )
+
+
+def test_source_store_round_trip_and_conditions(server_stack: LocalStack) -> None:
+    store = SourceStore(server_stack.refs["Table"])
+    store.create(_source("a"))
+    store.create(_source("b", enabled=False))
+    store.create(_source("x", vendor="plugchoice"))
+    with pytest.raises(ConflictError):
+        store.create(_source("a"))
+    assert [s.source_id for s in store.list(vendor="ocpplab")] == ["a", "b"]
+    assert [s.source_id for s in store.list(enabled_only=True)] == ["a", "x"]
+    renamed = store.update("ocpplab", "a", {"name": "Bay A"}, datetime.now(UTC))
+    assert renamed.name == "Bay A"
+    assert store.get("ocpplab", "a") == renamed
+    with pytest.raises(NotFoundError):
+        store.update("ocpplab", "nope", {"name": "x"}, datetime.now(UTC))
+    store.delete("ocpplab", "a")
+    assert store.get("ocpplab", "a") is None
+    with pytest.raises(NotFoundError):
+        store.delete("ocpplab", "a")
+
+
+def _vendor_secrets(stack: LocalStack) -> dict[str, dict[str, Any]]:
+    client = aws.client("secretsmanager")
+    return {
+        stack.tags[name]["chargelog:vendor"]: json.loads(
+            client.get_secret_value(SecretId=stack.refs[name])["SecretString"]
+        )
+        for name in stack.of_type("AWS::SecretsManager::Secret")
+    }
+
+
+def test_local_runner_writes_vendor_settings_from_the_environment(
+    server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped: list[str] = []
+    monkeypatch.setitem(
+        SIMULATORS, "evenergy", lambda: ("http://127.0.0.1:4999/v2", {"client_id": "sim"}, lambda: stopped.append("x"))
+    )
+    environ = {
+        "CHARGELOG_OCPPLAB_URL": "https://gateway.example/api",
+        "CHARGELOG_OCPPLAB_TOKEN": "jwt-123",
+        "CHARGELOG_CHARGEPILOT_API_KEY": "key-1",
+        "CHARGELOG_CHARGEPILOT_API_SECRET": "secret-1",
+    }
+    runner = LocalRunner(LocalOptions(environ=environ))
+    runner._configure_vendors(server_stack)
+
+    secrets = _vendor_secrets(server_stack)
+    assert secrets["ocpplab"] == {"base_url": "https://gateway.example/api", "token": "jwt-123"}
+    # Credentials without a URL: the template's default base URL stays, no simulator is started for it.
+    assert secrets["chargepilot"]["base_url"].startswith("https://chargepilot-api")
+    assert (secrets["chargepilot"]["api_key"], secrets["chargepilot"]["api_secret"]) == ("key-1", "secret-1")
+    assert secrets["evenergy"]["base_url"] == "http://127.0.0.1:4999/v2"
+    assert secrets["evenergy"]["client_id"] == "sim"
+    simulated = {c.vendor for c in runner.connections if c.simulated}
+    assert simulated == {"evenergy"}
+    runner.stop()
+    assert stopped == ["x"]
+    banner_lines = [c.vendor for c in runner.connections]
+    assert sorted(banner_lines) == ["chargepilot", "evenergy", "ocpplab", "plugchoice"]

@@ -1,0 +1,534 @@
+"""Checks template.yaml, and the plain CloudFormation its SAM transform deploys, for what matters.
+
+Most checks read the transformed template, since that is what CloudFormation really creates: SAM adds
+the roles, the REST API's OpenAPI body, the usage plan and so on. The transform runs once, offline, with
+samtranslator (the library behind `sam deploy`'s transform) in a subprocess: see `sam_python` below for
+which interpreter runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chargelog.local.template import TEMPLATE_PATH, load_template
+
+VENDORS = frozenset({"plugchoice", "ocpplab", "chargepilot", "evenergy"})
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+
+# The only actions an Allow statement may grant on Resource "*": X-Ray's tracing calls, which take no
+# resource. SAM's `Tracing: Active` grants them (today through the AWSXrayWriteOnlyAccess managed policy).
+XRAY_ACTIONS_ON_ANY_RESOURCE = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "xray:GetSamplingStatisticSummaries",
+    }
+)
+# Managed policies no role of this stack may carry: each grants far more than any function needs.
+FORBIDDEN_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+# Runs the SAM transform: reads the template as JSON on stdin, writes the CloudFormation as JSON.
+# It runs offline: local code paths become fake S3 URIs (as cfn-lint did when it ran samtranslator), and
+# the managed-policy-name lookup, which would list AWS managed policies from IAM, is stubbed out.
+_TRANSFORM_SCRIPT = """
+import json
+import sys
+
+from samtranslator.translator.transform import transform
+
+
+class OfflinePolicyLoader:
+    def load(self):
+        return {}
+
+
+template = json.load(sys.stdin)
+for resource in template.get("Resources", {}).values():
+    props = resource.get("Properties") or {}
+    key = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}.get(
+        resource.get("Type")
+    )
+    if key and isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+        props[key] = "s3://bucket/" + props[key]
+json.dump(transform(template, {}, OfflinePolicyLoader(), passthrough_metadata=True), sys.stdout)
+"""
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def _can_import_samtranslator(python: str) -> bool:
+    probe = subprocess.run(
+        [python, "-c", "import samtranslator.translator.transform"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def sam_python() -> str:
+    """An interpreter with samtranslator: $CHARGELOG_SAM_PYTHON, else the SAM CLI's venv, else this one.
+
+    aws-sam-translator pins a pydantic range that clashes with the project's own pydantic pin, so it is not
+    importable in the project's environment; the SAM CLI's venv (.venv-sam, made by `make test`) has it.
+    """
+    candidates = [
+        os.environ.get("CHARGELOG_SAM_PYTHON"),
+        str(TEMPLATE_PATH.parent / ".venv-sam" / "bin" / "python"),
+        sys.executable,
+    ]
+    for python in candidates:
+        if python and _can_import_samtranslator(python):
+            return python
+    pytest.fail(
+        "No Python with samtranslator (pip package aws-sam-translator) found; tried "
+        f"{[c for c in candidates if c]}. Run `make test` (it builds .venv-sam), "
+        "or set CHARGELOG_SAM_PYTHON to a Python that has it."
+    )
+
+
+@pytest.fixture(scope="module")
+def transformed(template: dict[str, Any], sam_python: str) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [sam_python, "-c", _TRANSFORM_SCRIPT],
+        input=json.dumps(template),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"SAM transform failed:\n{result.stderr}"
+    output = json.loads(result.stdout)
+    assert "Transform" not in output
+    return output
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def _props(resource: dict[str, Any]) -> dict[str, Any]:
+    return resource.get("Properties") or {}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _merge_globals(global_value: Any, local_value: Any) -> Any:
+    """SAM's Globals rule: maps merge key by key, lists concatenate, anything else the resource's wins."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        merged = dict(global_value)
+        for key, value in local_value.items():
+            merged[key] = _merge_globals(merged[key], value) if key in merged else value
+        return merged
+    if isinstance(global_value, list) and isinstance(local_value, list):
+        return global_value + local_value
+    return local_value
+
+
+def _serverless_functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every AWS::Serverless::Function's Properties with Globals.Function applied."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    return {
+        name: _merge_globals(globals_, _props(resource))
+        for name, resource in _resources(template, "AWS::Serverless::Function").items()
+    }
+
+
+def _target(value: Any) -> str | None:
+    """The logical id a Ref / Fn::GetAtt (either form) / one-variable Fn::Sub refers to, else None."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((key, argument),) = value.items()
+    if key == "Ref" and isinstance(argument, str):
+        return argument
+    if key == "Fn::GetAtt":
+        parts = argument.split(".", 1) if isinstance(argument, str) else argument
+        return parts[0]
+    if key == "Fn::Sub" and isinstance(argument, str) and argument.startswith("${"):
+        return argument[2:].split("}", 1)[0].split(".", 1)[0]
+    return None
+
+
+def _parameter_value(template: dict[str, Any], value: Any) -> Any:
+    """A literal, or the Default of the parameter it Refs."""
+    name = value.get("Ref") if isinstance(value, dict) else None
+    if name is not None and name in template.get("Parameters", {}):
+        return template["Parameters"][name].get("Default")
+    return value
+
+
+def _policy_documents(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, policy document) for every identity policy in a plain CloudFormation template."""
+    for name, resource in cfn["Resources"].items():
+        props = _props(resource)
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
+            for policy in props.get("Policies", []):
+                yield f"{name}/{policy.get('PolicyName')}", policy["PolicyDocument"]
+        elif resource["Type"] in (
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::IAM::RolePolicy",
+            "AWS::IAM::UserPolicy",
+            "AWS::IAM::GroupPolicy",
+        ):
+            yield name, props["PolicyDocument"]
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in _as_list(document.get("Statement", [])) if isinstance(s, dict)]
+
+
+def _too_broad(statement: dict[str, Any]) -> str | None:
+    """Why an Allow statement grants too much, or None if it does not."""
+    if statement.get("Effect") != "Allow":
+        return None
+    if "NotAction" in statement or "NotResource" in statement:
+        return "an Allow with NotAction/NotResource"
+    actions = [a for a in _as_list(statement.get("Action", [])) if isinstance(a, str)]
+    resources = _as_list(statement.get("Resource", []))
+    if "*" in actions:
+        return 'Action "*"'
+    if "*" in resources:
+        service_wide = [a for a in actions if a.endswith(":*")]
+        if service_wide:
+            return f'{service_wide} on Resource "*"'
+        beyond_xray = sorted(set(actions) - XRAY_ACTIONS_ON_ANY_RESOURCE)
+        if beyond_xray:
+            return f'{beyond_xray} on Resource "*"'
+    return None
+
+
+def _covers_bucket(resources: list[Any], bucket: str) -> tuple[bool, bool]:
+    """Whether a statement's Resource list covers (the bucket itself, every object in it)."""
+    bucket_arns = [
+        {"Fn::GetAtt": [bucket, "Arn"]},
+        {"Fn::Sub": f"${{{bucket}.Arn}}"},
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{{bucket}}}"},
+    ]
+    object_arns = [
+        {"Fn::Sub": f"${{{bucket}.Arn}}/*"},
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{{bucket}}}/*"},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]},
+    ]
+    return (
+        any(r in bucket_arns for r in resources) or "*" in resources,
+        any(r in object_arns for r in resources) or "*" in resources,
+    )
+
+
+def _denies_insecure_transport(statement: dict[str, Any], bucket: str) -> bool:
+    if statement.get("Effect") != "Deny":
+        return False
+    if statement.get("Principal") not in ("*", {"AWS": "*"}):
+        return False
+    if not {"*", "s3:*"} & set(_as_list(statement.get("Action", []))):
+        return False
+    secure_transport = statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
+    if secure_transport not in ("false", False):
+        return False
+    return _covers_bucket(_as_list(statement.get("Resource", [])), bucket) == (True, True)
+
+
+def _api_routes(template: dict[str, Any]) -> dict[tuple[str, str], bool]:
+    """(METHOD, path) -> whether an API key is required, from every function's Api events."""
+    default_key_required = {
+        name: bool(_props(api).get("Auth", {}).get("ApiKeyRequired", False))
+        for name, api in _resources(template, "AWS::Serverless::Api").items()
+    }
+    routes: dict[tuple[str, str], bool] = {}
+    for function, props in _serverless_functions(template).items():
+        for event_name, event in props.get("Events", {}).items():
+            if event["Type"] != "Api":
+                continue
+            event_props = event["Properties"]
+            api = _target(event_props.get("RestApiId"))
+            # An Api event without RestApiId lands on SAM's implicit API, which has no API key.
+            default = default_key_required.get(api, False) if api else False
+            required = event_props.get("Auth", {}).get("ApiKeyRequired", default)
+            route = (event_props["Method"].upper(), event_props["Path"])
+            assert route not in routes, f"{function}.{event_name}: route {route} is declared twice"
+            routes[route] = bool(required)
+    return routes
+
+
+# ---------------------------------------------------------------------------------------------- functions
+
+
+def test_every_function_is_python313_arm64_with_the_common_layer(template: dict[str, Any]) -> None:
+    functions = _serverless_functions(template)
+    assert functions, "template.yaml declares no AWS::Serverless::Function"
+    wrong = {
+        name: {k: props.get(k) for k in ("Runtime", "Architectures", "Layers")}
+        for name, props in functions.items()
+        if props.get("Runtime") != RUNTIME
+        or props.get("Architectures") != [ARCHITECTURE]
+        or {"Ref": "CommonLayer"} not in props.get("Layers", [])
+    }
+    assert wrong == {}
+
+
+def test_every_deployed_lambda_is_python313_arm64_with_the_common_layer(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    common_layers = {
+        name
+        for name, layer in _resources(transformed, "AWS::Lambda::LayerVersion").items()
+        if _props(layer).get("LayerName") == "CommonLayer"
+    }
+    assert len(common_layers) == 1, f"expected one CommonLayer LayerVersion, found {common_layers}"
+    functions = _resources(transformed, "AWS::Lambda::Function")
+    assert set(functions) >= set(_resources(template, "AWS::Serverless::Function"))
+    wrong = {
+        name: {k: _props(function).get(k) for k in ("Runtime", "Architectures", "Layers")}
+        for name, function in functions.items()
+        if _props(function).get("Runtime") != RUNTIME
+        or _props(function).get("Architectures") != [ARCHITECTURE]
+        or not common_layers & {_target(layer) for layer in _props(function).get("Layers", [])}
+    }
+    assert wrong == {}
+
+
+def test_common_layer_is_built_for_python313_arm64(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer.get("Metadata", {}).get("BuildMethod") == RUNTIME
+    assert layer.get("Metadata", {}).get("BuildArchitecture") == ARCHITECTURE
+    assert _props(layer).get("ContentUri") == "layers/common/"
+    assert _props(layer).get("CompatibleRuntimes") == [RUNTIME]
+    assert _props(layer).get("CompatibleArchitectures") == [ARCHITECTURE]
+
+
+# ---------------------------------------------------------------------------------------------- IAM
+
+
+def test_no_iam_statement_allows_everything_or_any_action_on_every_resource(
+    transformed: dict[str, Any],
+) -> None:
+    documents = list(_policy_documents(transformed))
+    assert documents, "the transformed template has no IAM policies at all: did the transform run?"
+    offending = [
+        (where, reason, statement)
+        for where, document in documents
+        for statement in _statements(document)
+        if (reason := _too_broad(statement)) is not None
+    ]
+    assert offending == []
+
+
+def test_the_too_broad_check_itself_catches_wildcards() -> None:
+    def allow(action: Any, resource: Any) -> dict[str, Any]:
+        return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+    assert _too_broad(allow("*", "arn:aws:s3:::b")) is not None
+    assert _too_broad(allow("s3:*", "*")) is not None
+    assert _too_broad(allow(["xray:PutTraceSegments", "s3:GetObject"], ["*"])) is not None
+    assert _too_broad({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}) is not None
+    assert _too_broad(allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")) is None
+    assert _too_broad(allow("s3:*", "arn:aws:s3:::b/*")) is None
+    assert _too_broad({"Effect": "Deny", "Action": "*", "Resource": "*"}) is None
+
+
+def test_no_role_has_an_admin_managed_policy(transformed: dict[str, Any]) -> None:
+    holders = _resources(transformed, "AWS::IAM::Role") | _resources(transformed, "AWS::IAM::User")
+    holders |= _resources(transformed, "AWS::IAM::Group")
+    assert _resources(transformed, "AWS::IAM::Role"), "the transformed template has no IAM roles"
+    offending = [
+        (name, arn)
+        for name, holder in holders.items()
+        for arn in _props(holder).get("ManagedPolicyArns", [])
+        if any(json.dumps(arn).endswith(f'policy/{forbidden}"') for forbidden in FORBIDDEN_MANAGED_POLICIES)
+    ]
+    assert offending == []
+
+
+# ---------------------------------------------------------------------------------------------- S3
+
+
+def test_every_bucket_blocks_public_access_is_encrypted_and_expires(transformed: dict[str, Any]) -> None:
+    buckets = _resources(transformed, "AWS::S3::Bucket")
+    assert buckets, "no AWS::S3::Bucket in the template"
+    problems = []
+    for name, bucket in buckets.items():
+        props = _props(bucket)
+        block = props.get("PublicAccessBlockConfiguration", {})
+        flags = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+        if any(block.get(flag) is not True for flag in flags):
+            problems.append((name, "PublicAccessBlockConfiguration", block))
+        encryption = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        algorithms = [rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for rule in encryption]
+        if not algorithms or not all(algorithms):
+            problems.append((name, "BucketEncryption", props.get("BucketEncryption")))
+        rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
+        if not any(rule.get("Status") == "Enabled" for rule in rules):
+            problems.append((name, "LifecycleConfiguration", props.get("LifecycleConfiguration")))
+    assert problems == []
+
+
+def test_every_bucket_policy_denies_insecure_transport(transformed: dict[str, Any]) -> None:
+    buckets = _resources(transformed, "AWS::S3::Bucket")
+    assert buckets, "no AWS::S3::Bucket in the template"
+    policies = _resources(transformed, "AWS::S3::BucketPolicy")
+    unprotected = []
+    for bucket in buckets:
+        statements = [
+            statement
+            for policy in policies.values()
+            if _target(_props(policy).get("Bucket")) == bucket
+            for statement in _statements(_props(policy).get("PolicyDocument", {}))
+        ]
+        if not any(_denies_insecure_transport(statement, bucket) for statement in statements):
+            unprotected.append((bucket, statements))
+    assert unprotected == []
+
+
+# ---------------------------------------------------------------------------------------------- DynamoDB
+
+
+def test_table_is_on_demand_recoverable_encrypted_and_expires_items(transformed: dict[str, Any]) -> None:
+    tables = _resources(transformed, "AWS::DynamoDB::Table")
+    assert set(tables) == {"Table"}
+    for name, table in tables.items():
+        props = _props(table)
+        assert props.get("BillingMode") == "PAY_PER_REQUEST", name
+        recovery = props.get("PointInTimeRecoverySpecification", {})
+        assert recovery.get("PointInTimeRecoveryEnabled") is True, name
+        assert props.get("SSESpecification", {}).get("SSEEnabled") is True, name
+        ttl = props.get("TimeToLiveSpecification", {})
+        assert ttl.get("Enabled") is True, name
+        assert ttl.get("AttributeName"), name
+        assert table.get("DeletionPolicy") == "Retain", name
+
+
+# ---------------------------------------------------------------------------------------------- SQS
+
+
+def test_work_queue_has_a_dead_letter_queue_and_outlasts_its_worker(template: dict[str, Any]) -> None:
+    queues = _resources(template, "AWS::SQS::Queue")
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    work_queue = _target(variables["CHARGELOG_WORK_QUEUE_URL"])
+    assert work_queue in queues, f"CHARGELOG_WORK_QUEUE_URL refers to {work_queue}, not a queue"
+    consumers = [
+        (name, props)
+        for name, props in _serverless_functions(template).items()
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "SQS" and _target(event["Properties"].get("Queue")) == work_queue
+    ]
+    assert [name for name, _ in consumers] == ["WorkerFunction"]
+
+    queue = _props(queues[work_queue])
+    redrive = queue.get("RedrivePolicy", {})
+    dead_letter = _target(redrive.get("deadLetterTargetArn"))
+    assert dead_letter in queues, redrive
+    assert dead_letter != work_queue, redrive
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letter, "Arn"]}
+    assert int(_parameter_value(template, redrive.get("maxReceiveCount", 0))) >= 1
+
+    # A message keeps its first enqueue time in the dead-letter queue, so that queue must keep it longer.
+    def retention(props: dict[str, Any]) -> int:
+        return int(_parameter_value(template, props.get("MessageRetentionPeriod", 345600)))
+
+    assert retention(_props(queues[dead_letter])) > retention(queue)
+
+    visibility = int(_parameter_value(template, queue.get("VisibilityTimeout", 30)))
+    for name, props in consumers:
+        timeout = int(_parameter_value(template, props.get("Timeout", 3)))
+        assert visibility >= 6 * timeout, f"{work_queue} VisibilityTimeout {visibility} < 6 x {name}'s {timeout}"
+
+
+# ---------------------------------------------------------------------------------------------- API
+
+
+def test_api_requires_a_key_and_throttles_it(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    apis = _resources(template, "AWS::Serverless::Api")
+    assert set(apis) == {"Api"}
+    auth = _props(apis["Api"]).get("Auth", {})
+    assert auth.get("ApiKeyRequired") is True
+    usage_plan = auth.get("UsagePlan", {})
+    assert usage_plan.get("CreateUsagePlan") in ("PER_API", "SHARED")
+    assert {"RateLimit", "BurstLimit"} <= set(usage_plan.get("Throttle", {}))
+
+    plans = _resources(transformed, "AWS::ApiGateway::UsagePlan")
+    assert len(plans) == 1
+    (plan,) = plans.values()
+    assert {"RateLimit", "BurstLimit"} <= set(_props(plan).get("Throttle", {}))
+    assert _resources(transformed, "AWS::ApiGateway::ApiKey"), "no API key is created"
+    assert _resources(transformed, "AWS::ApiGateway::UsagePlanKey"), "the API key is not on the usage plan"
+
+
+def test_only_health_is_open_in_the_template(template: dict[str, Any]) -> None:
+    routes = _api_routes(template)
+    assert len(routes) > 1
+    assert {route for route, key_required in routes.items() if not key_required} == {("GET", "/health")}
+
+
+def test_only_health_is_open_in_the_deployed_api(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+    rest_apis = _resources(transformed, "AWS::ApiGateway::RestApi")
+    assert set(rest_apis) == {"Api"}, "an Api event without RestApiId creates SAM's implicit API (no key)"
+    deployed: dict[tuple[str, str], bool] = {}
+    for api in rest_apis.values():
+        body = _props(api)["Body"]
+        api_key = {"type": "apiKey", "name": "x-api-key", "in": "header"}
+        assert body["securityDefinitions"]["api_key"] == api_key
+        for path, methods in body["paths"].items():
+            for method, operation in methods.items():
+                security = operation.get("security", body.get("security", []))
+                deployed[(method.upper(), path)] = any("api_key" in scheme for scheme in security)
+    assert set(deployed) == set(_api_routes(template))
+    assert {route for route, key_required in deployed.items() if not key_required} == {("GET", "/health")}
+
+
+# ---------------------------------------------------------------------------------------------- secrets
+
+
+def test_every_vendor_has_one_tagged_secret_under_the_vendor_prefix(template: dict[str, Any]) -> None:
+    prefix = template["Globals"]["Function"]["Environment"]["Variables"]["CHARGELOG_VENDOR_SECRET_PREFIX"]
+    vendors = []
+    for name, secret in _resources(template, "AWS::SecretsManager::Secret").items():
+        tags = {tag["Key"]: tag["Value"] for tag in _props(secret).get("Tags", [])}
+        vendor = tags.get("chargelog:vendor")
+        assert vendor in VENDORS, f"{name} has chargelog:vendor tag {vendor!r}"
+        assert _props(secret).get("Name") == {"Fn::Sub": prefix["Fn::Sub"] + vendor}, name
+        vendors.append(vendor)
+    assert sorted(vendors) == sorted(VENDORS)
+
+
+# ---------------------------------------------------------------------------------------------- cfn-lint
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    # cfn-lint has no `python -m cfnlint` entry point (no cfnlint/__main__.py), so call its console
+    # script's function with this interpreter.
+    result = subprocess.run(
+        [sys.executable, "-c", "from cfnlint.runner import main; main()", str(TEMPLATE_PATH)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"cfn-lint exited {result.returncode}:\n{result.stdout}{result.stderr}"
+    assert result.stdout.strip() == "", result.stdout
