@@ -107,7 +107,9 @@ class LocalApiGateway:
             return self.gateway_error("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
         route, path_parameters = match
         presented_key = request.headers.get("x-api-key", "")
-        if route.api_key_required and not hmac.compare_digest(presented_key, self._api_key):
+        if route.api_key_required and not hmac.compare_digest(
+            presented_key.encode("utf-8", "surrogateescape"), self._api_key.encode("utf-8", "surrogateescape")
+        ):
             return self.gateway_error("INVALID_API_KEY", "Forbidden")
 
         event = self.proxy_event(request, body, route, path_parameters)
@@ -229,11 +231,19 @@ class LocalApiGateway:
         if not isinstance(result, dict) or "statusCode" not in result or not isinstance(result.get("body") or "", str):
             logger.error("Malformed Lambda proxy response: %r", result)
             return self.gateway_error("DEFAULT_5XX", "Internal server error")
-        if len(json.dumps(result)) > LAMBDA_MAX_PAYLOAD_BYTES:
+        try:
+            size = len(json.dumps(result))
+            status = int(result["statusCode"])
+            raw_body = result.get("body") or ""
+            body = (
+                base64.b64decode(raw_body, validate=True) if result.get("isBase64Encoded") else raw_body.encode("utf-8")
+            )
+        except (TypeError, ValueError):  # binascii.Error and UnicodeEncodeError are ValueErrors
+            logger.error("Malformed Lambda proxy response: %r", result)
             return self.gateway_error("DEFAULT_5XX", "Internal server error")
-        raw_body = result.get("body") or ""
-        body = base64.b64decode(raw_body) if result.get("isBase64Encoded") else raw_body.encode("utf-8")
-        response = Response(body, status=int(result["statusCode"]))
+        if size > LAMBDA_MAX_PAYLOAD_BYTES:
+            return self.gateway_error("DEFAULT_5XX", "Internal server error")
+        response = Response(body, status=status)
         response.headers.clear()
         for name, value in (result.get("headers") or {}).items():
             response.headers[name] = str(value)

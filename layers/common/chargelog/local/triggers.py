@@ -8,6 +8,7 @@ to reappear after the visibility timeout and, past ``maxReceiveCount``, move to 
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
@@ -38,24 +39,37 @@ def scheduled_event(rule_name: str, region: str, now: datetime | None = None) ->
     }
 
 
+def _lambda_attribute(attribute: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda delivers it (camelCase, list fields), not as SQS returns it."""
+    converted: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": attribute["DataType"]}
+    if "StringValue" in attribute:
+        converted["stringValue"] = attribute["StringValue"]
+    if "BinaryValue" in attribute:
+        converted["binaryValue"] = base64.b64encode(attribute["BinaryValue"]).decode("ascii")
+    return converted
+
+
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda's SQS event source mapping delivers for received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": message.get("MessageAttributes", {}),
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": region,
-            }
-            for message in messages
-        ]
-    }
+    records = []
+    for message in messages:
+        record = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": {
+                name: _lambda_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        records.append(record)
+    return {"Records": records}
 
 
 class ScheduleTrigger(threading.Thread):
@@ -119,7 +133,11 @@ class SqsTrigger(threading.Thread):
             return len(messages)
         failed: set[str] = set()
         if self.reports_failures and isinstance(result, dict):
-            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+            failed = {item.get("itemIdentifier") for item in result.get("batchItemFailures") or []}
+            if not failed <= {m["MessageId"] for m in messages}:
+                # Lambda treats a failure it cannot match to a message as the whole batch failing.
+                logger.error("batchItemFailures names unknown messages; the whole batch returns to the queue")
+                return len(messages)
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), SQS_MAX_BATCH):
             sqs.delete_message_batch(
