@@ -1,4 +1,4 @@
-"""EventBridge schedule -> one collection job per enabled source on the work queue."""
+"""EventBridge schedule -> one collection job per due source on its vendor's work queue."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +19,8 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     scheduled_at = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
     summary = collection.dispatch(scheduled_at)
     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
-    metrics.add_metric(name="SourcesWithoutCollector", unit=MetricUnit.Count, value=summary.without_collector)
-    logger.info(
-        "Dispatched collection jobs",
-        extra={"enqueued": summary.enqueued, "without_collector": summary.without_collector},
-    )
-    return {"enqueued": summary.enqueued, "without_collector": summary.without_collector}
+    metrics.add_metric(name="SourcesWithoutAdapter", unit=MetricUnit.Count, value=summary.without_adapter)
+    metrics.add_metric(name="SourcesNotDue", unit=MetricUnit.Count, value=summary.not_due)
+    result = {"enqueued": summary.enqueued, "without_adapter": summary.without_adapter, "not_due": summary.not_due}
+    logger.info("Dispatched collection jobs", extra=result)
+    return result

@@ -1,4 +1,4 @@
-"""SQS work queue -> run each collection job; failed jobs are reported back for retry."""
+"""A vendor's work queue -> run each collection job; failed jobs go back for retry, then to the DLQ."""
 
 from typing import Any
 
@@ -22,17 +22,32 @@ processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord)
 _context: LambdaContext | None = None
 
 
-def _remaining_ms() -> int:
-    return _context.get_remaining_time_in_millis() if _context else 60_000
+def _remaining_seconds() -> float:
+    return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
 
 
 @tracer.capture_method
 def record_handler(record: JobRecord) -> None:
     job = record.body
-    logger.append_keys(vendor=job.vendor, source_id=job.source_id)
-    result = collection.run_job(job, _remaining_ms)
-    metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=result.records_stored)
-    logger.info("Job done", extra={"records": result.records_stored, "pages": result.pages_fetched})
+    logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
+    attempt = int(record.attributes.ApproximateReceiveCount)
+    outcome = collection.run_job(job, _remaining_seconds, attempt=attempt)
+    metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=outcome.records_stored)
+    metrics.add_metric(name="RecordsQuarantined", unit=MetricUnit.Count, value=outcome.records_quarantined)
+    metrics.add_metric(name="VendorRequests", unit=MetricUnit.Count, value=outcome.vendor_requests)
+    metrics.add_metadata(key="vendor", value=job.vendor)
+    logger.info(
+        "Job finished",
+        extra={
+            "status": outcome.status,
+            "records": outcome.records_stored,
+            "quarantined": outcome.records_quarantined,
+            "pages": outcome.pages_fetched,
+            "requests": outcome.vendor_requests,
+            "complete": outcome.complete,
+            "detail": outcome.detail,
+        },
+    )
 
 
 @logger.inject_lambda_context

@@ -427,18 +427,26 @@ def test_table_is_on_demand_recoverable_encrypted_and_expires_items(transformed:
 # ---------------------------------------------------------------------------------------------- SQS
 
 
-def test_work_queue_has_a_dead_letter_queue_and_outlasts_its_worker(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("vendor", ["plugchoice", "ocpplab", "chargepilot", "evenergy"])
+def test_each_vendor_queue_has_a_dead_letter_queue_and_outlasts_its_worker(
+    template: dict[str, Any], vendor: str
+) -> None:
     queues = _resources(template, "AWS::SQS::Queue")
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    work_queue = _target(variables["CHARGELOG_WORK_QUEUE_URL"])
-    assert work_queue in queues, f"CHARGELOG_WORK_QUEUE_URL refers to {work_queue}, not a queue"
+    variable = f"CHARGELOG_{vendor.upper()}_QUEUE_URL"
+    work_queue = _target(variables[variable])
+    assert work_queue in queues, f"{variable} refers to {work_queue}, not a queue"
     consumers = [
-        (name, props)
+        (name, props, event["Properties"])
         for name, props in _serverless_functions(template).items()
         for event in props.get("Events", {}).values()
         if event["Type"] == "SQS" and _target(event["Properties"].get("Queue")) == work_queue
     ]
-    assert [name for name, _ in consumers] == ["WorkerFunction"]
+    assert [name for name, _, _ in consumers] == ["WorkerFunction"]
+    # The per-vendor cap on concurrent workers, so a vendor's rate limit holds however many sources it has.
+    (_, _, event) = consumers[0]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == 2
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
     queue = _props(queues[work_queue])
     redrive = queue.get("RedrivePolicy", {})
@@ -446,6 +454,8 @@ def test_work_queue_has_a_dead_letter_queue_and_outlasts_its_worker(template: di
     assert dead_letter in queues, redrive
     assert dead_letter != work_queue, redrive
     assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letter, "Arn"]}
+    assert variables["CHARGELOG_DEAD_LETTER_QUEUE_URL"] == {"Ref": dead_letter}
+    assert redrive["maxReceiveCount"] == variables["CHARGELOG_JOB_MAX_RECEIVES"]
     assert int(_parameter_value(template, redrive.get("maxReceiveCount", 0))) >= 1
 
     # A message keeps its first enqueue time in the dead-letter queue, so that queue must keep it longer.
@@ -455,7 +465,7 @@ def test_work_queue_has_a_dead_letter_queue_and_outlasts_its_worker(template: di
     assert retention(_props(queues[dead_letter])) > retention(queue)
 
     visibility = int(_parameter_value(template, queue.get("VisibilityTimeout", 30)))
-    for name, props in consumers:
+    for name, props, _ in consumers:
         timeout = int(_parameter_value(template, props.get("Timeout", 3)))
         assert visibility >= 6 * timeout, f"{work_queue} VisibilityTimeout {visibility} < 6 x {name}'s {timeout}"
 

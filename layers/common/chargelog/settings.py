@@ -15,10 +15,20 @@ class Settings(BaseModel):
     table_name: str = Field(alias="CHARGELOG_TABLE")
     raw_bucket: str = Field(alias="CHARGELOG_RAW_BUCKET")
     diagnostics_bucket: str = Field(alias="CHARGELOG_DIAGNOSTICS_BUCKET")
-    work_queue_url: str = Field(alias="CHARGELOG_WORK_QUEUE_URL")
+    plugchoice_queue_url: str = Field(alias="CHARGELOG_PLUGCHOICE_QUEUE_URL")
+    ocpplab_queue_url: str = Field(alias="CHARGELOG_OCPPLAB_QUEUE_URL")
+    chargepilot_queue_url: str = Field(alias="CHARGELOG_CHARGEPILOT_QUEUE_URL")
+    evenergy_queue_url: str = Field(alias="CHARGELOG_EVENERGY_QUEUE_URL")
+    dead_letter_queue_url: str = Field(alias="CHARGELOG_DEAD_LETTER_QUEUE_URL")
+    job_max_receives: int = Field(default=5, ge=1, alias="CHARGELOG_JOB_MAX_RECEIVES")
+    initial_history_hours: float = Field(default=24, gt=0, alias="CHARGELOG_INITIAL_HISTORY_HOURS")
     vendor_secret_prefix: str = Field(alias="CHARGELOG_VENDOR_SECRET_PREFIX")
     retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RETENTION_DAYS")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")
+
+    def queue_url(self, vendor: str) -> str:
+        """The work queue of one vendor's collection jobs."""
+        return str(getattr(self, f"{vendor}_queue_url"))
 
 
 @cache

@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="fire the template's schedules this often; 0 turns them off (default 60)",
     )
 
+    from chargelog.cli.collect import add_arguments as add_collect_arguments
+
+    add_collect_arguments(commands, VENDORS)
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -105,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chargelog.local.runner import LocalOptions, run
 
         return run(LocalOptions(port=args.port, schedule_seconds=args.schedule_seconds))
+    if args.command == "collect":
+        from chargelog.cli.collect import collect
+
+        return collect(args.vendor, args.source)
+    if args.command == "backfill":
+        from chargelog.cli.collect import backfill
+
+        return backfill(args.vendor, args.source_id, args.start, args.end)
     from chargelog.cli.client import ApiError
 
     try:

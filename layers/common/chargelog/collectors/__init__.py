@@ -1,45 +1,66 @@
-"""The collector registry: one collector per vendor, behind one small interface.
+"""The vendor adapter registry: one module per vendor registers its profile and adapter factory here.
 
-A vendor's module registers a factory here; the dispatcher only enqueues jobs for vendors that have
-one, and the worker hands each job to its vendor's collector.
+The dispatcher only enqueues jobs for vendors that have an adapter; the worker builds the vendor's adapter
+from its secret for each job.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
-from chargelog.models.jobs import CollectionJob
+from aws_lambda_powertools.utilities import parameters
 
+from chargelog.collectors.base import AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
+from chargelog.settings import get_settings
 
-@dataclass(frozen=True)
-class CollectionResult:
-    records_stored: int
-    pages_fetched: int
+_ADAPTERS: dict[str, tuple[VendorProfile, AdapterFactory]] = {}
+SECRET_CACHE_SECONDS = 300
 
 
-class Collector(Protocol):
-    def collect(self, job: CollectionJob, remaining_ms: Callable[[], int]) -> CollectionResult:
-        """Collect the job's source; ``remaining_ms`` tells how long the invocation has left."""
-        ...
+class VendorNotConfiguredError(Exception):
+    pass
 
 
-_FACTORIES: dict[str, Callable[[], Collector]] = {}
-
-
-def register(vendor: str, factory: Callable[[], Collector]) -> None:
-    _FACTORIES[vendor] = factory
+def register(vendor: str, profile: VendorProfile, factory: AdapterFactory) -> None:
+    _ADAPTERS[vendor] = (profile, factory)
 
 
 def unregister(vendor: str) -> None:
-    _FACTORIES.pop(vendor, None)
+    _ADAPTERS.pop(vendor, None)
 
 
-def has_collector(vendor: str) -> bool:
-    return vendor in _FACTORIES
+def has_adapter(vendor: str) -> bool:
+    _load_builtin_adapters()
+    return vendor in _ADAPTERS
 
 
-def for_vendor(vendor: str) -> Collector | None:
-    factory = _FACTORIES.get(vendor)
-    return factory() if factory else None
+def connection_for(vendor: str) -> VendorConnection:
+    """The vendor's connection settings from its secret (cached for a few minutes)."""
+    _load_builtin_adapters()
+    profile, _ = _ADAPTERS[vendor]
+    name = f"{get_settings().vendor_secret_prefix}{vendor}"
+    raw = parameters.get_secret(name, max_age=SECRET_CACHE_SECONDS)
+    secret = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    base_url = str(secret.get("base_url") or "")
+    if not base_url:
+        raise VendorNotConfiguredError(f"The {vendor} secret ({name}) has no base_url: set it to collect.")
+    credentials = {k: str(v) for k, v in secret.items() if k != "base_url" and isinstance(v, str)}
+    return VendorConnection(vendor=vendor, base_url=base_url, credentials=credentials, profile=profile.tuned(secret))
+
+
+def adapter_for(connection: VendorConnection, remaining_seconds: Callable[[], float]) -> VendorAdapter:
+    """The vendor's adapter; ``remaining_seconds`` bounds its retries by the time the Lambda has left."""
+    _, factory = _ADAPTERS[connection.vendor]
+    return factory(connection, remaining_seconds)
+
+
+_loaded = False
+
+
+def _load_builtin_adapters() -> None:
+    """Import the vendor modules that ship with chargelog (they register themselves)."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from chargelog.collectors import ocpplab  # noqa: F401

@@ -21,11 +21,14 @@ class WorkQueue:
         self._url = url
         self._sqs = aws.client("sqs")
 
-    def send(self, messages: Iterable[BaseModel]) -> int:
+    def send(self, messages: Iterable[BaseModel], delay_seconds: int = 0) -> int:
         """Send each message as JSON; raises if SQS refuses any of them. Returns how many were sent."""
         sent = 0
         for batch in batched(messages, SQS_BATCH_LIMIT, strict=False):
-            entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(batch)]
+            entries = [
+                {"Id": str(i), "MessageBody": m.model_dump_json(), "DelaySeconds": delay_seconds}
+                for i, m in enumerate(batch)
+            ]
             response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
             failed = response.get("Failed", [])
             if failed:

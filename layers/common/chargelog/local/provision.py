@@ -30,6 +30,7 @@ class LocalStack:
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    local_omissions: list[str] = field(default_factory=list)  # what the local stack cannot apply, and why
 
     def resolver(self, on_missing: Callable[[str], str] | None = None) -> Resolver:
         pseudo = {
@@ -157,8 +158,25 @@ def _create_bucket(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
 
 
+def _needs_tls(statement: dict[str, Any]) -> bool:
+    return "aws:SecureTransport" in json.dumps(statement.get("Condition", {}))
+
+
 def _create_bucket_policy(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
-    aws.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+    """The bucket policy, less statements about TLS: the local stack speaks plain HTTP to moto, and moto
+    evaluates a statement's conditions as met whatever the request, so a TLS-only deny would refuse every
+    object request. On AWS the template's policy applies as written."""
+    document = dict(props["PolicyDocument"])
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    kept = [statement for statement in statements if not _needs_tls(statement)]
+    stack.local_omissions.extend(
+        f"{name}: statement {statement.get('Sid', '?')} (TLS only; local traffic is plain HTTP)"
+        for statement in statements
+        if _needs_tls(statement)
+    )
+    if kept:
+        document["Statement"] = kept
+        aws.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
     stack.refs[name] = props["Bucket"]
 
 

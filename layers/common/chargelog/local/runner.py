@@ -83,6 +83,7 @@ class LocalRunner:
         self.connections: list[VendorConnection] = []
         self.stack: LocalStack | None = None
         self.moto_url = ""
+        self.function_environment: dict[str, str] = {}
         self.api_url = ""
 
     # ------------------------------------------------------------------ start
@@ -141,6 +142,7 @@ class LocalRunner:
     def _export_function_environment(self, stack: LocalStack) -> None:
         """Set the functions' environment (from the template) in this process, where they run."""
         environment = function_environment(self.template, stack)
+        self.function_environment = dict(environment)
         environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.update(environment)
@@ -192,6 +194,8 @@ class LocalRunner:
             if self.options.schedule_seconds > 0
             else "  Schedules are off (--schedule-seconds 0)",
         ]
+        for omission in self.stack.local_omissions:
+            lines.append(f"  Not applied locally: {omission}")
         for connection in self.connections:
             where = "built-in simulator" if connection.simulated else "configured"
             lines.append(f"  {connection.vendor:<12} {connection.base_url or '(no URL set)'} ({where})")
@@ -202,7 +206,11 @@ class LocalRunner:
             f"  export CHARGELOG_API_KEY={self.api_key}",
             f"  export AWS_ENDPOINT_URL={self.moto_url} AWS_DEFAULT_REGION={self.options.region}",
             "  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing",
-            f"  export CHARGELOG_TABLE={self.stack.refs.get('Table', '')}",
+            *(
+                f"  export {key}={value}"
+                for key, value in sorted(self.function_environment.items())
+                if key.startswith("CHARGELOG_")
+            ),
             "",
             f'  curl -H "x-api-key: $CHARGELOG_API_KEY" {self.api_url}/sources',
             "Ctrl-C stops everything.",

@@ -1,47 +1,364 @@
-"""Scheduled collection: fan out one job per enabled source, and run a job."""
+"""Scheduled collection: fan out one job per due source, and run a job to an exact result.
+
+How a job never loses or duplicates a record:
+- Window: a scheduled job reads ``[high-water mark - lookback, scheduled time - settle delay]``, inclusive; a
+  new source starts ``initial history`` back. A backfill job reads the range it was given.
+- Chunks: the window is read in time chunks of at most ``MAX_CHUNK_RECORDS`` (narrowed from the vendor's
+  total), oldest first. After each chunk the mark moves to the chunk's end - only once every record up to it
+  is written, and only if the chunk was read consistently.
+- Consistency: offset pages shift when records arrive while a client pages. A chunk counts as read only
+  when the vendor's total was the same on its first and last page and equal to the records read; otherwise
+  it is read again (up to ``MAX_PASSES``), and if it keeps changing the mark stays put so the next run
+  reads it again.
+- Checkpoints: after every page the position is saved; a job killed between pages resumes there. When the
+  Lambda's time runs low the job saves its place and re-enqueues itself.
+- Upserts: every record has a deterministic id and key, so re-reads never add copies.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 from chargelog import collectors
-from chargelog.collectors import CollectionResult
+from chargelog.collectors.base import Page, VendorAdapter, Window
+from chargelog.dal.archive import RawArchive
 from chargelog.dal.queue import WorkQueue
+from chargelog.dal.records import RecordWriter
 from chargelog.dal.sources import SourceStore
-from chargelog.errors import ChargelogError
+from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore
 from chargelog.models.jobs import CollectionJob
-from chargelog.settings import get_settings
+from chargelog.models.records import LogRecord
+from chargelog.observability import logger
+from chargelog.settings import Settings, get_settings
+
+MAX_CHUNK_RECORDS = 10_000
+MAX_PASSES = 3
+# Below this much remaining time a job saves its place and re-enqueues the rest.
+CONTINUE_BELOW_SECONDS = 60.0
+# A job holds its source this long after its last page (the worker's timeout plus a margin).
+LEASE_SECONDS = 960.0
+BUSY_RETRY_DELAY_SECONDS = 300
+ONE_TICK = timedelta(microseconds=1)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class DispatchSummary:
     enqueued: int
-    without_collector: int
-
-
-class CollectorUnavailableError(ChargelogError):
-    status = 409
-    title = "No Collector"
+    without_adapter: int
+    not_due: int
 
 
 def dispatch(now: datetime) -> DispatchSummary:
-    """Enqueue a job for every enabled source whose vendor has a collector."""
+    """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy
+    or backed off after failures."""
     settings = get_settings()
-    jobs: list[CollectionJob] = []
-    without_collector = 0
+    states = {(s.vendor, s.source_id): s for s in CollectorStateStore(settings.table_name).list()}
+    jobs: dict[str, list[CollectionJob]] = defaultdict(list)
+    without_adapter = not_due = 0
     for source in SourceStore(settings.table_name).list(enabled_only=True):
-        if not collectors.has_collector(source.vendor):
-            without_collector += 1
+        if not collectors.has_adapter(source.vendor):
+            without_adapter += 1
             continue
-        jobs.append(CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now))
-    enqueued = WorkQueue(settings.work_queue_url).send(jobs)
-    return DispatchSummary(enqueued=enqueued, without_collector=without_collector)
+        state = states.get((source.vendor, source.source_id))
+        if state is not None and (state.leased(now) or state.backed_off(now)):
+            not_due += 1
+            continue
+        jobs[source.vendor].append(CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now))
+    enqueued = sum(WorkQueue(settings.queue_url(vendor)).send(batch) for vendor, batch in jobs.items())
+    return DispatchSummary(enqueued=enqueued, without_adapter=without_adapter, not_due=not_due)
 
 
-def run_job(job: CollectionJob, remaining_ms: Callable[[], int]) -> CollectionResult:
-    collector = collectors.for_vendor(job.vendor)
-    if collector is None:
-        raise CollectorUnavailableError(f"No collector is installed for vendor {job.vendor!r}.")
-    return collector.collect(job, remaining_ms)
+@dataclass
+class JobOutcome:
+    status: Literal["done", "continued", "skipped", "deferred"]
+    window: Window | None = None
+    records_stored: int = 0
+    records_quarantined: int = 0
+    pages_fetched: int = 0
+    vendor_requests: int = 0
+    complete: bool = True  # every chunk was read consistently
+    detail: str = ""
+
+
+@dataclass
+class Progress:
+    """What a job has done so far, for progress bars."""
+
+    window: Window
+    covered_until: datetime
+    records_stored: int
+    pages_fetched: int
+
+    @property
+    def fraction(self) -> float:
+        span = (self.window.end - self.window.start).total_seconds()
+        done = (self.covered_until - self.window.start).total_seconds()
+        return 1.0 if span <= 0 else max(0.0, min(1.0, done / span))
+
+
+class _ContinueLater(Exception):
+    pass
+
+
+def backoff_after(failures: int) -> timedelta:
+    """How long a failing source is left alone: 1, 2, 4... minutes, at most an hour."""
+    return timedelta(minutes=min(60, 2 ** max(0, failures - 1)))
+
+
+@dataclass
+class JobRunner:
+    """Runs one collection job against its vendor and the table."""
+
+    job: CollectionJob
+    remaining_seconds: Callable[[], float]
+    now: Callable[[], datetime] = utc_now
+    on_progress: Callable[[Progress], None] | None = None
+    attempt: int = 1
+    settings: Settings = field(default_factory=get_settings)
+
+    def __post_init__(self) -> None:
+        self.states = CollectorStateStore(self.settings.table_name)
+        self.archive = RawArchive(self.settings.raw_bucket)
+        self.writer = RecordWriter(self.settings.table_name, self.archive, self.settings.retention_days)
+        self.outcome = JobOutcome(status="done")
+        self._pages = 0
+
+    # ------------------------------------------------------------------ the job
+    def run(self) -> JobOutcome:
+        job = self.job
+        if not self.states.acquire_lease(job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS):
+            return self._busy()
+        adapter: VendorAdapter | None = None
+        try:
+            connection = collectors.connection_for(job.vendor)
+            adapter = collectors.adapter_for(connection, self.remaining_seconds)
+            state = self.states.get(job.vendor, job.source_id)
+            window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
+            self.outcome.window = window
+            if window.end >= window.start:
+                self._read_window(adapter, window, state)
+            self.states.record_success(job.vendor, job.source_id, job.job_id, self.now())
+        except _ContinueLater:
+            WorkQueue(self.settings.queue_url(job.vendor)).send([job])
+            self.states.release_lease(job.vendor, job.source_id, job.job_id)
+            self.outcome.status = "continued"
+        except Exception as error:
+            self._record_failure(error)
+            raise
+        finally:
+            if adapter is not None:
+                self.outcome.vendor_requests = adapter.requests_made
+                adapter.close()
+        return self.outcome
+
+    def _busy(self) -> JobOutcome:
+        if self.job.mode == "scheduled":
+            # The job holding the source covers this one's window; the next schedule picks up after it.
+            self.outcome.status = "skipped"
+            self.outcome.detail = "another job is collecting this source"
+            return self.outcome
+        WorkQueue(self.settings.queue_url(self.job.vendor)).send([self.job], delay_seconds=BUSY_RETRY_DELAY_SECONDS)
+        self.outcome.status = "deferred"
+        self.outcome.detail = f"source busy; retrying in {BUSY_RETRY_DELAY_SECONDS} s"
+        return self.outcome
+
+    def _record_failure(self, error: Exception) -> None:
+        job = self.job
+        state = self.states.get(job.vendor, job.source_id)
+        dead_lettered = self.attempt >= self.settings.job_max_receives
+        self.states.record_failure(
+            job.vendor,
+            job.source_id,
+            job.job_id,
+            f"{type(error).__name__}: {error}",
+            self.now(),
+            backoff_after(state.consecutive_failures + 1),
+            dead_lettered,
+        )
+        logger.error(
+            "Collection job failed",
+            extra={
+                "vendor": job.vendor,
+                "source_id": job.source_id,
+                "job_id": job.job_id,
+                "attempt": self.attempt,
+                "dead_lettered": dead_lettered,
+                "error": str(error),
+            },
+        )
+
+    def _window(self, state: CollectorState, lookback: timedelta, settle: timedelta) -> Window:
+        job = self.job
+        if job.window_start is not None and job.window_end is not None:
+            return Window(job.window_start, job.window_end)
+        end = job.scheduled_at - settle
+        if state.high_water_mark is not None:
+            start = state.high_water_mark - lookback
+        else:
+            start = job.scheduled_at - timedelta(hours=self.settings.initial_history_hours)
+        return Window(start, end)
+
+    # ------------------------------------------------------------------ chunks and passes
+    def _read_window(self, adapter: VendorAdapter, window: Window, state: CollectorState) -> None:
+        checkpoint = state.checkpoint if state.checkpoint and state.checkpoint.job_id == self.job.job_id else None
+        chunk_start = checkpoint.chunk_start if checkpoint else window.start
+        span = (checkpoint.chunk_end - checkpoint.chunk_start) if checkpoint else window.end - window.start
+        mark_may_move = self.job.mode == "scheduled"
+        while chunk_start <= window.end:
+            chunk_end = checkpoint.chunk_end if checkpoint else min(window.end, chunk_start + span)
+            consistent, chunk_end = self._read_chunk(adapter, window, chunk_start, chunk_end, checkpoint)
+            checkpoint = None
+            if not consistent:
+                self.outcome.complete = False
+                mark_may_move = False
+            elif mark_may_move:
+                self.states.advance_mark(self.job.vendor, self.job.source_id, chunk_end)
+            span = max(chunk_end - chunk_start, timedelta(seconds=1))
+            chunk_start = chunk_end + ONE_TICK
+            self._report(window, chunk_end)
+        self.states.clear_checkpoint(self.job.vendor, self.job.source_id, self.job.job_id)
+
+    def _read_chunk(
+        self,
+        adapter: VendorAdapter,
+        window: Window,
+        chunk_start: datetime,
+        chunk_end: datetime,
+        checkpoint: Checkpoint | None,
+    ) -> tuple[bool, datetime]:
+        """Read one chunk to a consistent result; returns (consistent, the chunk's end as narrowed)."""
+        source_id = self.job.source_id
+        passes = checkpoint.passes if checkpoint else 0
+        while True:
+            cursor = checkpoint.cursor if checkpoint else None
+            total_first = checkpoint.total_first if checkpoint else None
+            read = checkpoint.read if checkpoint else 0
+            checkpoint = None
+            while True:
+                # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
+                if self._pages and self.remaining_seconds() < CONTINUE_BELOW_SECONDS:
+                    self._save(
+                        Checkpoint(
+                            job_id=self.job.job_id,
+                            chunk_start=chunk_start,
+                            chunk_end=chunk_end,
+                            cursor=cursor,
+                            total_first=total_first,
+                            read=read,
+                            passes=passes,
+                        ),
+                        0,
+                        0,
+                    )
+                    raise _ContinueLater
+                page = adapter.fetch_page(source_id, Window(chunk_start, chunk_end), cursor)
+                if cursor is None:
+                    total_first = page.total
+                    narrower = self._narrowed(chunk_start, chunk_end, page.total)
+                    if narrower is not None:
+                        chunk_end = narrower
+                        continue
+                stored, quarantined = self._store(adapter, page)
+                read += len(page.items)
+                cursor = page.next_cursor
+                self._save(
+                    Checkpoint(
+                        job_id=self.job.job_id,
+                        chunk_start=chunk_start,
+                        chunk_end=chunk_end,
+                        cursor=cursor,
+                        total_first=total_first,
+                        read=read,
+                        passes=passes,
+                    ),
+                    stored,
+                    quarantined,
+                )
+                self._report(window, chunk_start)
+                if cursor is None:
+                    break
+            if page.total is None or total_first == page.total == read:
+                return True, chunk_end
+            passes += 1
+            logger.warning(
+                "Records changed while paging; reading the chunk again",
+                extra={
+                    "vendor": self.job.vendor,
+                    "source_id": source_id,
+                    "chunk_start": chunk_start.isoformat(),
+                    "chunk_end": chunk_end.isoformat(),
+                    "total_first": total_first,
+                    "total_last": page.total,
+                    "read": read,
+                    "pass": passes,
+                },
+            )
+            if passes >= MAX_PASSES:
+                return False, chunk_end
+
+    @staticmethod
+    def _narrowed(start: datetime, end: datetime, total: int | None) -> datetime | None:
+        """A shorter chunk end when the vendor has more records in this chunk than one chunk should hold."""
+        if total is None or total <= MAX_CHUNK_RECORDS or end - start <= timedelta(seconds=1):
+            return None
+        return start + (end - start) * (0.8 * MAX_CHUNK_RECORDS / total)
+
+    # ------------------------------------------------------------------ storage
+    def _store(self, adapter: VendorAdapter, page: Page) -> tuple[int, int]:
+        job = self.job
+        fetched_at = self.now()
+        self._pages += 1
+        page_key = self.archive.put_page(
+            job.vendor, job.source_id, job.job_id, fetched_at, page.request, page.body, self._pages
+        )
+        records: list[LogRecord] = []
+        quarantined = 0
+        for index, item in enumerate(page.items):
+            try:
+                records.append(adapter.normalize(job.source_id, item))
+            except ValueError as error:
+                quarantined += 1
+                self.archive.quarantine(job.vendor, job.source_id, fetched_at, item, str(error), page_key, index)
+                logger.warning(
+                    "Record quarantined",
+                    extra={
+                        "vendor": job.vendor,
+                        "source_id": job.source_id,
+                        "page": page_key,
+                        "index": index,
+                        "reason": str(error),
+                    },
+                )
+        stored = self.writer.write(records)
+        self.outcome.records_stored += stored
+        self.outcome.records_quarantined += quarantined
+        self.outcome.pages_fetched += 1
+        return stored, quarantined
+
+    def _save(self, checkpoint: Checkpoint, stored: int, quarantined: int) -> None:
+        self.states.save_progress(
+            self.job.vendor,
+            self.job.source_id,
+            checkpoint,
+            self.now(),
+            LEASE_SECONDS,
+            stored=stored,
+            quarantined=quarantined,
+            pages=1 if stored or quarantined else 0,
+        )
+
+    def _report(self, window: Window, covered_until: datetime) -> None:
+        if self.on_progress is not None:
+            self.on_progress(Progress(window, covered_until, self.outcome.records_stored, self.outcome.pages_fetched))
+
+
+def run_job(job: CollectionJob, remaining_seconds: Callable[[], float], attempt: int = 1, **options: Any) -> JobOutcome:
+    return JobRunner(job, remaining_seconds, attempt=attempt, **options).run()

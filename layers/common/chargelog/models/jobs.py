@@ -1,18 +1,41 @@
-"""A collection job: one source to collect, as it travels on the work queue."""
+"""A collection job: one source and one time window to collect, as it travels on a vendor's work queue."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
 
+JobMode = Literal["scheduled", "backfill"]
+
 
 class CollectionJob(BaseModel):
+    """Read ``[window_start, window_end]`` (inclusive) of one source.
+
+    A scheduled job moves the source's high-water mark as it goes; a backfill reads a past range and
+    leaves the mark alone. ``job_id`` stays the same across retries and continuations, so a retry
+    resumes from the job's last checkpoint.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
+    job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     vendor: Vendor
     source_id: SourceId
-    scheduled_at: datetime
+    # A scheduled job's window comes from the source's high-water mark when it runs; a backfill's is given.
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    mode: JobMode = "scheduled"
+    scheduled_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> CollectionJob:
+        if self.mode == "backfill" and (self.window_start is None or self.window_end is None):
+            raise ValueError("a backfill job needs window_start and window_end")
+        if self.window_start and self.window_end and self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        return self

@@ -1,0 +1,84 @@
+"""The one small interface every vendor adapter implements, and what it needs to connect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from chargelog.models.records import LogRecord
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time range, inclusive at both ends."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class Page:
+    """One response of a vendor's log API."""
+
+    items: list[Any]  # the vendor's records, as received
+    body: Any  # the whole decoded body, for the raw archive
+    request: dict[str, Any]  # what was asked, for the raw archive
+    next_cursor: str | None  # where the next page starts; None when this was the last
+    total: int | None  # the vendor's count of records matching the query, when it gives one
+
+
+@dataclass(frozen=True)
+class VendorProfile:
+    """How to collect from a vendor. Every field can be tuned per deployment in the vendor's secret."""
+
+    lookback: timedelta  # re-read this much before the high-water mark, to catch late records
+    settle_delay: timedelta  # do not read closer to now than this
+    requests_per_second: float  # per worker; the queue's MaximumConcurrency caps the workers
+    burst: int
+    page_size: int
+
+    def tuned(self, secret: dict[str, Any]) -> VendorProfile:
+        changes: dict[str, Any] = {}
+        if "lookback_seconds" in secret:
+            changes["lookback"] = timedelta(seconds=float(secret["lookback_seconds"]))
+        if "settle_seconds" in secret:
+            changes["settle_delay"] = timedelta(seconds=float(secret["settle_seconds"]))
+        if "requests_per_second" in secret:
+            changes["requests_per_second"] = float(secret["requests_per_second"])
+        if "page_size" in secret:
+            changes["page_size"] = int(secret["page_size"])
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class VendorConnection:
+    """The vendor's secret: base URL and credentials (never logged), plus optional tuning."""
+
+    vendor: str
+    base_url: str
+    credentials: dict[str, str] = field(repr=False)
+    profile: VendorProfile
+
+
+class VendorAdapter(Protocol):
+    """Pages through one source's logs and turns each vendor record into a LogRecord."""
+
+    connection: VendorConnection
+
+    @property
+    def requests_made(self) -> int: ...
+
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
+        """The page at ``cursor`` (None: the first) of the source's records in ``window``."""
+        ...
+
+    def normalize(self, source_id: str, item: Any) -> LogRecord:
+        """One vendor record as a LogRecord; raises ValueError when it cannot be parsed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+AdapterFactory = Callable[[VendorConnection, Callable[[], float]], VendorAdapter]

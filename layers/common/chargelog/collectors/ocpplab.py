@@ -1,0 +1,164 @@
+"""OCPPLAB Gateway: ``GET /ocpp/chargers/{charger_id}/logs``.
+
+limit/offset paging (limit at most 1000), inclusive ``start_date``/``end_date``, an optional ``event``
+(action) filter, ``total`` in the body, Bearer auth. Each record's ``message`` is the raw OCPP-J frame as
+a JSON string; a source is one charger deployment id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+from urllib.parse import quote
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+
+from chargelog import collectors
+from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.models.records import LogRecord, connector_id_from, record_id_for
+from chargelog.ocpp_frames import MalformedFrameError, parse_frame
+from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
+
+VENDOR: Final = "ocpplab"
+MAX_LIMIT = 1000
+PROFILE = VendorProfile(
+    lookback=timedelta(minutes=30),
+    settle_delay=timedelta(seconds=30),
+    requests_per_second=5.0,
+    burst=5,
+    page_size=MAX_LIMIT,
+)
+# Actions that exist in only one OCPP version tell which one a charger speaks.
+_ONLY_16 = frozenset({"StartTransaction", "StopTransaction", "DiagnosticsStatusNotification", "GetDiagnostics"})
+_ONLY_201 = frozenset({"TransactionEvent", "NotifyEvent", "LogStatusNotification", "GetLog", "NotifyReport"})
+
+
+class _LogPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    data: list[Any]
+    total: StrictInt
+    limit: StrictInt
+    offset: StrictInt
+
+
+class _LogItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    direction: Literal["cp_to_csms", "csms_to_cp"]
+    action: StrictStr | None = None
+    message: StrictStr
+    timestamp: AwareDatetime
+
+
+def _param_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def ocpp_version_of(action: str | None) -> str | None:
+    if action in _ONLY_16:
+        return "1.6"
+    if action in _ONLY_201:
+        return "2.0.1"
+    return None
+
+
+class OcpplabAdapter:
+    def __init__(self, connection: VendorConnection, remaining_seconds: Callable[[], float]) -> None:
+        self.connection = connection
+        profile = connection.profile
+        self._page_size = min(MAX_LIMIT, max(1, profile.page_size))
+        self._http = VendorHttpClient(
+            VENDOR,
+            connection.base_url,
+            headers={
+                "Authorization": f"Bearer {connection.credentials.get('token', '')}",
+                "Accept": "application/json",
+            },
+            rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
+            remaining_seconds=remaining_seconds,
+        )
+
+    @property
+    def requests_made(self) -> int:
+        return self._http.requests_made
+
+    def close(self) -> None:
+        self._http.close()
+
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
+        offset = int(cursor) if cursor else 0
+        path = f"/ocpp/chargers/{quote(source_id, safe='')}/logs"
+        params = {
+            "start_date": _param_time(window.start),
+            "end_date": _param_time(window.end),
+            "limit": self._page_size,
+            "offset": offset,
+        }
+        body, _ = self._http.get_json(path, params)
+        try:
+            page = _LogPage.model_validate(body)
+        except ValidationError as error:
+            raise VendorResponseError(
+                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
+            ) from error
+        end = offset + len(page.data)
+        next_cursor = str(end) if page.data and end < page.total else None
+        return Page(
+            items=page.data,
+            body=body,
+            request={"path": path, "params": params},
+            next_cursor=next_cursor,
+            total=page.total,
+        )
+
+    def normalize(self, source_id: str, item: Any) -> LogRecord:
+        try:
+            entry = _LogItem.model_validate(item)
+        except ValidationError as error:
+            raise ValueError(f"not an OCPPLAB log record: {_describe(error)}") from error
+        try:
+            frame = parse_frame(entry.message)
+        except MalformedFrameError as error:
+            raise ValueError(f"malformed OCPP-J frame in message: {error}") from error
+        action = entry.action or frame.action
+        fields: dict[str, Any] = {}
+        if frame.message_type == "CALL":
+            fields["payload"] = frame.payload
+        elif frame.message_type == "CALLRESULT":
+            fields["result"] = frame.payload
+        else:
+            fields["status"] = frame.error_code
+            fields["result"] = {
+                "errorCode": frame.error_code,
+                "errorDescription": frame.error_description,
+                "errorDetails": frame.error_details,
+            }
+        return LogRecord(
+            vendor=VENDOR,
+            source_id=source_id,
+            charger_id=source_id,
+            connector_id=connector_id_from(frame.payload),
+            timestamp=entry.timestamp,
+            kind="ocpp",
+            action=action,
+            direction=entry.direction,
+            message_type=frame.message_type,
+            message_id=frame.message_id,
+            ocpp_version=ocpp_version_of(action),
+            record_id=record_id_for(
+                VENDOR, source_id, None, timestamp=entry.timestamp, direction=entry.direction, message=entry.message
+            ),
+            raw=item,
+            **fields,
+        )
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+
+
+collectors.register(VENDOR, PROFILE, OcpplabAdapter)

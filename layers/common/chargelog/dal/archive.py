@@ -1,0 +1,74 @@
+"""The raw archive bucket: every fetched page, oversize payloads and quarantined records.
+
+Keys are Hive-style (``raw/vendor=…/source=…/date=YYYY-MM-DD/…``) so Athena can partition on them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from chargelog import aws
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+
+
+def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
+    return f"{prefix}/vendor={vendor}/source={_UNSAFE.sub('_', source_id)}/date={day.astimezone(UTC):%Y-%m-%d}"
+
+
+def _gzip_json(document: Any) -> bytes:
+    return gzip.compress(json.dumps(document, separators=(",", ":"), default=str).encode(), compresslevel=6)
+
+
+class RawArchive:
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+        self._s3 = aws.client("s3")
+
+    def _put(self, key: str, document: Any) -> str:
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=_gzip_json(document),
+            ContentType="application/json",
+            ContentEncoding="gzip",
+        )
+        return key
+
+    def put_page(
+        self,
+        vendor: str,
+        source_id: str,
+        job_id: str,
+        fetched_at: datetime,
+        request: dict[str, Any],
+        body: Any,
+        page_number: int,
+    ) -> str:
+        """Store one page exactly as the vendor sent it, with the request that fetched it."""
+        key = (
+            f"{_partition('raw', vendor, source_id, fetched_at)}/"
+            f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
+        )
+        return self._put(key, {"fetched_at": fetched_at.isoformat(), "request": request, "body": body})
+
+    def put_payload(self, vendor: str, source_id: str, record_id: str, timestamp: datetime, document: Any) -> str:
+        """A record's payload too large for a DynamoDB item."""
+        key = f"{_partition('oversize', vendor, source_id, timestamp)}/{_UNSAFE.sub('_', record_id)}.json.gz"
+        return self._put(key, document)
+
+    def quarantine(
+        self, vendor: str, source_id: str, fetched_at: datetime, item: Any, reason: str, page_key: str, index: int
+    ) -> str:
+        """A vendor record that could not be parsed, kept with the reason and the page it came from."""
+        page_name = page_key.rsplit("/", 1)[-1].removesuffix(".json.gz")
+        key = f"{_partition('quarantine', vendor, source_id, fetched_at)}/{page_name}-{index:05d}.json.gz"
+        return self._put(key, {"reason": reason, "page": page_key, "index": index, "item": item})
+
+    def read(self, key: str) -> Any:
+        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        return json.loads(gzip.decompress(body))

@@ -1,0 +1,101 @@
+"""Normalized log records in the table, written as idempotent upserts.
+
+Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``, and for
+records with an OCPP action ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"``, ``gsi1sk = sk``. A record
+always lands on the same key, so a re-read page, a retry or an overlapping window overwrites it with the
+same content instead of adding a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from chargelog import aws
+from chargelog.dal.archive import RawArchive
+from chargelog.models.records import LogRecord
+
+BATCH_LIMIT = 25
+# DynamoDB's item limit is 400 KB; keep well clear of it (attribute names and overhead count too).
+MAX_INLINE_ITEM_BYTES = 300_000
+MAX_UNPROCESSED_ATTEMPTS = 8
+
+
+class UnprocessedItemsError(RuntimeError):
+    pass
+
+
+def timestamp_key(moment: datetime) -> str:
+    """Fixed-width UTC time, so string order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def charger_partition(charger_id: str) -> str:
+    return f"CHARGER#{charger_id}"
+
+
+def action_partition(charger_id: str, action: str) -> str:
+    return f"CHARGER#{charger_id}#ACTION#{action}"
+
+
+def _to_dynamo(value: Any) -> Any:
+    """JSON-compatible value -> what DynamoDB accepts (floats as Decimal, no empty-set issues)."""
+    return json.loads(json.dumps(value, default=str), parse_float=Decimal)
+
+
+class RecordWriter:
+    def __init__(
+        self, table_name: str, archive: RawArchive, retention_days: int, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._table_name = table_name
+        self._table = aws.table(table_name)
+        self._archive = archive
+        self._retention = timedelta(days=retention_days)
+        self._sleep = sleep
+
+    def item_for(self, record: LogRecord) -> dict[str, Any]:
+        sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"
+        item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True)
+        item.update(
+            pk=charger_partition(record.charger_id),
+            sk=sort_key,
+            expires_at=int((record.timestamp + self._retention).timestamp()),
+        )
+        if record.action:
+            item.update(gsi1pk=action_partition(record.charger_id, record.action), gsi1sk=sort_key)
+        if len(json.dumps(item, default=str)) > MAX_INLINE_ITEM_BYTES:
+            offloaded = {key: item.pop(key) for key in ("payload", "result", "raw") if key in item}
+            item["payload_ref"] = self._archive.put_payload(
+                record.vendor, record.source_id, record.record_id, record.timestamp, offloaded
+            )
+        return _to_dynamo(item)
+
+    def write(self, records: Iterable[LogRecord]) -> int:
+        """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some."""
+        items: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in records:
+            item = self.item_for(record)
+            items[(item["pk"], item["sk"])] = item  # one put per key per batch, as DynamoDB requires
+        pending = list(items.values())
+        for start in range(0, len(pending), BATCH_LIMIT):
+            self._write_batch(pending[start : start + BATCH_LIMIT])
+        return len(pending)
+
+    def _write_batch(self, items: list[dict[str, Any]]) -> None:
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
+        serializer = self._table.meta.client  # resource client serializes Python types
+        for attempt in range(MAX_UNPROCESSED_ATTEMPTS):
+            response = serializer.batch_write_item(RequestItems={self._table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
+            if not requests:
+                return
+            # Exponential backoff with full jitter, as AWS advises for unprocessed items.
+            self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+        raise UnprocessedItemsError(
+            f"DynamoDB left {len(requests)} items unprocessed after {MAX_UNPROCESSED_ATTEMPTS} attempts"
+        )

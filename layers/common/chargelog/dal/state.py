@@ -1,0 +1,205 @@
+"""Collector state per source, in the table: ``pk = "COLLECTOR"``, ``sk = "<vendor>#<source_id>"``.
+
+It holds the high-water mark, the running job's checkpoint and lease, the last success and error, and
+counters. Listing every collector (for health) is one Query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+from pydantic import AwareDatetime, BaseModel
+
+from chargelog import aws
+
+COLLECTOR_PARTITION = "COLLECTOR"
+
+
+class Checkpoint(BaseModel):
+    """Where a job stands inside its window: the chunk being read and the page to read next."""
+
+    job_id: str
+    chunk_start: AwareDatetime
+    chunk_end: AwareDatetime
+    cursor: str | None = None  # None: the chunk's first page
+    total_first: int | None = None  # the vendor's total when the chunk's first page was read
+    read: int = 0  # records read in this pass of the chunk
+    passes: int = 0  # passes of this chunk that found the data changing under them
+
+
+class CollectorState(BaseModel):
+    vendor: str
+    source_id: str
+    high_water_mark: AwareDatetime | None = None
+    checkpoint: Checkpoint | None = None
+    lease_job_id: str | None = None
+    lease_until: AwareDatetime | None = None
+    last_run_at: AwareDatetime | None = None
+    last_success_at: AwareDatetime | None = None
+    last_error: str | None = None
+    last_error_at: AwareDatetime | None = None
+    consecutive_failures: int = 0
+    backoff_until: AwareDatetime | None = None
+    records_stored: int = 0
+    pages_fetched: int = 0
+    records_quarantined: int = 0
+    jobs_dead_lettered: int = 0
+
+    def leased(self, now: datetime) -> bool:
+        return self.lease_until is not None and self.lease_until > now
+
+    def backed_off(self, now: datetime) -> bool:
+        return self.backoff_until is not None and self.backoff_until > now
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _key(vendor: str, source_id: str) -> dict[str, str]:
+    return {"pk": COLLECTOR_PARTITION, "sk": f"{vendor}#{source_id}"}
+
+
+class CollectorStateStore:
+    def __init__(self, table_name: str) -> None:
+        self._table = aws.table(table_name)
+
+    def get(self, vendor: str, source_id: str) -> CollectorState:
+        item = self._table.get_item(Key=_key(vendor, source_id), ConsistentRead=True).get("Item")
+        return CollectorState.model_validate(item) if item else CollectorState(vendor=vendor, source_id=source_id)
+
+    def list(self) -> Iterator[CollectorState]:
+        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(COLLECTOR_PARTITION)}
+        while True:
+            page = self._table.query(**query)
+            for item in page.get("Items", []):
+                yield CollectorState.model_validate(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _update(
+        self,
+        vendor: str,
+        source_id: str,
+        set_: dict[str, Any],
+        add: dict[str, int] | None = None,
+        remove: tuple[str, ...] = (),
+        condition: Any = None,
+    ) -> bool:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses = []
+        sets = [f"#{k} = :{k}" for k in set_] + ["#vendor = :vendor", "#source_id = :source_id"]
+        names.update({f"#{k}": k for k in set_} | {"#vendor": "vendor", "#source_id": "source_id"})
+        values.update({f":{k}": v for k, v in set_.items()} | {":vendor": vendor, ":source_id": source_id})
+        clauses.append("SET " + ", ".join(sets))
+        if add:
+            clauses.append("ADD " + ", ".join(f"#{k} :{k}" for k in add))
+            names.update({f"#{k}": k for k in add})
+            values.update({f":{k}": v for k, v in add.items()})
+        if remove:
+            clauses.append("REMOVE " + ", ".join(f"#{k}" for k in remove))
+            names.update({f"#{k}": k for k in remove})
+        request: dict[str, Any] = {
+            "Key": _key(vendor, source_id),
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition is not None:
+            request["ConditionExpression"] = condition
+        try:
+            self._table.update_item(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def acquire_lease(self, vendor: str, source_id: str, job_id: str, now: datetime, seconds: float) -> bool:
+        """Take the source for ``job_id`` unless another job holds an unexpired lease on it."""
+        condition = (
+            Attr("lease_until").not_exists() | Attr("lease_until").lt(_iso(now)) | Attr("lease_job_id").eq(job_id)
+        )
+        return self._update(
+            vendor,
+            source_id,
+            {"lease_job_id": job_id, "lease_until": _iso(now + timedelta(seconds=seconds)), "last_run_at": _iso(now)},
+            condition=condition,
+        )
+
+    def release_lease(self, vendor: str, source_id: str, job_id: str) -> None:
+        self._update(
+            vendor, source_id, {}, remove=("lease_job_id", "lease_until"), condition=Attr("lease_job_id").eq(job_id)
+        )
+
+    def save_progress(
+        self,
+        vendor: str,
+        source_id: str,
+        checkpoint: Checkpoint,
+        now: datetime,
+        lease_seconds: float,
+        stored: int,
+        quarantined: int,
+        pages: int,
+    ) -> None:
+        """After a page is durably written: record the position, count it, and renew the lease."""
+        self._update(
+            vendor,
+            source_id,
+            {
+                "checkpoint": checkpoint.model_dump(mode="json"),
+                "lease_until": _iso(now + timedelta(seconds=lease_seconds)),
+            },
+            add={"records_stored": stored, "records_quarantined": quarantined, "pages_fetched": pages},
+        )
+
+    def advance_mark(self, vendor: str, source_id: str, mark: datetime) -> None:
+        """Move the high-water mark forward (never back): every record up to ``mark`` is stored."""
+        self._update(
+            vendor,
+            source_id,
+            {"high_water_mark": _iso(mark)},
+            condition=Attr("high_water_mark").not_exists() | Attr("high_water_mark").lt(_iso(mark)),
+        )
+
+    def clear_checkpoint(self, vendor: str, source_id: str, job_id: str) -> None:
+        self._update(vendor, source_id, {}, remove=("checkpoint",), condition=Attr("checkpoint.job_id").eq(job_id))
+
+    def record_success(self, vendor: str, source_id: str, job_id: str, now: datetime) -> None:
+        self._update(
+            vendor,
+            source_id,
+            {"last_success_at": _iso(now), "consecutive_failures": 0},
+            remove=("backoff_until", "lease_job_id", "lease_until"),
+        )
+
+    def record_failure(
+        self,
+        vendor: str,
+        source_id: str,
+        job_id: str,
+        error: str,
+        now: datetime,
+        backoff: timedelta,
+        dead_lettered: bool,
+    ) -> None:
+        state = self.get(vendor, source_id)
+        self._update(
+            vendor,
+            source_id,
+            {
+                "last_error": error[:2000],
+                "last_error_at": _iso(now),
+                "consecutive_failures": state.consecutive_failures + 1,
+                "backoff_until": _iso(now + backoff),
+            },
+            add={"jobs_dead_lettered": 1 if dead_lettered else 0},
+            remove=("lease_job_id", "lease_until") if state.lease_job_id == job_id else (),
+        )

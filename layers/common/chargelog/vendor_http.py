@@ -1,0 +1,224 @@
+"""HTTP to vendor APIs: timeouts, a client-side rate limiter, retries that honour Retry-After, clear errors.
+
+Retries (tenacity) cover timeouts, connection errors, 5xx and 429, with exponential backoff and jitter;
+a ``Retry-After`` header sets the wait instead. No wait runs past the time the Lambda has left: when the
+next wait would, the last error is raised and the job is retried from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from chargelog.observability import logger
+
+# Leave this much of the Lambda's time for writing the page and the checkpoint.
+DEADLINE_MARGIN_SECONDS = 20.0
+
+
+class VendorError(Exception):
+    """A vendor call failed; the message is what an operator needs to read at 2 a.m."""
+
+    retryable = False
+
+
+class VendorAuthError(VendorError):
+    """The vendor refused the credentials (401/403): fix the vendor's secret."""
+
+
+class VendorRequestError(VendorError):
+    """The vendor refused the request (other 4xx)."""
+
+
+class VendorUnavailableError(VendorError):
+    """Timeouts, connection errors, 5xx, 429: worth retrying."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class VendorResponseError(VendorError):
+    """The vendor answered 2xx with something that is not the documented body (HTML, broken JSON...)."""
+
+    retryable = True
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` requests a second on average, bursts of ``burst``."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Wait for a token; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            self._tokens -= 1
+        if wait:
+            self._sleep(wait)
+        return wait
+
+
+_LIMITERS: dict[str, RateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def limiter_for(vendor: str, rate: float, burst: int) -> RateLimiter:
+    """One limiter per vendor per process, shared by every job the process runs."""
+    with _LIMITERS_LOCK:
+        limiter = _LIMITERS.get(vendor)
+        if limiter is None or (limiter.rate, limiter.burst) != (rate, burst):
+            limiter = _LIMITERS[vendor] = RateLimiter(rate, burst)
+        return limiter
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header: either delay-seconds or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _excerpt(response: httpx.Response, limit: int = 160) -> str:
+    text = " ".join(response.text[:limit].split())
+    return text + ("…" if len(response.text) > limit else "")
+
+
+class VendorHttpClient:
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
+        rate_limiter: RateLimiter,
+        remaining_seconds: Callable[[], float],
+        max_attempts: int = 6,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=dict(headers or {}),
+            auth=auth,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            transport=transport,
+        )
+        self._limiter = rate_limiter
+        self._remaining = remaining_seconds
+        self._max_attempts = max_attempts
+        self._backoff = wait_exponential_jitter(initial=initial_backoff, max=max_backoff)
+        self._sleep = sleep
+        self.requests_made = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        return float(retry_after) if retry_after is not None else float(self._backoff(state))
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if stop_after_attempt(self._max_attempts)(state):
+            return True
+        # Stop when the next wait would run past the Lambda's remaining time.
+        return self._wait(state) > self._remaining() - DEADLINE_MARGIN_SECONDS
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "Vendor call failed; retrying",
+            extra={
+                "vendor": self.vendor,
+                "attempt": state.attempt_number,
+                "error": str(error),
+                "wait_seconds": round(self._wait(state), 2),
+            },
+        )
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[Any, httpx.Response]:
+        """GET and decode a JSON body, retrying what is worth retrying."""
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, VendorError) and e.retryable),
+            wait=self._wait,
+            stop=self._stop,
+            sleep=self._sleep,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._get_json_once, path, params)
+
+    def _get_json_once(self, path: str, params: Mapping[str, Any] | None) -> tuple[Any, httpx.Response]:
+        self._limiter.acquire()
+        self.requests_made += 1
+        what = f"{self.vendor} GET {path}"
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as error:
+            raise VendorUnavailableError(f"{what} timed out ({type(error).__name__})") from error
+        except httpx.TransportError as error:
+            raise VendorUnavailableError(f"{what} failed to connect: {error}") from error
+        status = response.status_code
+        if status == 429:
+            raise VendorUnavailableError(f"{what} was rate limited (429)", retry_after_seconds(response))
+        if status >= 500:
+            raise VendorUnavailableError(
+                f"{what} answered {status}: {_excerpt(response)}", retry_after_seconds(response)
+            )
+        if status in (401, 403):
+            raise VendorAuthError(
+                f"{what} refused the credentials ({status}): {_excerpt(response)} - check the {self.vendor} secret"
+            )
+        if status >= 400:
+            raise VendorRequestError(f"{what} refused the request ({status}): {_excerpt(response)}")
+        content_type = response.headers.get("content-type", "")
+        if "json" not in content_type:
+            raise VendorResponseError(
+                f"{what} answered {status} with {content_type or 'no content type'}, not JSON: {_excerpt(response)}"
+            )
+        try:
+            return json.loads(response.content), response
+        except ValueError as error:
+            raise VendorResponseError(
+                f"{what} answered {status} with invalid JSON ({error}) in {len(response.content)} bytes"
+            ) from error

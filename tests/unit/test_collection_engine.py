@@ -1,0 +1,375 @@
+"""The collection engine against an in-memory vendor: windows, checkpoints, continuations, exactly-once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from boto3.dynamodb.conditions import Key
+
+import dispatcher_handler
+import worker_handler
+from chargelog import aws, collectors
+from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.dal.records import action_partition, charger_partition
+from chargelog.dal.state import CollectorStateStore
+from chargelog.local.provision import LocalStack
+from chargelog.logic import collection, sources
+from chargelog.logic.collection import JobRunner
+from chargelog.models.jobs import CollectionJob
+from chargelog.models.records import LogRecord, record_id_for
+from chargelog.models.sources import SourceCreate
+from conftest import load_event
+
+VENDOR = "plugchoice"  # no built-in adapter yet, so the fake stands in for it
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+PROFILE = VendorProfile(
+    lookback=timedelta(minutes=10),
+    settle_delay=timedelta(seconds=30),
+    requests_per_second=1000,
+    burst=1000,
+    page_size=4,
+)
+
+
+class Crash(Exception):
+    """Stands in for the Lambda dying between two pages."""
+
+
+class FakeVendor:
+    """An offset-paged vendor API in memory, with a total, sorted by time, and hooks to misbehave."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.requests = 0
+        self.crash_on_request: int | None = None
+        self.before_page: Callable[[FakeVendor, int], None] | None = None
+
+    def add(self, count: int, start: datetime, step: timedelta, action: str = "Heartbeat") -> None:
+        for _ in range(count):
+            self.records.append({"id": len(self.records) + 1, "at": start.isoformat(), "action": action})
+            start += step
+
+    def page(self, window: Window, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        self.requests += 1
+        if self.crash_on_request == self.requests:
+            raise Crash(f"killed before request {self.requests}")
+        if self.before_page:
+            self.before_page(self, offset)
+        matching = sorted(
+            (r for r in self.records if window.start <= datetime.fromisoformat(r["at"]) <= window.end),
+            key=lambda r: r["at"],
+        )
+        return matching[offset : offset + limit], len(matching)
+
+
+class FakeAdapter:
+    def __init__(self, vendor: FakeVendor, connection: VendorConnection) -> None:
+        self.vendor = vendor
+        self.connection = connection
+        self.requests_made = 0
+
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
+        offset = int(cursor or 0)
+        self.requests_made += 1
+        items, total = self.vendor.page(window, offset, self.connection.profile.page_size)
+        end = offset + len(items)
+        return Page(
+            items=items,
+            body={"data": items, "total": total},
+            request={"offset": offset},
+            next_cursor=str(end) if items and end < total else None,
+            total=total,
+        )
+
+    def normalize(self, source_id: str, item: Any) -> LogRecord:
+        if "broken" in item:
+            raise ValueError(f"cannot read record: {item['broken']}")
+        return LogRecord(
+            vendor=VENDOR,
+            source_id=source_id,
+            charger_id=source_id,
+            timestamp=item["at"],
+            kind="ocpp",
+            action=item["action"],
+            record_id=record_id_for(VENDOR, source_id, item["id"]),
+            raw=item,
+            payload=item.get("payload"),
+        )
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def vendor(stack: LocalStack) -> Iterator[FakeVendor]:
+    fake = FakeVendor()
+    collectors.register(VENDOR, PROFILE, lambda connection, _remaining: FakeAdapter(fake, connection))
+    yield fake
+    collectors.unregister(VENDOR)
+
+
+def add_source(source_id: str = "cp-1", vendor: str = VENDOR, enabled: bool = True) -> None:
+    sources.create_source(SourceCreate.model_validate({"vendor": vendor, "source_id": source_id, "enabled": enabled}))
+
+
+def stored(stack: LocalStack, charger: str = "cp-1") -> list[dict[str, Any]]:
+    table = aws.table(stack.refs["Table"])
+    items, query = [], {"KeyConditionExpression": Key("pk").eq(charger_partition(charger))}
+    while True:
+        page = table.query(**query)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def stored_ids(stack: LocalStack, charger: str = "cp-1") -> list[int]:
+    return sorted(int(item["raw"]["id"]) for item in stored(stack, charger))
+
+
+def run(job: CollectionJob, remaining: Callable[[], float] = lambda: 900.0, **options: Any) -> collection.JobOutcome:
+    return JobRunner(job, remaining, now=lambda: NOW, **options).run()
+
+
+def scheduled(at: datetime = NOW) -> CollectionJob:
+    return CollectionJob(vendor=VENDOR, source_id="cp-1", scheduled_at=at)
+
+
+def state(stack: LocalStack) -> Any:
+    return CollectorStateStore(stack.refs["Table"]).get(VENDOR, "cp-1")
+
+
+def test_new_source_reads_its_initial_history_and_moves_the_mark(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(3, NOW - timedelta(hours=30), timedelta(minutes=1))  # older than the 24 h of history
+    vendor.add(10, NOW - timedelta(hours=2), timedelta(minutes=1))
+    vendor.add(2, NOW - timedelta(seconds=10), timedelta(seconds=1))  # inside the settle delay
+    outcome = run(scheduled())
+    assert outcome.status == "done"
+    assert outcome.window == Window(NOW - timedelta(hours=24), NOW - timedelta(seconds=30))
+    assert stored_ids(stack) == list(range(4, 14))
+    assert outcome.pages_fetched == 3  # ceil(10 / 4)
+    after = state(stack)
+    assert after.high_water_mark == NOW - timedelta(seconds=30)
+    assert (after.records_stored, after.pages_fetched, after.checkpoint) == (10, 3, None)
+    assert after.last_success_at == NOW
+
+
+def test_next_run_starts_at_the_mark_minus_lookback_and_stores_nothing_twice(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(10, NOW - timedelta(hours=1), timedelta(minutes=1))
+    run(scheduled())
+    later = NOW + timedelta(minutes=5)
+    vendor.add(2, NOW + timedelta(minutes=1), timedelta(seconds=20))
+    # A late record: its time is before the mark, but inside the lookback.
+    vendor.add(1, NOW - timedelta(minutes=5), timedelta(0))
+    outcome = run(scheduled(later))
+    assert outcome.window == Window(NOW - timedelta(seconds=30) - PROFILE.lookback, later - PROFILE.settle_delay)
+    assert stored_ids(stack) == list(range(1, 14))
+    assert len(stored(stack)) == 13
+
+
+def test_a_job_killed_between_pages_resumes_from_its_checkpoint(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))  # 5 pages of 4
+    job = scheduled()
+    vendor.crash_on_request = 3
+    with pytest.raises(Crash):
+        run(job)
+    checkpoint = state(stack).checkpoint
+    assert (checkpoint.job_id, checkpoint.cursor, checkpoint.read) == (job.job_id, "8", 8)
+    assert state(stack).high_water_mark is None
+    assert len(stored(stack)) == 8
+
+    requests_before = vendor.requests
+    outcome = run(job, attempt=2)  # SQS delivers the same message again
+    assert outcome.pages_fetched == 3  # pages 3, 4 and 5 only
+    assert vendor.requests - requests_before == 3
+    assert stored_ids(stack) == list(range(1, 21))
+    assert state(stack).high_water_mark == NOW - timedelta(seconds=30)
+
+
+def test_low_remaining_time_saves_the_place_and_reenqueues_the_rest(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    budget = iter([900.0, 30.0])  # asked after each page: after the second, under a minute is left
+    outcome = run(job, remaining=lambda: next(budget, 30.0))
+    assert outcome.status == "continued"
+    assert len(stored(stack)) == 8
+    messages = aws.client("sqs").receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"]).get("Messages", [])
+    (continuation,) = [CollectionJob.model_validate_json(m["Body"]) for m in messages]
+    assert continuation == job
+    assert state(stack).lease_job_id is None  # released for the continuation
+    assert run(continuation).status == "done"
+    assert stored_ids(stack) == list(range(1, 13))
+
+
+def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
+    inserted = []
+
+    def insert_early_records_once(fake: FakeVendor, offset: int) -> None:
+        if offset == 8 and not inserted:
+            fake.add(2, NOW - timedelta(hours=1, seconds=-5), timedelta(seconds=1))  # shifts every offset by 2
+            inserted.append(True)
+
+    vendor.before_page = insert_early_records_once
+    outcome = run(scheduled())
+    assert outcome.complete
+    assert stored_ids(stack) == list(range(1, 15))
+    assert state(stack).high_water_mark == NOW - timedelta(seconds=30)
+
+
+def test_a_window_that_never_settles_keeps_the_mark_for_the_next_run(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(8, NOW - timedelta(hours=1), timedelta(minutes=1))
+
+    def always_insert(fake: FakeVendor, offset: int) -> None:
+        if offset:
+            fake.add(1, NOW - timedelta(minutes=59, seconds=30), timedelta(0))
+
+    vendor.before_page = always_insert
+    outcome = run(scheduled())
+    assert not outcome.complete
+    assert state(stack).high_water_mark is None
+    vendor.before_page = None
+    assert run(scheduled(NOW + timedelta(minutes=1))).complete
+    assert stored_ids(stack) == sorted(r["id"] for r in vendor.records)
+
+
+def test_a_large_window_is_read_in_chunks_and_the_mark_moves_per_chunk(
+    stack: LocalStack, vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collection, "MAX_CHUNK_RECORDS", 10)
+    vendor.add(50, NOW - timedelta(hours=10), timedelta(minutes=10))
+    marks: list[datetime] = []
+    store = CollectorStateStore(stack.refs["Table"])
+    original = store.advance_mark
+    monkeypatch.setattr(
+        CollectorStateStore, "advance_mark", lambda self, v, s, mark: (marks.append(mark), original(v, s, mark))
+    )
+    outcome = run(scheduled())
+    assert stored_ids(stack) == list(range(1, 51))
+    assert len(marks) >= 5
+    assert marks == sorted(marks)
+    assert marks[-1] == NOW - timedelta(seconds=30)
+    # Every chunk after the first fits; only the first, full-window page is spent on learning the density.
+    assert outcome.vendor_requests <= outcome.pages_fetched + 2
+
+
+def test_unparseable_records_are_quarantined_with_the_reason(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(5, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.records[2]["broken"] = "timestamp typo"
+    outcome = run(scheduled())
+    assert outcome.records_quarantined == 1
+    assert stored_ids(stack) == [1, 2, 4, 5]
+    s3 = aws.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.refs["RawBucket"], Prefix="quarantine/")["Contents"]]
+    (key,) = keys
+    assert key.startswith(f"quarantine/vendor={VENDOR}/source=cp-1/date=2026-11-21/")
+    kept = json.loads(gzip.decompress(s3.get_object(Bucket=stack.refs["RawBucket"], Key=key)["Body"].read()))
+    assert kept["reason"] == "cannot read record: timestamp typo"
+    assert kept["item"]["id"] == 3
+    assert state(stack).records_quarantined == 1
+
+
+def test_every_page_is_archived_raw(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(6, NOW - timedelta(hours=1), timedelta(minutes=1))
+    run(scheduled())
+    s3 = aws.client("s3")
+    objects = s3.list_objects_v2(Bucket=stack.refs["RawBucket"], Prefix="raw/")["Contents"]
+    assert len(objects) == 2
+    assert all(o["Key"].startswith(f"raw/vendor={VENDOR}/source=cp-1/date=2026-11-21/") for o in objects)
+    page = json.loads(
+        gzip.decompress(s3.get_object(Bucket=stack.refs["RawBucket"], Key=objects[0]["Key"])["Body"].read())
+    )
+    assert page["body"]["total"] == 6
+
+
+def test_a_record_too_large_for_an_item_keeps_its_payload_in_s3(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(2, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.records[0]["payload"] = {"data": "x" * 500_000}
+    run(scheduled())
+    items = {int(i["raw"]["id"]) if "raw" in i else 1: i for i in stored(stack)}
+    big = items[1]
+    assert "payload" not in big
+    assert "raw" not in big
+    key = big["payload_ref"]
+    body = aws.client("s3").get_object(Bucket=stack.refs["RawBucket"], Key=key)["Body"].read()
+    assert json.loads(gzip.decompress(body))["payload"]["data"] == "x" * 500_000
+
+
+def test_a_failing_job_records_its_error_backs_off_and_keeps_what_was_stored(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(4, NOW - timedelta(hours=1), timedelta(minutes=1))
+    run(scheduled())
+    vendor.crash_on_request = vendor.requests + 1
+    with pytest.raises(Crash):
+        run(scheduled(NOW + timedelta(minutes=5)), attempt=5)
+    after = state(stack)
+    assert after.last_error == f"Crash: killed before request {vendor.requests}"
+    assert after.consecutive_failures == 1
+    assert after.backoff_until == NOW + timedelta(minutes=1)
+    assert after.jobs_dead_lettered == 1  # the 5th receive is the last (JobMaxReceives)
+    assert after.high_water_mark == NOW - timedelta(seconds=30)
+    assert len(stored(stack)) == 4
+
+
+def test_dispatch_enqueues_due_sources_on_their_vendors_queue(
+    stack: LocalStack, vendor: FakeVendor, lambda_context: Any
+) -> None:
+    for source_id in ("cp-1", "cp-2", "cp-3"):
+        add_source(source_id)
+    add_source("cp-off", enabled=False)
+    add_source("evse-1", vendor="evenergy")  # no adapter for this vendor yet
+    store = CollectorStateStore(stack.refs["Table"])
+    store.acquire_lease(VENDOR, "cp-2", "running-job", datetime.now(UTC), 600)  # busy
+    store.record_failure(VENDOR, "cp-3", "failed-job", "boom", datetime.now(UTC), timedelta(hours=1), False)
+
+    result = dispatcher_handler.lambda_handler(load_event("schedule_collect"), lambda_context)
+
+    assert result == {"enqueued": 1, "without_adapter": 1, "not_due": 2}
+    sqs = aws.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"], MaxNumberOfMessages=10)["Messages"]
+    job = CollectionJob.model_validate_json(message["Body"])
+    assert (job.source_id, job.mode, job.scheduled_at) == (
+        "cp-1",
+        "scheduled",
+        datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
+    )
+
+
+def test_worker_reports_only_the_failed_job(stack: LocalStack, vendor: FakeVendor, lambda_context: Any) -> None:
+    vendor.add(3, datetime(2026, 11, 21, 8, 0, tzinfo=UTC), timedelta(minutes=1))
+    event = load_event("sqs_collection_jobs")  # an ocpplab job and a plugchoice job
+    result = worker_handler.lambda_handler(event, lambda_context)
+    # ocpplab's secret has no base_url in the template: that job fails with a clear error; the other succeeds.
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+    assert len(stored(stack, "3f2a8a6e-1c1b-4d0e-9a57-5b0f1f6c2d11")) == 3
+    ocpplab = CollectorStateStore(stack.refs["Table"]).get("ocpplab", "dep-123")
+    assert "has no base_url" in (ocpplab.last_error or "")
+
+
+def test_charger_time_and_action_queries_read_only_what_they_return(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(30, NOW - timedelta(hours=2), timedelta(minutes=1), action="Heartbeat")
+    vendor.add(30, NOW - timedelta(hours=2, seconds=-30), timedelta(minutes=1), action="MeterValues")
+    run(scheduled())
+    table = aws.table(stack.refs["Table"])
+    start, end = "2026-11-21T10:10:00", "2026-11-21T10:20:00~"
+    by_time = table.query(
+        KeyConditionExpression=Key("pk").eq(charger_partition("cp-1")) & Key("sk").between(start, end)
+    )
+    assert by_time["Count"] == 21  # 11 Heartbeats on the minute, 10 MeterValues on the half minute
+    assert by_time["ScannedCount"] <= 2 * by_time["Count"]
+    by_action = table.query(
+        IndexName="gsi1",
+        KeyConditionExpression=Key("gsi1pk").eq(action_partition("cp-1", "MeterValues"))
+        & Key("gsi1sk").between(start, end),
+    )
+    assert by_action["Count"] == 10
+    assert {i["action"] for i in by_action["Items"]} == {"MeterValues"}
+    assert by_action["ScannedCount"] <= 2 * by_action["Count"]
