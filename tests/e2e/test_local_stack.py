@@ -7,9 +7,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -26,9 +28,20 @@ STARTUP_SECONDS = 60
 class RunningStack:
     process: subprocess.Popen[str]
     url: str
+    lines: list[str]
 
     def output(self) -> str:
-        return self.process.stdout.read() if self.process.stdout else ""
+        return "\n".join(self.lines)
+
+    def exports(self) -> dict[str, str]:
+        """The environment the banner tells a second shell to export."""
+        exported: dict[str, str] = {}
+        for line in self.lines:
+            if line.strip().startswith("export "):
+                for assignment in line.strip()[len("export ") :].split():
+                    key, _, value = assignment.partition("=")
+                    exported[key] = value
+        return exported
 
 
 def _chargelog() -> list[str]:
@@ -39,7 +52,7 @@ def _chargelog() -> list[str]:
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[RunningStack]:
     port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CHARGELOG_"))}
     env["CHARGELOG_API_KEY"] = API_KEY
     process = subprocess.Popen(
         [*_chargelog(), "local", "--port", str(port), "--schedule-seconds", "1"],
@@ -48,20 +61,21 @@ def local_stack() -> Iterator[RunningStack]:
         text=True,
         env=env,
     )
-    stack = RunningStack(process, f"http://127.0.0.1:{port}")
+    lines: list[str] = []
+    # Keep reading, so the pipe never fills while the stack logs.
+    threading.Thread(
+        target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or []), daemon=True
+    ).start()
+    stack = RunningStack(process, f"http://127.0.0.1:{port}", lines)
     deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
+    while not any("Ctrl-C stops everything." in line for line in list(lines)):
         if process.poll() is not None:
             pytest.fail(f"chargelog local exited with {process.returncode}:\n{stack.output()}")
-        try:
-            if httpx.get(f"{stack.url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
         if time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"chargelog local did not answer within {STARTUP_SECONDS} s:\n{stack.output()}")
+            pytest.fail(f"chargelog local did not start within {STARTUP_SECONDS} s:\n{stack.output()}")
         time.sleep(0.2)
+    assert httpx.get(f"{stack.url}/health", timeout=5).status_code == 200
     yield stack
     if process.poll() is None:
         process.kill()
@@ -149,10 +163,80 @@ def test_the_cli_manages_sources_against_the_stack(local_stack: RunningStack) ->
     assert "cannot reach" in unreachable.stderr
 
 
+def test_the_schedule_collects_a_simulated_charger_through_queue_and_worker(local_stack: RunningStack) -> None:
+    headers = {"x-api-key": API_KEY}
+    assert "ocpplab      http://127.0.0.1:" in local_stack.output()  # the built-in simulator
+    created = httpx.post(
+        f"{local_stack.url}/sources", json={"vendor": "ocpplab", "source_id": "dep-3f9c2a71"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    deadline = time.monotonic() + 60
+    row: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        report = httpx.get(f"{local_stack.url}/collectors", headers=headers).json()
+        row = next((r for r in report["collectors"] if r["source_id"] == "dep-3f9c2a71"), {})
+        if row.get("last_success_at") and int(str(row.get("records_stored") or 0)) > 0:
+            break
+        time.sleep(0.5)
+    assert row.get("status") == "ok", row
+    assert int(str(row["records_stored"])) > 100
+    assert row["high_water_mark"]
+    assert {q["queue"] for q in report["queues"]} >= {"ocpplab", "dead-letter"}
+
+
+def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> None:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **local_stack.exports()}
+    assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    httpx.post(
+        f"{local_stack.url}/sources",
+        json={"vendor": "ocpplab", "source_id": "dep-c2a7904e"},
+        headers={"x-api-key": API_KEY},
+    )
+    collect = subprocess.run(
+        [*_chargelog(), "collect", "--vendor", "ocpplab", "--source", "dep-c2a7904e"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert collect.returncode == 0, collect.stderr
+    assert "ocpplab/dep-c2a7904e: " in collect.stdout
+    assert "100%|" in collect.stderr  # the progress bar
+    now = datetime.now(UTC)
+    backfill = subprocess.run(
+        [
+            *_chargelog(),
+            "backfill",
+            "ocpplab",
+            "dep-51d6fb38",
+            "--from",
+            (now - timedelta(hours=6)).isoformat(),
+            "--to",
+            now.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert backfill.returncode == 0, backfill.stderr
+    stored = int(backfill.stdout.split("done, ")[1].split(" records")[0])
+    assert stored > 50, backfill.stdout
+    bad = subprocess.run(
+        [*_chargelog(), "backfill", "ocpplab", "dep-51d6fb38", "--from", "yesterday", "--to", now.isoformat()],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1].startswith("chargelog: error: 'yesterday' is not an ISO date")
+
+
 def test_schedules_fire_and_ctrl_c_stops_cleanly(local_stack: RunningStack) -> None:
-    time.sleep(2.5)  # --schedule-seconds 1: the dispatcher has run by now
     local_stack.process.send_signal(signal.SIGINT)
     assert local_stack.process.wait(timeout=20) == 0
+    time.sleep(0.5)  # let the reader thread take the last lines
     output = local_stack.output()
     assert "Dispatched collection jobs" in output
     assert f"export CHARGELOG_API_KEY={API_KEY}" in output

@@ -15,7 +15,7 @@ import dispatcher_handler
 import worker_handler
 from chargelog import aws, collectors
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
-from chargelog.dal.records import action_partition, charger_partition
+from chargelog.dal.records import action_partition, charger_items, charger_partition, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
 from chargelog.logic import collection, sources
@@ -73,7 +73,7 @@ class FakeAdapter:
         self.connection = connection
         self.requests_made = 0
 
-    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         offset = int(cursor or 0)
         self.requests_made += 1
         items, total = self.vendor.page(window, offset, self.connection.profile.page_size)
@@ -118,18 +118,11 @@ def add_source(source_id: str = "cp-1", vendor: str = VENDOR, enabled: bool = Tr
 
 
 def stored(stack: LocalStack, charger: str = "cp-1") -> list[dict[str, Any]]:
-    table = aws.table(stack.refs["Table"])
-    items, query = [], {"KeyConditionExpression": Key("pk").eq(charger_partition(charger))}
-    while True:
-        page = table.query(**query)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return items
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return list(charger_items(stack.refs["Table"], charger))
 
 
 def stored_ids(stack: LocalStack, charger: str = "cp-1") -> list[int]:
-    return sorted(int(item["raw"]["id"]) for item in stored(stack, charger))
+    return sorted(int(record_from_item(item)["raw"]["id"]) for item in stored(stack, charger))
 
 
 def run(job: CollectionJob, remaining: Callable[[], float] = lambda: 900.0, **options: Any) -> collection.JobOutcome:
@@ -224,19 +217,39 @@ def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalS
     assert state(stack).high_water_mark == NOW - timedelta(seconds=30)
 
 
-def test_a_window_that_never_settles_keeps_the_mark_for_the_next_run(stack: LocalStack, vendor: FakeVendor) -> None:
-    vendor.add(8, NOW - timedelta(hours=1), timedelta(minutes=1))
+def test_a_chunk_that_keeps_changing_is_halved_until_it_settles(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(16, NOW - timedelta(hours=1), timedelta(minutes=1))
+
+    def insert_on_every_later_page(fake: FakeVendor, offset: int) -> None:
+        if offset:  # any chunk longer than one page changes while it is read
+            fake.add(1, NOW - timedelta(minutes=59, seconds=30), timedelta(0))
+
+    vendor.before_page = insert_on_every_later_page
+    outcome = run(scheduled())
+    assert outcome.complete
+    assert state(stack).high_water_mark == NOW - timedelta(seconds=30)
+    assert stored_ids(stack) == sorted(r["id"] for r in vendor.records)
+
+
+def test_a_second_with_more_than_a_page_that_keeps_changing_holds_the_mark(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(8, NOW - timedelta(hours=1), timedelta(0))  # two pages' worth in the same instant
 
     def always_insert(fake: FakeVendor, offset: int) -> None:
         if offset:
-            fake.add(1, NOW - timedelta(minutes=59, seconds=30), timedelta(0))
+            fake.add(1, NOW - timedelta(hours=1), timedelta(0))
 
     vendor.before_page = always_insert
     outcome = run(scheduled())
     assert not outcome.complete
     assert state(stack).high_water_mark is None
+    first_start = outcome.window.start if outcome.window else None
     vendor.before_page = None
-    assert run(scheduled(NOW + timedelta(minutes=1))).complete
+    later = run(scheduled(NOW + timedelta(minutes=5)))
+    assert later.complete
+    assert later.window is not None
+    assert later.window.start == first_start  # a new source's history start does not slide
     assert stored_ids(stack) == sorted(r["id"] for r in vendor.records)
 
 
@@ -293,7 +306,7 @@ def test_a_record_too_large_for_an_item_keeps_its_payload_in_s3(stack: LocalStac
     vendor.add(2, NOW - timedelta(hours=1), timedelta(minutes=1))
     vendor.records[0]["payload"] = {"data": "x" * 500_000}
     run(scheduled())
-    items = {int(i["raw"]["id"]) if "raw" in i else 1: i for i in stored(stack)}
+    items = {json.loads(i["raw"])["id"] if "raw" in i else 1: i for i in stored(stack)}
     big = items[1]
     assert "payload" not in big
     assert "raw" not in big

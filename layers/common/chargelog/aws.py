@@ -26,6 +26,11 @@ def table(name: str) -> Any:
 
 
 def reset() -> None:
-    """Forget cached clients (tests that switch endpoints or credentials)."""
+    """Forget cached clients, Powertools' parameter providers included (after switching endpoints)."""
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters import base
+
     client.cache_clear()
     table.cache_clear()
+    parameters.clear_caches()
+    base.DEFAULT_PROVIDERS.clear()

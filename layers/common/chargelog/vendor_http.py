@@ -21,6 +21,9 @@ from chargelog.observability import logger
 
 # Leave this much of the Lambda's time for writing the page and the checkpoint.
 DEADLINE_MARGIN_SECONDS = 20.0
+# Backoff between attempts (seconds), unless the vendor says how long with Retry-After.
+INITIAL_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class VendorError(Exception):
@@ -130,8 +133,8 @@ class VendorHttpClient:
         max_attempts: int = 6,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
-        initial_backoff: float = 0.5,
-        max_backoff: float = 30.0,
+        initial_backoff: float | None = None,
+        max_backoff: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -146,7 +149,10 @@ class VendorHttpClient:
         self._limiter = rate_limiter
         self._remaining = remaining_seconds
         self._max_attempts = max_attempts
-        self._backoff = wait_exponential_jitter(initial=initial_backoff, max=max_backoff)
+        self._backoff = wait_exponential_jitter(
+            multiplier=INITIAL_BACKOFF_SECONDS if initial_backoff is None else initial_backoff,
+            max=MAX_BACKOFF_SECONDS if max_backoff is None else max_backoff,
+        )
         self._sleep = sleep
         self.requests_made = 0
 

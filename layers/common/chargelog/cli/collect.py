@@ -108,21 +108,27 @@ def collect(vendor: str | None, source_id: str | None) -> int:
     return 1 if failures else 0
 
 
-def backfill(vendor: Vendor, source_id: str, start: datetime, end: datetime) -> int:
-    """Read a past range of one source (registered or not); the high-water mark is left alone."""
+def backfill(vendor: Vendor, source_id: str, start: datetime, end: datetime, action: str | None = None) -> int:
+    """Read a past range of one source (registered or not), optionally of one OCPP action only; the
+    high-water mark is left alone."""
     load_settings()
     if end < start:
         raise SystemExit("chargelog: error: --to is before --from")
     if not collectors.has_adapter(vendor):
         raise SystemExit(f"chargelog: error: there is no collector for {vendor} yet")
-    job = CollectionJob(
-        vendor=vendor,
-        source_id=source_id,
-        window_start=start,
-        window_end=end,
-        mode="backfill",
-        scheduled_at=datetime.now(UTC),
-    )
+    try:
+        job = CollectionJob(
+            vendor=vendor,
+            source_id=source_id,
+            window_start=start,
+            window_end=end,
+            mode="backfill",
+            scheduled_at=datetime.now(UTC),
+            action=action,
+        )
+    except ValidationError as invalid:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in invalid.errors())
+        raise SystemExit(f"chargelog: error: {problems}") from None
     outcome, error = _run_with_bar(job, f"{vendor}/{source_id}")
     print(_summary_line(job, outcome, error))
     return 1 if error else 0
@@ -137,3 +143,4 @@ def add_arguments(commands: Any, vendors: tuple[str, ...]) -> None:
     backfill_parser.add_argument("source_id")
     backfill_parser.add_argument("--from", dest="start", required=True, type=parse_time, help="ISO date/time (UTC)")
     backfill_parser.add_argument("--to", dest="end", required=True, type=parse_time, help="ISO date/time (UTC)")
+    backfill_parser.add_argument("--action", help="only this OCPP action, e.g. BootNotification")

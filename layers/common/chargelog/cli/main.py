@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "backfill":
         from chargelog.cli.collect import backfill
 
-        return backfill(args.vendor, args.source_id, args.start, args.end)
+        return backfill(args.vendor, args.source_id, args.start, args.end, args.action)
     from chargelog.cli.client import ApiError
 
     try:

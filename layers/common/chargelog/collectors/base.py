@@ -70,8 +70,9 @@ class VendorAdapter(Protocol):
     @property
     def requests_made(self) -> int: ...
 
-    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
-        """The page at ``cursor`` (None: the first) of the source's records in ``window``."""
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
+        """The page at ``cursor`` (None: the first) of the source's records in ``window`` (of one OCPP
+        ``action`` only, if given; an adapter whose vendor cannot filter by action raises ValueError)."""
         ...
 
     def normalize(self, source_id: str, item: Any) -> LogRecord:

@@ -87,15 +87,17 @@ class OcpplabAdapter:
     def close(self) -> None:
         self._http.close()
 
-    def fetch_page(self, source_id: str, window: Window, cursor: str | None) -> Page:
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         offset = int(cursor) if cursor else 0
         path = f"/ocpp/chargers/{quote(source_id, safe='')}/logs"
-        params = {
+        params: dict[str, Any] = {
             "start_date": _param_time(window.start),
             "end_date": _param_time(window.end),
             "limit": self._page_size,
             "offset": offset,
         }
+        if action:
+            params["event"] = action
         body, _ = self._http.get_json(path, params)
         try:
             page = _LogPage.model_validate(body)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
+
 from chargelog import aws
+from chargelog.dal import query_all
 from chargelog.dal.archive import RawArchive
 from chargelog.models.records import LogRecord
 
@@ -24,6 +27,7 @@ BATCH_LIMIT = 25
 # DynamoDB's item limit is 400 KB; keep well clear of it (attribute names and overhead count too).
 MAX_INLINE_ITEM_BYTES = 300_000
 MAX_UNPROCESSED_ATTEMPTS = 8
+PARALLEL_BATCHES = 8
 
 
 class UnprocessedItemsError(RuntimeError):
@@ -43,9 +47,28 @@ def action_partition(charger_id: str, action: str) -> str:
     return f"CHARGER#{charger_id}#ACTION#{action}"
 
 
-def _to_dynamo(value: Any) -> Any:
-    """JSON-compatible value -> what DynamoDB accepts (floats as Decimal, no empty-set issues)."""
-    return json.loads(json.dumps(value, default=str), parse_float=Decimal)
+# Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps.
+JSON_TEXT_FIELDS = ("payload", "result", "raw")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def charger_items(table_name: str, charger_id: str) -> Iterator[dict[str, Any]]:
+    """Every stored item of one charger, in time order."""
+    return query_all(aws.table(table_name), KeyConditionExpression=Key("pk").eq(charger_partition(charger_id)))
+
+
+def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item back as the record's fields (JSON text decoded, keys and TTL dropped)."""
+    record = {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")}
+    for field in JSON_TEXT_FIELDS:
+        if isinstance(record.get(field), str):
+            record[field] = json.loads(record[field])
+    if "connector_id" in record:
+        record["connector_id"] = int(record["connector_id"])
+    return record
 
 
 class RecordWriter:
@@ -60,7 +83,10 @@ class RecordWriter:
 
     def item_for(self, record: LogRecord) -> dict[str, Any]:
         sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"
-        item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True)
+        item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True, exclude=set(JSON_TEXT_FIELDS))
+        documents = {
+            field: _json_text(value) for field in JSON_TEXT_FIELDS if (value := getattr(record, field)) is not None
+        }
         item.update(
             pk=charger_partition(record.charger_id),
             sk=sort_key,
@@ -68,12 +94,17 @@ class RecordWriter:
         )
         if record.action:
             item.update(gsi1pk=action_partition(record.charger_id, record.action), gsi1sk=sort_key)
-        if len(json.dumps(item, default=str)) > MAX_INLINE_ITEM_BYTES:
-            offloaded = {key: item.pop(key) for key in ("payload", "result", "raw") if key in item}
+        if sum(map(len, documents.values())) > MAX_INLINE_ITEM_BYTES:
             item["payload_ref"] = self._archive.put_payload(
-                record.vendor, record.source_id, record.record_id, record.timestamp, offloaded
+                record.vendor,
+                record.source_id,
+                record.record_id,
+                record.timestamp,
+                {field: getattr(record, field) for field in documents},
             )
-        return _to_dynamo(item)
+        else:
+            item.update(documents)
+        return item
 
     def write(self, records: Iterable[LogRecord]) -> int:
         """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some."""
@@ -82,8 +113,15 @@ class RecordWriter:
             item = self.item_for(record)
             items[(item["pk"], item["sk"])] = item  # one put per key per batch, as DynamoDB requires
         pending = list(items.values())
-        for start in range(0, len(pending), BATCH_LIMIT):
-            self._write_batch(pending[start : start + BATCH_LIMIT])
+        batches = [pending[start : start + BATCH_LIMIT] for start in range(0, len(pending), BATCH_LIMIT)]
+        if len(batches) <= 1:
+            for batch in batches:
+                self._write_batch(batch)
+        else:
+            # BatchWriteItem is I/O-bound: a page's batches go out together (boto3 clients are thread-safe).
+            with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
+                for done in as_completed([pool.submit(self._write_batch, batch) for batch in batches]):
+                    done.result()
         return len(pending)
 
     def _write_batch(self, items: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chargelog import aws
+from chargelog.dal import query_all
 from chargelog.errors import ConflictError, NotFoundError
 from chargelog.models.sources import Source
 
@@ -58,13 +59,7 @@ class SourceStore:
         query: dict[str, Any] = {"KeyConditionExpression": condition}
         if enabled_only:
             query["FilterExpression"] = Attr("enabled").eq(True)
-        while True:
-            page = self._table.query(**query)
-            for item in page.get("Items", []):
-                yield Source.model_validate(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return (Source.model_validate(item) for item in query_all(self._table, **query))
 
     def update(self, vendor: str, source_id: str, changes: dict[str, Any], now: datetime) -> Source:
         """Apply ``changes`` (field -> value) to an existing source and return it."""

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel
 
 from chargelog import aws
+from chargelog.dal import query_all
 
 COLLECTOR_PARTITION = "COLLECTOR"
 
@@ -35,6 +36,7 @@ class CollectorState(BaseModel):
     vendor: str
     source_id: str
     high_water_mark: AwareDatetime | None = None
+    history_start: AwareDatetime | None = None  # where a new source's first window started
     checkpoint: Checkpoint | None = None
     lease_job_id: str | None = None
     lease_until: AwareDatetime | None = None
@@ -73,14 +75,8 @@ class CollectorStateStore:
         return CollectorState.model_validate(item) if item else CollectorState(vendor=vendor, source_id=source_id)
 
     def list(self) -> Iterator[CollectorState]:
-        query: dict[str, Any] = {"KeyConditionExpression": Key("pk").eq(COLLECTOR_PARTITION)}
-        while True:
-            page = self._table.query(**query)
-            for item in page.get("Items", []):
-                yield CollectorState.model_validate(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_all(self._table, KeyConditionExpression=Key("pk").eq(COLLECTOR_PARTITION))
+        return (CollectorState.model_validate(item) for item in items)
 
     def _update(
         self,
@@ -168,6 +164,10 @@ class CollectorStateStore:
             {"high_water_mark": _iso(mark)},
             condition=Attr("high_water_mark").not_exists() | Attr("high_water_mark").lt(_iso(mark)),
         )
+
+    def set_history_start(self, vendor: str, source_id: str, start: datetime) -> None:
+        """Pin where a new source's history starts (first writer wins), until its mark takes over."""
+        self._update(vendor, source_id, {"history_start": _iso(start)}, condition=Attr("history_start").not_exists())
 
     def clear_checkpoint(self, vendor: str, source_id: str, job_id: str) -> None:
         self._update(vendor, source_id, {}, remove=("checkpoint",), condition=Attr("checkpoint.job_id").eq(job_id))

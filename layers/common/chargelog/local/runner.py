@@ -45,7 +45,15 @@ LOCAL_CREDENTIALS = {
 
 # vendor -> starts the vendor's simulator on 127.0.0.1 and returns (base URL, credentials, stop).
 SimulatorStarter = Callable[[], tuple[str, dict[str, str], Callable[[], None]]]
-SIMULATORS: dict[str, SimulatorStarter] = {}
+
+
+def _start_ocpplab() -> tuple[str, dict[str, str], Callable[[], None]]:
+    from chargelog.simulators.ocpplab import start_local
+
+    return start_local()
+
+
+SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab}
 
 
 def free_port() -> int:

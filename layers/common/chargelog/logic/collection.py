@@ -8,8 +8,9 @@ How a job never loses or duplicates a record:
   is written, and only if the chunk was read consistently.
 - Consistency: offset pages shift when records arrive while a client pages. A chunk counts as read only
   when the vendor's total was the same on its first and last page and equal to the records read; otherwise
-  it is read again (up to ``MAX_PASSES``), and if it keeps changing the mark stays put so the next run
-  reads it again.
+  it is read again, and after ``MAX_PASSES`` halved, down to a single page, which one response returns
+  whole. Only a second holding more than a page of records can stay inconsistent; then the mark stays put
+  and the next run reads it again.
 - Checkpoints: after every page the position is saved; a job killed between pages resumes there. When the
   Lambda's time runs low the job saves its place and re-enqueues itself.
 - Upserts: every record has a deterministic id and key, so re-reads never add copies.
@@ -202,8 +203,11 @@ class JobRunner:
         end = job.scheduled_at - settle
         if state.high_water_mark is not None:
             start = state.high_water_mark - lookback
+        elif state.history_start is not None:
+            start = state.history_start  # fixed by the source's first job, so later runs cannot slide past it
         else:
             start = job.scheduled_at - timedelta(hours=self.settings.initial_history_hours)
+            self.states.set_history_start(job.vendor, job.source_id, start)
         return Window(start, end)
 
     # ------------------------------------------------------------------ chunks and passes
@@ -236,73 +240,52 @@ class JobRunner:
     ) -> tuple[bool, datetime]:
         """Read one chunk to a consistent result; returns (consistent, the chunk's end as narrowed)."""
         source_id = self.job.source_id
-        passes = checkpoint.passes if checkpoint else 0
+        # The position in this pass of the chunk: saved after every page, resumed from after a crash.
+        at = checkpoint or Checkpoint(job_id=self.job.job_id, chunk_start=chunk_start, chunk_end=chunk_end)
         while True:
-            cursor = checkpoint.cursor if checkpoint else None
-            total_first = checkpoint.total_first if checkpoint else None
-            read = checkpoint.read if checkpoint else 0
-            checkpoint = None
             while True:
                 # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
                 if self._pages and self.remaining_seconds() < CONTINUE_BELOW_SECONDS:
-                    self._save(
-                        Checkpoint(
-                            job_id=self.job.job_id,
-                            chunk_start=chunk_start,
-                            chunk_end=chunk_end,
-                            cursor=cursor,
-                            total_first=total_first,
-                            read=read,
-                            passes=passes,
-                        ),
-                        0,
-                        0,
-                    )
+                    self._save(at, 0, 0)
                     raise _ContinueLater
-                page = adapter.fetch_page(source_id, Window(chunk_start, chunk_end), cursor)
-                if cursor is None:
-                    total_first = page.total
-                    narrower = self._narrowed(chunk_start, chunk_end, page.total)
+                page = adapter.fetch_page(source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action)
+                if at.cursor is None:
+                    at.total_first = page.total
+                    narrower = self._narrowed(at.chunk_start, at.chunk_end, page.total)
                     if narrower is not None:
-                        chunk_end = narrower
+                        at.chunk_end = narrower
                         continue
                 stored, quarantined = self._store(adapter, page)
-                read += len(page.items)
-                cursor = page.next_cursor
-                self._save(
-                    Checkpoint(
-                        job_id=self.job.job_id,
-                        chunk_start=chunk_start,
-                        chunk_end=chunk_end,
-                        cursor=cursor,
-                        total_first=total_first,
-                        read=read,
-                        passes=passes,
-                    ),
-                    stored,
-                    quarantined,
-                )
-                self._report(window, chunk_start)
-                if cursor is None:
+                at.read += len(page.items)
+                at.cursor = page.next_cursor
+                self._save(at, stored, quarantined)
+                self._report(window, at.chunk_start)
+                if at.cursor is None:
                     break
-            if page.total is None or total_first == page.total == read:
-                return True, chunk_end
-            passes += 1
+            if page.total is None or at.total_first == page.total == at.read:
+                return True, at.chunk_end
+            at.passes += 1
             logger.warning(
                 "Records changed while paging; reading the chunk again",
                 extra={
                     "vendor": self.job.vendor,
                     "source_id": source_id,
-                    "chunk_start": chunk_start.isoformat(),
-                    "chunk_end": chunk_end.isoformat(),
-                    "total_first": total_first,
+                    "chunk_start": at.chunk_start.isoformat(),
+                    "chunk_end": at.chunk_end.isoformat(),
+                    "total_first": at.total_first,
                     "total_last": page.total,
-                    "read": read,
-                    "pass": passes,
+                    "read": at.read,
+                    "pass": at.passes,
                 },
             )
-            if passes >= MAX_PASSES:
-                return False, chunk_end
+            if at.passes >= MAX_PASSES:
+                # Fewer pages leave less room for change: halve the chunk. A chunk that fits in one page is
+                # read in one response, which cannot change under the client, so this ends.
+                if at.chunk_end - at.chunk_start <= timedelta(seconds=1):
+                    return False, at.chunk_end
+                at.chunk_end = at.chunk_start + (at.chunk_end - at.chunk_start) / 2
+                at.passes = 0
+            at.cursor, at.total_first, at.read = None, None, 0
 
     @staticmethod
     def _narrowed(start: datetime, end: datetime, total: int | None) -> datetime | None:

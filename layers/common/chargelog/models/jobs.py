@@ -31,11 +31,15 @@ class CollectionJob(BaseModel):
     window_end: AwareDatetime | None = None
     mode: JobMode = "scheduled"
     scheduled_at: AwareDatetime
+    # A backfill may ask for one OCPP action only, where the vendor can filter by it.
+    action: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
 
     @model_validator(mode="after")
     def _window_in_order(self) -> CollectionJob:
         if self.mode == "backfill" and (self.window_start is None or self.window_end is None):
             raise ValueError("a backfill job needs window_start and window_end")
+        if self.action is not None and self.mode != "backfill":
+            raise ValueError("only a backfill job can be limited to one action")
         if self.window_start and self.window_end and self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
         return self

@@ -1,0 +1,230 @@
+"""Collection throughput and memory: a backfill of N records from the OCPPLAB simulator into the local stack.
+
+For each N it runs, in this process:
+- chargelog's engine (JobRunner, the worker's code path: paging, checkpoints, raw archive, normalization,
+  idempotent batch upserts, collector state), as `chargelog backfill` does;
+- the floor: the same pages fetched with plain httpx and the same items (those the engine stored) written
+  with boto3's bare `batch_writer`, nothing else.
+moto's server and the simulator run in their own processes, so the memory figures are the collector's.
+
+Reports records per second for both, the engine's share of the floor, vendor requests against the
+minimum ceil(N / page size), and the engine's peak Python heap (tracemalloc) - which must stay flat as N
+grows.
+
+    .venv/bin/python bench/collect.py                     # N = 50,000 and 200,000
+    .venv/bin/python bench/collect.py --records 20000     # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE_SIZE = 1000
+CHARGER = "dep-bench"
+TOKEN = "bench-token"
+
+
+def _serve_simulator(records: int) -> None:
+    """Child process: a seeded OCPPLAB simulator; prints its URL, the record count and the window, then serves."""
+    from chargelog.simulators.base import SimulatorServer
+    from chargelog.simulators.ocpplab import OcpplabSimulator
+    from chargelog.simulators.traffic import Density
+
+    simulator = OcpplabSimulator(seed=2026)
+    simulator.add_token(TOKEN)
+    simulator.add_charger(CHARGER)
+    end = datetime(2026, 11, 20, tzinfo=UTC)
+    # This density gives about 73,000 records a day.
+    start = end - timedelta(days=records / 73_000)
+    count = simulator.seed(CHARGER, start, end, density=Density(session_gap_seconds=600, meter_interval_seconds=4))
+    server = SimulatorServer(simulator.wsgi_app)
+    print(
+        json.dumps({"url": server.start(), "records": count, "start": start.isoformat(), "end": end.isoformat()}),
+        flush=True,
+    )
+    sys.stdin.read()  # until the parent closes our stdin
+    server.stop()
+
+
+def _start_child(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    child = subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    return child, json.loads(child.stdout.readline())
+
+
+def _start_moto() -> tuple[subprocess.Popen[str], str]:
+    from chargelog.local.runner import free_port
+
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    import httpx
+
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
+            return child, f"http://127.0.0.1:{port}"
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("moto server did not start")
+
+
+def _provision(stack_name: str, simulator_url: str) -> Any:
+    from chargelog import aws
+    from chargelog.local.provision import function_environment, provision
+    from chargelog.local.template import load_template
+    from chargelog.settings import get_settings
+
+    template = load_template()
+    stack = provision(template, stack_name, "us-east-1")
+    os.environ.update(function_environment(template, stack))
+    get_settings.cache_clear()
+    secret = {
+        "base_url": simulator_url,
+        "token": TOKEN,
+        "page_size": PAGE_SIZE,
+        "requests_per_second": 10_000,
+        "burst": 10_000,
+    }
+    aws.client("secretsmanager").put_secret_value(SecretId=stack.refs["OcpplabSecret"], SecretString=json.dumps(secret))
+    return stack
+
+
+def _run_engine(start: datetime, end: datetime) -> dict[str, Any]:
+    from chargelog.logic.collection import JobRunner
+    from chargelog.models.jobs import CollectionJob
+
+    job = CollectionJob(
+        vendor="ocpplab",
+        source_id=CHARGER,
+        window_start=start,
+        window_end=end,
+        mode="backfill",
+        scheduled_at=datetime.now(UTC),
+    )
+    tracemalloc.start()
+    began = time.perf_counter()
+    outcome = JobRunner(job, remaining_seconds=lambda: float("inf")).run()
+    seconds = time.perf_counter() - began
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "seconds": seconds,
+        "records": outcome.records_stored,
+        "requests": outcome.vendor_requests,
+        "pages": outcome.pages_fetched,
+        "quarantined": outcome.records_quarantined,
+        "peak_heap_mb": peak / 2**20,
+        "complete": outcome.complete,
+    }
+
+
+def _run_floor(simulator_url: str, table_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """The same pages fetched with plain httpx, the same items (those the engine stored, read back untimed)
+    written with boto3's bare batch_writer: nothing else."""
+    import boto3
+    import httpx
+
+    from chargelog.dal.records import charger_items
+
+    items = list(charger_items(table_name, CHARGER))
+    table = boto3.resource("dynamodb").Table(table_name)
+    params = {"start_date": start.isoformat(), "end_date": end.isoformat(), "limit": PAGE_SIZE}
+    began = time.perf_counter()
+    requests = fetched = 0
+    with httpx.Client(base_url=simulator_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+        while True:
+            body = http.get(f"/ocpp/chargers/{CHARGER}/logs", params=params | {"offset": fetched}).json()
+            requests += 1
+            fetched += len(body["data"])
+            if not body["data"] or fetched >= body["total"]:
+                break
+    with table.batch_writer() as writer:
+        for item in items:
+            writer.put_item(Item=item)
+    return {"seconds": time.perf_counter() - began, "records": len(items), "fetched": fetched, "requests": requests}
+
+
+def measure(records: int) -> dict[str, Any]:
+    moto, moto_url = _start_moto()
+    simulator, info = _start_child([__file__, "--serve-simulator", str(records)])
+    try:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": moto_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
+            }
+        )
+        from chargelog import aws
+
+        aws.reset()
+        stack = _provision(f"bench-{records}", info["url"])
+        start, end = datetime.fromisoformat(info["start"]), datetime.fromisoformat(info["end"])
+        engine = _run_engine(start, end)
+        floor = _run_floor(info["url"], stack.refs["Table"], start, end)
+    finally:
+        for child in (simulator, moto):
+            if child.stdin:
+                child.stdin.close()
+            child.terminate()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:  # a busy moto server can take its time over SIGTERM
+                child.kill()
+                child.wait()
+    minimum = math.ceil(info["records"] / PAGE_SIZE)
+    return {"n": info["records"], "engine": engine, "floor": floor, "minimum_requests": minimum}
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-simulator":
+        _serve_simulator(int(sys.argv[2]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, nargs="+", default=[50_000, 200_000], help="backfill sizes")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; page size {PAGE_SIZE}")
+    results = []
+    for records in args.records:
+        result = measure(records)
+        results.append(result)
+        engine, floor = result["engine"], result["floor"]
+        engine_rate, floor_rate = engine["records"] / engine["seconds"], floor["records"] / floor["seconds"]
+        print(
+            f"N={result['n']:>7,}  engine {engine_rate:7,.0f} rec/s ({engine['seconds']:.1f} s)  "
+            f"floor {floor_rate:7,.0f} rec/s ({floor['seconds']:.1f} s)  engine/floor {engine_rate / floor_rate:.2f}  "
+            f"requests {engine['requests']} (minimum {result['minimum_requests']})  "
+            f"peak heap {engine['peak_heap_mb']:.1f} MB  stored {engine['records']:,}  complete {engine['complete']}",
+            flush=True,
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Scheduled collection from the OCPPLAB simulator (real HTTP) into the template's resources (moto's server).
+
+With every fault on - 5xx, 429, slow answers, records inserted while a client pages, late records, broken
+bodies - and workers killed between pages and running out of time, repeated scheduled runs converge to
+exactly the simulator's records: none missing, none twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+import worker_handler
+from chargelog import aws, vendor_http
+from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.state import CollectorStateStore
+from chargelog.local.provision import LocalStack
+from chargelog.local.triggers import sqs_event
+from chargelog.logic import collection, health, sources
+from chargelog.logic.collection import JobRunner
+from chargelog.models.jobs import CollectionJob
+from chargelog.models.sources import SourceCreate
+from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog.simulators.ocpplab import OcpplabSimulator
+from chargelog.simulators.traffic import Density
+
+TOKEN = "test-token"
+CHARGERS = ("dep-a", "dep-b")
+BUSY = Density(session_gap_seconds=900, session_seconds=1800, meter_interval_seconds=20)
+
+
+class Killed(Exception):
+    """The worker dying between two pages."""
+
+
+@dataclass
+class ShrinkingContext:
+    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
+
+    checks_before_low: int
+    function_name: str = "WorkerFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
+    aws_request_id: str = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.checks_before_low -= 1
+        return 900_000 if self.checks_before_low > 0 else 30_000
+
+
+@dataclass
+class Harness:
+    stack: LocalStack
+    simulator: OcpplabSimulator
+    clock: ManualClock
+    base_url: str
+
+    def configure(self, **tuning: Any) -> None:
+        secret = {"base_url": self.base_url, "token": TOKEN, "page_size": 50, "requests_per_second": 1000} | tuning
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=self.stack.refs["OcpplabSecret"], SecretString=json.dumps(secret)
+        )
+        parameters.clear_caches()  # workers re-read a changed secret within 5 minutes; here, at once
+
+    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
+        """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
+        retries (a failed message is redelivered) and continuations."""
+        collection.dispatch(self.clock())
+        sqs = aws.client("sqs")
+        queue = self.stack.refs["OcpplabWorkQueue"]
+        arn = self.stack.attributes[("OcpplabWorkQueue", "Arn")]
+        tally: Counter[str] = Counter()
+        for _ in range(max_invocations):
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not messages:
+                return dict(tally)
+            try:
+                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
+                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            except Exception:  # every record failed: Powertools fails the invocation
+                failed = {m["MessageId"] for m in messages}
+            for message in messages:
+                if message["MessageId"] in failed:
+                    tally["retried"] += 1  # visibility timeout is 0 here: it comes straight back
+                else:
+                    tally["done"] += 1
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
+
+    def drop_queued_jobs(self) -> None:
+        """What an operator does after fixing the vendor: drop the failing jobs (SQS allows a purge a minute)."""
+        sqs = aws.client("sqs")
+        queue = self.stack.refs["OcpplabWorkQueue"]
+        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
+    return list(charger_items(stack.refs["Table"], charger))
+
+
+def as_multiset(records: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
+    return Counter((r["timestamp"], r["direction"], r["message"]) for r in records)
+
+
+@pytest.fixture
+def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    # Retries back off for real on AWS; here the backoff is a few milliseconds so the test stays fast.
+    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
+    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
+    sqs = aws.client("sqs")
+    sqs.set_queue_attributes(QueueUrl=server_stack.refs["OcpplabWorkQueue"], Attributes={"VisibilityTimeout": "0"})
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    simulator = OcpplabSimulator(seed=11, clock=clock)
+    simulator.add_token(TOKEN, "tenant-1")
+    for charger in CHARGERS:
+        simulator.add_charger(charger, "tenant-1")
+        simulator.seed(charger, clock() - timedelta(hours=3), clock(), density=BUSY)
+        sources.create_source(SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}))
+    server = SimulatorServer(simulator.wsgi_app)
+    harness = Harness(server_stack, simulator, clock, server.start())
+    harness.configure()
+    yield harness
+    server.stop()
+
+
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator, clock = harness.simulator, harness.clock
+    simulator.faults = Faults(
+        error_rate=0.15,
+        throttle_rate=0.1,
+        retry_after_seconds=0,
+        slow_rate=0.05,
+        slow_seconds=0.02,
+        insert_while_paging_rate=0.05,
+        insert_count=3,
+        late_rate=0.1,
+        late_seconds=240,
+        bad_response="truncated",
+        bad_response_count=2,
+    )
+    # Kill the worker between pages now and then: right after a checkpoint, before the next page.
+    store_save = CollectorStateStore.save_progress
+    saves = Counter[str]()
+
+    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
+        store_save(self, *args, **kwargs)
+        saves["n"] += 1
+        if saves["n"] % 13 == 0:
+            raise Killed(f"killed after checkpoint {saves['n']}")
+
+    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
+    # Every third invocation runs low on time after a few pages, and hands over to a continuation.
+    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+
+    tallies = Counter[str]()
+    for _ in range(6):  # half an hour of five-minute schedules, while the chargers keep talking
+        before = clock()
+        clock.advance(300)
+        for charger in CHARGERS:
+            simulator.seed(charger, before, clock(), density=BUSY)
+        tallies.update(harness.schedule(contexts))
+    counters = simulator.counters
+    assert counters.errors > 0
+    assert counters.throttled > 0
+    assert counters.inserts_while_paging > 0
+    assert counters.late_records > 0
+    assert counters.bad_responses == 2
+    assert saves["n"] >= 13
+    assert tallies["retried"] > 0
+
+    # The vendor calms down; late records become visible; a couple more schedules catch up.
+    simulator.faults = Faults()
+    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    for _ in range(2):
+        clock.advance(300)
+        harness.schedule(contexts)
+
+    for charger in CHARGERS:
+        expected = as_multiset(simulator.visible_records(charger))
+        stored = stored_records(harness.stack, charger)
+        got = as_multiset([record_from_item(item)["raw"] for item in stored])
+        assert sum(expected.values()) > 500
+        assert got - expected == Counter(), "stored records the simulator does not have"
+        assert expected - got == Counter(), f"{sum((expected - got).values())} records missing"
+        assert len(stored) == len({item["sk"] for item in stored}) == sum(expected.values())
+
+
+def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness) -> None:
+    contexts = iter([ShrinkingContext(10**6) for _ in range(1000)])
+    harness.schedule(contexts)
+    before = {c: len(stored_records(harness.stack, c)) for c in CHARGERS}
+    assert all(before.values())
+    states = CollectorStateStore(harness.stack.refs["Table"])
+
+    cases = {
+        "html": "answered 502: <html>",
+        "truncated": "with invalid JSON",
+        "wrong_types": "answered with an unexpected body",
+    }
+    for kind, expected_error in cases.items():
+        harness.clock.advance(7200)  # past the backoff the previous case left
+        # More broken answers than the client's attempts: every job fails, each attempt until SQS gives up.
+        harness.simulator.faults = Faults(bad_response=kind, bad_response_count=10**6)  # type: ignore[arg-type]
+        with pytest.raises(AssertionError, match="did not drain"):
+            harness.schedule(contexts, max_invocations=3)
+        state = states.get("ocpplab", CHARGERS[0])
+        assert state.last_error is not None
+        assert expected_error in state.last_error, state.last_error
+        assert state.consecutive_failures >= 1
+        report = health.collectors_report(harness.clock())
+        row = next(r for r in report["collectors"] if r["source_id"] == CHARGERS[0])
+        assert row["status"] in ("failing", "backing_off")
+        assert expected_error in row["last_error"]
+        assert {c: len(stored_records(harness.stack, c)) for c in CHARGERS} == before
+        harness.simulator.faults = Faults()
+        harness.drop_queued_jobs()
+
+    harness.configure(token="revoked-token")
+    harness.clock.advance(3600 * 2)  # past any backoff
+    harness.schedule(contexts, max_invocations=50)
+    state = states.get("ocpplab", CHARGERS[0])
+    assert "refused the credentials (401)" in (state.last_error or "")
+    assert "check the ocpplab secret" in (state.last_error or "")
+    assert TOKEN not in (state.last_error or "")
+    assert {c: len(stored_records(harness.stack, c)) for c in CHARGERS} == before
+
+
+def test_a_backfill_of_one_action_uses_the_vendors_event_filter(harness: Harness) -> None:
+    start, end = harness.clock() - timedelta(hours=3), harness.clock()
+    job = CollectionJob(
+        vendor="ocpplab",
+        source_id=CHARGERS[0],
+        window_start=start,
+        window_end=end,
+        mode="backfill",
+        scheduled_at=end,
+        action="StatusNotification",
+    )
+    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock).run()
+    expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["action"] == "StatusNotification"]
+    stored = [record_from_item(item) for item in stored_records(harness.stack, CHARGERS[0])]
+    assert len(expected) > 10
+    assert {r["action"] for r in stored} == {"StatusNotification"}
+    assert as_multiset([r["raw"] for r in stored]) == as_multiset(expected)
+    assert outcome.vendor_requests == math.ceil(len(expected) / 50)  # page_size 50: no request wasted
+    # A backfill leaves the scheduled high-water mark alone.
+    assert CollectorStateStore(harness.stack.refs["Table"]).get("ocpplab", CHARGERS[0]).high_water_mark is None
