@@ -220,9 +220,13 @@ def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalS
 def test_a_chunk_that_keeps_changing_is_halved_until_it_settles(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(16, NOW - timedelta(hours=1), timedelta(minutes=1))
 
+    inserted = 0
+
     def insert_on_every_later_page(fake: FakeVendor, offset: int) -> None:
-        if offset:  # any chunk longer than one page changes while it is read
-            fake.add(1, NOW - timedelta(minutes=59, seconds=30), timedelta(0))
+        nonlocal inserted
+        if offset:  # any chunk longer than one page changes while it is read, a second further on each time
+            fake.add(1, NOW - timedelta(minutes=59, seconds=30) + timedelta(seconds=inserted), timedelta(0))
+            inserted += 1
 
     vendor.before_page = insert_on_every_later_page
     outcome = run(scheduled())
@@ -242,14 +246,38 @@ def test_a_second_with_more_than_a_page_that_keeps_changing_holds_the_mark(
 
     vendor.before_page = always_insert
     outcome = run(scheduled())
+    busy_second = NOW - timedelta(hours=1)
     assert not outcome.complete
-    assert state(stack).high_water_mark is None
-    first_start = outcome.window.start if outcome.window else None
+    mark = state(stack).high_water_mark
+    assert mark is not None
+    assert mark < busy_second
     vendor.before_page = None
     later = run(scheduled(NOW + timedelta(minutes=5)))
     assert later.complete
     assert later.window is not None
-    assert later.window.start == first_start  # a new source's history start does not slide
+    assert later.window.start <= busy_second  # the next run reads that second again
+    assert stored_ids(stack) == sorted(r["id"] for r in vendor.records)
+    assert state(stack).high_water_mark == NOW + timedelta(minutes=5) - PROFILE.settle_delay
+
+
+def test_a_new_sources_history_start_does_not_slide(stack: LocalStack, vendor: FakeVendor) -> None:
+    history_start = NOW - timedelta(hours=24)
+    vendor.add(8, history_start, timedelta(0))  # two pages in the window's first instant
+
+    def always_insert(fake: FakeVendor, offset: int) -> None:
+        if offset:
+            fake.add(1, history_start, timedelta(0))
+
+    vendor.before_page = always_insert
+    first = run(scheduled())
+    assert not first.complete
+    assert state(stack).high_water_mark is None
+    vendor.before_page = None
+    later = run(scheduled(NOW + timedelta(hours=2)))  # a sliding 24-hour start would now miss those records
+    assert later.complete
+    assert first.window is not None
+    assert later.window is not None
+    assert first.window.start == later.window.start == history_start
     assert stored_ids(stack) == sorted(r["id"] for r in vendor.records)
 
 

@@ -9,8 +9,8 @@ How a job never loses or duplicates a record:
 - Consistency: offset pages shift when records arrive while a client pages. A chunk counts as read only
   when the vendor's total was the same on its first and last page and equal to the records read; otherwise
   it is read again, and after ``MAX_PASSES`` halved, down to a single page, which one response returns
-  whole. Only a second holding more than a page of records can stay inconsistent; then the mark stays put
-  and the next run reads it again.
+  whole. Only a second holding more than a page of records can stay inconsistent; then a scheduled job stops
+  there, the mark stays before it, and the next run reads on from it (a backfill reads on).
 - Checkpoints: after every page the position is saved; a job killed between pages resumes there. When the
   Lambda's time runs low the job saves its place and re-enqueues itself.
 - Upserts: every record has a deterministic id and key, so re-reads never add copies.
@@ -215,17 +215,19 @@ class JobRunner:
         checkpoint = state.checkpoint if state.checkpoint and state.checkpoint.job_id == self.job.job_id else None
         chunk_start = checkpoint.chunk_start if checkpoint else window.start
         span = (checkpoint.chunk_end - checkpoint.chunk_start) if checkpoint else window.end - window.start
-        mark_may_move = self.job.mode == "scheduled"
+        scheduled = self.job.mode == "scheduled"
         while chunk_start <= window.end:
             chunk_end = checkpoint.chunk_end if checkpoint else min(window.end, chunk_start + span)
-            consistent, chunk_end = self._read_chunk(adapter, window, chunk_start, chunk_end, checkpoint)
+            consistent, chunk_end, shrunk = self._read_chunk(adapter, window, chunk_start, chunk_end, checkpoint)
             checkpoint = None
             if not consistent:
                 self.outcome.complete = False
-                mark_may_move = False
-            elif mark_may_move:
+                if scheduled:
+                    break  # the mark stays before this chunk, and the next run starts from it again
+            elif scheduled:
                 self.states.advance_mark(self.job.vendor, self.job.source_id, chunk_end)
-            span = max(chunk_end - chunk_start, timedelta(seconds=1))
+            # The next chunk spans as much as this one held; one shrunk for changing data grows back by doubling.
+            span = max(chunk_end - chunk_start, timedelta(seconds=1)) * (2 if shrunk else 1)
             chunk_start = chunk_end + ONE_TICK
             self._report(window, chunk_end)
         self.states.clear_checkpoint(self.job.vendor, self.job.source_id, self.job.job_id)
@@ -237,11 +239,14 @@ class JobRunner:
         chunk_start: datetime,
         chunk_end: datetime,
         checkpoint: Checkpoint | None,
-    ) -> tuple[bool, datetime]:
-        """Read one chunk to a consistent result; returns (consistent, the chunk's end as narrowed)."""
+    ) -> tuple[bool, datetime, bool]:
+        """Read one chunk to a consistent result; returns (consistent, the chunk's end as narrowed, whether it was
+        shrunk for changing data)."""
         source_id = self.job.source_id
         # The position in this pass of the chunk: saved after every page, resumed from after a crash.
         at = checkpoint or Checkpoint(job_id=self.job.job_id, chunk_start=chunk_start, chunk_end=chunk_end)
+        page_size = 1  # the most records one response returned: what one page holds
+        shrunk = False
         while True:
             while True:
                 # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
@@ -256,6 +261,7 @@ class JobRunner:
                         at.chunk_end = narrower
                         continue
                 stored, quarantined = self._store(adapter, page)
+                page_size = max(page_size, len(page.items))
                 at.read += len(page.items)
                 at.cursor = page.next_cursor
                 self._save(at, stored, quarantined)
@@ -263,7 +269,7 @@ class JobRunner:
                 if at.cursor is None:
                     break
             if page.total is None or at.total_first == page.total == at.read:
-                return True, at.chunk_end
+                return True, at.chunk_end, shrunk
             at.passes += 1
             logger.warning(
                 "Records changed while paging; reading the chunk again",
@@ -279,13 +285,21 @@ class JobRunner:
                 },
             )
             if at.passes >= MAX_PASSES:
-                # Fewer pages leave less room for change: halve the chunk. A chunk that fits in one page is
-                # read in one response, which cannot change under the client, so this ends.
+                # Fewer pages leave less room for change: shrink the chunk towards what one page holds (at least
+                # halving it). A chunk that fits in one page is read in one response, which cannot change under
+                # the client, so this ends - unless one second holds more than a page.
                 if at.chunk_end - at.chunk_start <= timedelta(seconds=1):
-                    return False, at.chunk_end
-                at.chunk_end = at.chunk_start + (at.chunk_end - at.chunk_start) / 2
+                    return False, at.chunk_end, True
+                at.chunk_end = self._shrunk(at.chunk_start, at.chunk_end, page_size, page.total)
                 at.passes = 0
+                shrunk = True
             at.cursor, at.total_first, at.read = None, None, 0
+
+    @staticmethod
+    def _shrunk(start: datetime, end: datetime, page_size: int, total: int) -> datetime:
+        """A chunk end at most half as far, and about as far as one page of records reaches."""
+        fraction = min(0.5, page_size / max(total, 1))
+        return max(start + (end - start) * fraction, start + timedelta(seconds=1))
 
     @staticmethod
     def _narrowed(start: datetime, end: datetime, total: int | None) -> datetime | None:
