@@ -519,12 +519,31 @@ def test_every_vendor_has_one_tagged_secret_under_the_vendor_prefix(template: di
     prefix = template["Globals"]["Function"]["Environment"]["Variables"]["CHARGELOG_VENDOR_SECRET_PREFIX"]
     vendors = []
     for name, secret in _resources(template, "AWS::SecretsManager::Secret").items():
+        if name == "CursorSecret":
+            continue
         tags = {tag["Key"]: tag["Value"] for tag in _props(secret).get("Tags", [])}
         vendor = tags.get("chargelog:vendor")
         assert vendor in VENDORS, f"{name} has chargelog:vendor tag {vendor!r}"
         assert _props(secret).get("Name") == {"Fn::Sub": prefix["Fn::Sub"] + vendor}, name
         vendors.append(vendor)
     assert sorted(vendors) == sorted(VENDORS)
+
+
+def test_the_cursor_key_is_generated_and_only_the_api_reads_it(template: dict[str, Any]) -> None:
+    cursor_secret = _props(_resources(template, "AWS::SecretsManager::Secret")["CursorSecret"])
+    assert cursor_secret["GenerateSecretString"]["PasswordLength"] >= 32
+    assert "SecretString" not in cursor_secret
+    readers = [
+        name
+        for name, function in _resources(template, "AWS::Serverless::Function").items()
+        if {"SecretArn": {"Ref": "CursorSecret"}}
+        in [
+            p.get("AWSSecretsManagerGetSecretValuePolicy")
+            for p in _props(function).get("Policies", [])
+            if isinstance(p, dict)
+        ]
+    ]
+    assert readers == ["ApiFunction"]
 
 
 # ---------------------------------------------------------------------------------------------- cfn-lint

@@ -23,6 +23,7 @@ class Settings(BaseModel):
     job_max_receives: int = Field(default=5, ge=1, alias="CHARGELOG_JOB_MAX_RECEIVES")
     initial_history_hours: float = Field(default=24, gt=0, alias="CHARGELOG_INITIAL_HISTORY_HOURS")
     vendor_secret_prefix: str = Field(alias="CHARGELOG_VENDOR_SECRET_PREFIX")
+    cursor_secret_name: str = Field(alias="CHARGELOG_CURSOR_SECRET")
     retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RETENTION_DAYS")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")
 

@@ -8,12 +8,13 @@ same content instead of adding a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -47,6 +48,24 @@ def action_partition(charger_id: str, action: str) -> str:
     return f"CHARGER#{charger_id}#ACTION#{action}"
 
 
+def site_partition(site_id: str) -> str:
+    return f"SITE#{site_id}"
+
+
+def fleet_action_partition(action: str, day: date) -> str:
+    """Every charger's records of one action on one UTC day: one partition per day keeps writes spread."""
+    return f"ACTION#{action}#{day.isoformat()}"
+
+
+CHARGERS_PARTITION = "CHARGERS"
+
+
+def charger_entry_key(charger_id: str, vendor: str, source_id: str) -> str:
+    return f"{charger_id}#{vendor}#{source_id}"
+
+
+KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
+
 # Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps.
 JSON_TEXT_FIELDS = ("payload", "result", "raw")
 
@@ -62,7 +81,7 @@ def charger_items(table_name: str, charger_id: str) -> Iterator[dict[str, Any]]:
 
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item back as the record's fields (JSON text decoded, keys and TTL dropped)."""
-    record = {k: v for k, v in item.items() if k not in ("pk", "sk", "gsi1pk", "gsi1sk", "expires_at")}
+    record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k != "expires_at"}
     for field in JSON_TEXT_FIELDS:
         if isinstance(record.get(field), str):
             record[field] = json.loads(record[field])
@@ -94,6 +113,9 @@ class RecordWriter:
         )
         if record.action:
             item.update(gsi1pk=action_partition(record.charger_id, record.action), gsi1sk=sort_key)
+            item.update(gsi3pk=fleet_action_partition(record.action, record.timestamp.date()), gsi3sk=sort_key)
+        if record.site_id:
+            item.update(gsi2pk=site_partition(record.site_id), gsi2sk=sort_key)
         if sum(map(len, documents.values())) > MAX_INLINE_ITEM_BYTES:
             item["payload_ref"] = self._archive.put_payload(
                 record.vendor,
@@ -109,7 +131,9 @@ class RecordWriter:
     def write(self, records: Iterable[LogRecord]) -> int:
         """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some."""
         items: dict[tuple[str, str], dict[str, Any]] = {}
+        records_seen: list[LogRecord] = []
         for record in records:
+            records_seen.append(record)
             item = self.item_for(record)
             items[(item["pk"], item["sk"])] = item  # one put per key per batch, as DynamoDB requires
         pending = list(items.values())
@@ -122,7 +146,34 @@ class RecordWriter:
             with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
                 for done in as_completed([pool.submit(self._write_batch, batch) for batch in batches]):
                     done.result()
+        self._note_chargers(records_seen)
         return len(pending)
+
+    def _note_chargers(self, records: list[LogRecord]) -> None:
+        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time."""
+        spans: dict[tuple[str, str, str], tuple[datetime, datetime, str | None]] = {}
+        for record in records:
+            key = (record.charger_id, record.vendor, record.source_id)
+            first, last, site = spans.get(key, (record.timestamp, record.timestamp, record.site_id))
+            spans[key] = (min(first, record.timestamp), max(last, record.timestamp), site or record.site_id)
+        for (charger_id, vendor, source_id), (first, last, site_id) in spans.items():
+            item_key = {"pk": CHARGERS_PARTITION, "sk": charger_entry_key(charger_id, vendor, source_id)}
+            names = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
+            if site_id:
+                names["site_id"] = site_id
+            for attribute, moment, comparison in (("first_record_at", first, ">"), ("last_record_at", last, "<")):
+                # Only ever widen the span: a conditional update, so concurrent writers cannot narrow it.
+                with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
+                    self._table.update_item(
+                        Key=item_key,
+                        UpdateExpression="SET #t = :t, " + ", ".join(f"#{n} = :{n}" for n in names),
+                        ConditionExpression=f"attribute_not_exists(#t) OR #t {comparison} :t",
+                        ExpressionAttributeNames={"#t": attribute, **{f"#{n}": n for n in names}},
+                        ExpressionAttributeValues={
+                            ":t": timestamp_key(moment),
+                            **{f":{n}": v for n, v in names.items()},
+                        },
+                    )
 
     def _write_batch(self, items: list[dict[str, Any]]) -> None:
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]

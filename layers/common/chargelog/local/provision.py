@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -212,7 +213,12 @@ def _create_queue(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
 
 def _create_secret(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     secret_name = props.get("Name") or f"{stack.stack_name}-{name}"
-    create: dict[str, Any] = {"Name": secret_name, "SecretString": props.get("SecretString", "{}")}
+    secret_string = props.get("SecretString")
+    if secret_string is None and "GenerateSecretString" in props:
+        # What CloudFormation does: a random secret of the asked length.
+        length = int(props["GenerateSecretString"].get("PasswordLength", 32))
+        secret_string = secrets.token_urlsafe(length)[:length]
+    create: dict[str, Any] = {"Name": secret_name, "SecretString": secret_string or "{}"}
     if "Description" in props:
         create["Description"] = props["Description"]
     if "Tags" in props:

@@ -62,6 +62,8 @@ class LogRecord(BaseModel):
     """The source (charger, site or EVSE on the vendor's platform) whose log held the record."""
     charger_id: NonEmptyStr
     """The charger the record is about; a site's log holds several."""
+    site_id: NonEmptyStr | None = None
+    """The site the charger belongs to, for vendors that log per site."""
     connector_id: ConnectorId | None = None
     """The connector (0: the charger as a whole), where the record is about one; see `connector_id_from`."""
     timestamp: UtcDatetime

@@ -1,0 +1,279 @@
+"""Reading logs: chargers, a charger's / a site's / the fleet's records, one record. JSON, CSV or NDJSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+
+from chargelog.logic import logs
+from chargelog.logic.logs import LogFilters, LogPage, Scope
+from chargelog.models.records import Direction, RecordKind
+from chargelog.ocpp_frames import MessageType
+from chargelog.vendors import Vendor
+
+router = Router()
+
+CSV = "text/csv"
+NDJSON = "application/x-ndjson"
+JSON = "application/json"
+CSV_COLUMNS = (
+    "id",
+    "timestamp",
+    "vendor",
+    "source_id",
+    "site_id",
+    "charger_id",
+    "connector_id",
+    "kind",
+    "action",
+    "direction",
+    "message_type",
+    "message_id",
+    "status",
+    "ocpp_version",
+    "record_id",
+    "payload",
+    "result",
+)
+
+ChargerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s#~]+$")]
+ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class LogEntry(BaseModel):
+    id: str = Field(description="The record's id in this API: GET /chargers/{charger_id}/logs/{id}")
+    record_id: str
+    vendor: Vendor
+    source_id: str
+    site_id: str | None = None
+    charger_id: str
+    connector_id: int | None = None
+    timestamp: datetime
+    kind: RecordKind
+    action: str | None = None
+    direction: Direction | None = None
+    message_type: MessageType | None = None
+    message_id: str | None = None
+    status: str | None = None
+    payload: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    ocpp_version: str | None = None
+    payload_ref: str | None = Field(default=None, description="Set when the payload was too large to list")
+
+
+class LogEntryWithRaw(LogEntry):
+    raw: dict[str, Any] = Field(description="The vendor's log entry exactly as received")
+
+
+class LogPageBody(BaseModel):
+    records: list[LogEntry]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
+
+
+class ChargerEntry(BaseModel):
+    charger_id: str
+    vendor: Vendor
+    source_id: str
+    site_id: str | None = None
+    first_record_at: str
+    last_record_at: str
+
+
+class ChargerList(BaseModel):
+    chargers: list[ChargerEntry]
+
+
+PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "One page of records. With Accept: text/csv or application/x-ndjson, the same page in that "
+        "format, with the next cursor in the X-Next-Cursor header.",
+        "content": {
+            JSON: {"model": LogPageBody},
+            CSV: {"schema": {"type": "string"}},
+            NDJSON: {"schema": {"type": "string"}},
+        },
+    },
+}
+
+
+def _format(accept: str | None) -> Literal["json", "csv", "ndjson"]:
+    for part in (accept or "").split(","):
+        media = part.split(";")[0].strip().lower()
+        if media == CSV:
+            return "csv"
+        if media == NDJSON:
+            return "ndjson"
+        if media in (JSON, "application/*", "*/*", ""):
+            return "json"
+    return "json"
+
+
+def render_page(page: LogPage, accept: str | None) -> Response[Any]:
+    body = LogPageBody.model_validate({"records": page.records, "next_cursor": page.next_cursor})
+    headers = {"X-Items-Read": str(page.items_read)}
+    if page.next_cursor:
+        headers["X-Next-Cursor"] = page.next_cursor
+    match _format(accept):
+        case "csv":
+            return Response(200, content_type=f"{CSV}; charset=utf-8", body=records_csv(body.records), headers=headers)
+        case "ndjson":
+            return Response(200, content_type=NDJSON, body=records_ndjson(body.records), headers=headers)
+        case _:
+            return Response(200, content_type=JSON, body=body.model_dump(mode="json"), headers=headers)
+
+
+def records_csv(records: list[LogEntry]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = record.model_dump(mode="json")
+        for name in ("payload", "result"):
+            if row.get(name) is not None:
+                row[name] = json.dumps(row[name], separators=(",", ":"))
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def records_ndjson(records: list[LogEntry]) -> str:
+    return "".join(record.model_dump_json(exclude_none=True) + "\n" for record in records)
+
+
+def _filters(
+    start: datetime | None,
+    end: datetime | None,
+    actions: list[str] | None,
+    direction: str | None,
+    message_type: str | None,
+    status: str | None,
+    vendor: str | None,
+    message_id: str | None,
+    order: Literal["asc", "desc"],
+    limit: int,
+) -> LogFilters:
+    return LogFilters(
+        start=start,
+        end=end,
+        actions=tuple(actions or ()),
+        direction=direction,
+        message_type=message_type,
+        status=status,
+        vendor=vendor,
+        message_id=message_id,
+        order=order,
+        limit=limit,
+    )
+
+
+From = Annotated[
+    AwareDatetime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+]
+To = Annotated[
+    AwareDatetime | None, Query(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+]
+Actions = Annotated[list[ActionName] | None, Query(alias="action", description="OCPP action; repeat for several")]
+DirectionFilter = Annotated[Direction | None, Query()]
+MessageTypeFilter = Annotated[MessageType | None, Query()]
+StatusFilter = Annotated[Text | None, Query()]
+VendorFilter = Annotated[Vendor | None, Query()]
+MessageIdFilter = Annotated[Text | None, Query()]
+OrderParam = Annotated[Literal["asc", "desc"], Query(description="Time order")]
+Limit = Annotated[int, Query(ge=1, le=logs.MAX_LIMIT, description=f"Records per page, at most {logs.MAX_LIMIT}")]
+Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor from the previous page")]
+
+
+@router.get("/chargers", summary="Chargers seen in collected logs, with their first and last record time")
+def list_chargers() -> ChargerList:
+    return ChargerList.model_validate({"chargers": logs.list_chargers()})
+
+
+@router.get(
+    "/chargers/<charger_id>/logs",
+    summary="A charger's log records, filtered, in time order, page by page",
+    responses=PAGE_RESPONSES,
+)
+def charger_logs(
+    charger_id: Annotated[ChargerId, Path()],
+    start: From = None,
+    end: To = None,
+    actions: Actions = None,
+    direction: DirectionFilter = None,
+    message_type: MessageTypeFilter = None,
+    status: StatusFilter = None,
+    vendor: VendorFilter = None,
+    message_id: MessageIdFilter = None,
+    order: OrderParam = "asc",
+    limit: Limit = logs.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):  # the response is documented in PAGE_RESPONSES: JSON, CSV or NDJSON
+    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    page = logs.query_logs(Scope("charger", charger_id), filters, cursor)
+    return render_page(page, router.current_event.headers.get("accept"))
+
+
+@router.get(
+    "/chargers/<charger_id>/logs/<record_id>",
+    summary="One record, with the vendor's raw form",
+)
+def charger_record(
+    charger_id: Annotated[ChargerId, Path()],
+    record_id: Annotated[str, Path(min_length=3, max_length=600)],
+) -> LogEntryWithRaw:
+    return LogEntryWithRaw.model_validate(logs.get_record(charger_id, record_id))
+
+
+@router.get(
+    "/sites/<site_id>/logs",
+    summary="A site's log records (vendors that log per site), filtered, page by page",
+    responses=PAGE_RESPONSES,
+)
+def site_logs(
+    site_id: Annotated[ChargerId, Path()],
+    start: From = None,
+    end: To = None,
+    actions: Actions = None,
+    direction: DirectionFilter = None,
+    message_type: MessageTypeFilter = None,
+    status: StatusFilter = None,
+    vendor: VendorFilter = None,
+    message_id: MessageIdFilter = None,
+    order: OrderParam = "asc",
+    limit: Limit = logs.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):
+    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    page = logs.query_logs(Scope("site", site_id), filters, cursor)
+    return render_page(page, router.current_event.headers.get("accept"))
+
+
+@router.get(
+    "/logs",
+    summary="Fleet-wide records of one or more actions in a time range (default: the last 24 hours)",
+    responses=PAGE_RESPONSES,
+)
+def fleet_logs(
+    actions: Annotated[list[ActionName], Query(alias="action", description="OCPP action; repeat for several")],
+    start: From = None,
+    end: To = None,
+    direction: DirectionFilter = None,
+    message_type: MessageTypeFilter = None,
+    status: StatusFilter = None,
+    vendor: VendorFilter = None,
+    message_id: MessageIdFilter = None,
+    order: OrderParam = "asc",
+    limit: Limit = logs.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+):
+    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    page = logs.query_logs(Scope("fleet"), filters, cursor)
+    return render_page(page, router.current_event.headers.get("accept"))

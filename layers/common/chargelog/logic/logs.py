@@ -1,0 +1,210 @@
+"""Reading collected logs: a charger's, a site's or the fleet's, filtered, in either order, page by page.
+
+Each scope maps onto Queries (docs/storage.md):
+- a charger: its partition, or with actions one gsi1 partition per action, merged;
+- a site: its gsi2 partition;
+- the fleet: per action, the gsi3 partitions of the days in the range, one after another.
+Other filters are FilterExpressions on top. Pages end at a sort key; the cursor carries it, signed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import reduce
+from typing import Any, Literal
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+
+from chargelog import aws
+from chargelog.dal import query_all
+from chargelog.dal.archive import RawArchive
+from chargelog.dal.record_queries import MergedPage, Order, Partition, merged_page
+from chargelog.dal.records import (
+    CHARGERS_PARTITION,
+    action_partition,
+    charger_partition,
+    fleet_action_partition,
+    record_from_item,
+    site_partition,
+    timestamp_key,
+)
+from chargelog.errors import ChargelogError, NotFoundError
+from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
+from chargelog.settings import get_settings
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+MAX_FLEET_DAYS = 92
+DEFAULT_FLEET_HOURS = 24
+ID_SEPARATOR = "~"
+_HIGHEST = "\U0010ffff"  # sorts after every record id, so an inclusive `to` takes the whole last instant
+
+
+class InvalidQueryError(ChargelogError):
+    status = 400
+    title = "Bad Request"
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    start: datetime | None = None
+    end: datetime | None = None
+    actions: tuple[str, ...] = ()
+    direction: str | None = None
+    message_type: str | None = None
+    status: str | None = None
+    vendor: str | None = None
+    message_id: str | None = None
+    order: Order = "asc"
+    limit: int = DEFAULT_LIMIT
+
+    def described(self) -> dict[str, Any]:
+        return {
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "actions": sorted(self.actions),
+            "direction": self.direction,
+            "message_type": self.message_type,
+            "status": self.status,
+            "vendor": self.vendor,
+            "message_id": self.message_id,
+            "order": self.order,
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: Literal["charger", "site", "fleet"]
+    value: str | None = None
+
+
+@dataclass
+class LogPage:
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+    items_read: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def record_api_id(item: dict[str, Any]) -> str:
+    """A record's id in the API: its time and record id, which together find it with one GetItem."""
+    timestamp, _, record_id = str(item["sk"]).partition("#")
+    return f"{timestamp}{ID_SEPARATOR}{record_id}"
+
+
+def _public(item: dict[str, Any], with_raw: bool = False) -> dict[str, Any]:
+    record = record_from_item(item)
+    if not with_raw:
+        record.pop("raw", None)
+    record["id"] = record_api_id(item)
+    return record
+
+
+def _filter(filters: LogFilters, scope: Scope) -> ConditionBase | None:
+    conditions: list[ConditionBase] = []
+    for name in ("direction", "message_type", "status", "vendor", "message_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            conditions.append(Attr(name).eq(value))
+    if filters.actions and scope.kind == "site":
+        conditions.append(Attr("action").is_in(list(filters.actions)))
+    return reduce(lambda left, right: left & right, conditions) if conditions else None
+
+
+def _days(start: datetime, end: datetime, order: Order) -> list[date]:
+    days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+    return days if order == "asc" else days[::-1]
+
+
+def _bounds(filters: LogFilters, scope: Scope, now: datetime) -> tuple[datetime | None, datetime | None]:
+    start, end = filters.start, filters.end
+    if start and end and start > end:
+        raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
+    if scope.kind == "fleet":
+        end = end or now
+        start = start or end - timedelta(hours=DEFAULT_FLEET_HOURS)
+        if start > end:
+            raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
+        if (end - start) > timedelta(days=MAX_FLEET_DAYS):
+            raise InvalidQueryError(
+                f"A fleet-wide range can span at most {MAX_FLEET_DAYS} days; use POST /exports for more."
+            )
+    return start, end
+
+
+def _partitions(
+    scope: Scope, filters: LogFilters, start: datetime | None, end: datetime | None
+) -> list[list[Partition]]:
+    if scope.kind == "charger":
+        assert scope.value is not None
+        if filters.actions:
+            return [
+                [Partition(action_partition(scope.value, action), "gsi1")] for action in sorted(set(filters.actions))
+            ]
+        return [[Partition(charger_partition(scope.value))]]
+    if scope.kind == "site":
+        assert scope.value is not None
+        return [[Partition(site_partition(scope.value), "gsi2")]]
+    if not filters.actions:
+        raise InvalidQueryError("Fleet-wide queries need at least one 'action' (e.g. action=BootNotification).")
+    assert start is not None
+    assert end is not None
+    days = _days(start, end, filters.order)
+    return [
+        [Partition(fleet_action_partition(action, day), "gsi3") for day in days]
+        for action in sorted(set(filters.actions))
+    ]
+
+
+def query_logs(scope: Scope, filters: LogFilters, cursor: str | None = None, now: datetime | None = None) -> LogPage:
+    """One page of records in a scope, and a cursor for the next (None when there is none)."""
+    now = now or datetime.now(UTC)
+    start, end = _bounds(filters, scope, now)
+    digest = query_digest(
+        {"scope": [scope.kind, scope.value], **filters.described(), "resolved": [str(start), str(end)]}
+    )
+    after = decode_cursor(cursor, digest) if cursor else None
+    page: MergedPage = merged_page(
+        aws.table(get_settings().table_name),
+        _partitions(scope, filters, start, end),
+        low=timestamp_key(start) if start else "0000",
+        high=(timestamp_key(end) if end else "9999") + "#" + _HIGHEST,
+        order=filters.order,
+        limit=filters.limit,
+        after=after,
+        filter=_filter(filters, scope),
+    )
+    return LogPage(
+        records=[_public(item) for item in page.items],
+        next_cursor=encode_cursor(page.last_key, digest) if page.last_key else None,
+        items_read=page.items_read,
+    )
+
+
+def get_record(charger_id: str, record_id: str) -> dict[str, Any]:
+    """One record with its raw vendor form (and its payload from S3 when it was too large for the table)."""
+    timestamp, separator, vendor_record_id = record_id.partition(ID_SEPARATOR)
+    if not separator or not vendor_record_id:
+        raise InvalidQueryError(
+            f"A record id has the form <time>{ID_SEPARATOR}<record id>, as the 'id' field of a listed record."
+        )
+    settings = get_settings()
+    item = (
+        aws.table(settings.table_name)
+        .get_item(Key={"pk": charger_partition(charger_id), "sk": f"{timestamp}#{vendor_record_id}"})
+        .get("Item")
+    )
+    if item is None:
+        raise NotFoundError(f"Charger {charger_id!r} has no record {record_id!r}.")
+    record = _public(item, with_raw=True)
+    if "payload_ref" in record:
+        record.update(RawArchive(settings.raw_bucket).read(record.pop("payload_ref")))
+    return record
+
+
+def list_chargers() -> list[dict[str, Any]]:
+    """Every charger seen in collected records, per vendor and source, with its first and last record time."""
+    table = aws.table(get_settings().table_name)
+    items = query_all(table, KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION))
+    return [{k: v for k, v in item.items() if k not in ("pk", "sk")} for item in items]

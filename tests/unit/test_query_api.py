@@ -1,0 +1,275 @@
+"""The query API through the API function's handler: logs per charger, site and fleet, cursors, formats, errors."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import api_handler
+from chargelog.dal.archive import RawArchive
+from chargelog.dal.records import RecordWriter
+from chargelog.local.provision import LocalStack
+from chargelog.models.records import LogRecord, record_id_for
+from conftest import load_event
+
+START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+ACTIONS = ("Heartbeat", "MeterValues", "StatusNotification", "BootNotification")
+
+
+def record(
+    n: int,
+    charger: str = "CP-0001",
+    at: datetime | None = None,
+    action: str | None = None,
+    site: str | None = None,
+    message_type: str = "CALL",
+    direction: str = "cp_to_csms",
+    message_id: str | None = None,
+) -> LogRecord:
+    at = at or START + timedelta(seconds=7 * n)
+    action = action or ACTIONS[n % len(ACTIONS)]
+    return LogRecord(
+        vendor="ocpplab",
+        source_id=charger,
+        site_id=site,
+        charger_id=charger,
+        connector_id=n % 3,
+        timestamp=at,
+        kind="ocpp",
+        action=action,
+        direction=direction,  # type: ignore[arg-type]
+        message_type=message_type,  # type: ignore[arg-type]
+        message_id=message_id or f"m-{n}",
+        payload={"n": n},
+        record_id=record_id_for("ocpplab", charger, None, n=n, charger=charger),
+        raw={"message": f'[2,"m-{n}","{action}",{{}}]', "n": n},
+    )
+
+
+def write(stack: LocalStack, records: list[LogRecord]) -> None:
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    for start in range(0, len(records), 1000):
+        writer.write(records[start : start + 1000])
+
+
+def get(
+    context: Any, path: str, query: dict[str, str | list[str]] | None = None, accept: str = "application/json"
+) -> tuple[int, dict[str, str], str]:
+    event = json.loads(json.dumps(load_event("api_get_charger_logs")))
+    event["path"] = path
+    event["resource"] = path
+    event["pathParameters"] = None
+    multi = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
+    event["multiValueQueryStringParameters"] = multi or None
+    event["queryStringParameters"] = {k: v[-1] for k, v in multi.items()} or None
+    event["headers"]["Accept"] = accept
+    event["multiValueHeaders"]["Accept"] = [accept]
+    response = api_handler.lambda_handler(event, context)
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = values[-1]
+    return response["statusCode"], headers, body
+
+
+def get_json(context: Any, path: str, query: dict[str, Any] | None = None) -> tuple[int, dict[str, str], Any]:
+    status, headers, body = get(context, path, query)
+    return status, headers, json.loads(body) if body else None
+
+
+def follow(context: Any, path: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    cursor = None
+    while True:
+        status, _, body = get_json(context, path, query | ({"cursor": cursor} if cursor else {}))
+        assert status == 200, body
+        yield from body["records"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_cursors_return_every_record_once_in_order(stack: LocalStack, lambda_context: Any, order: str) -> None:
+    write(stack, [record(n) for n in range(230)])
+    query = {"order": order, "limit": "37"}
+    got = list(follow(lambda_context, "/chargers/CP-0001/logs", query))
+    assert len(got) == 230
+    assert len({r["id"] for r in got}) == 230
+    times = [r["timestamp"] for r in got]
+    assert times == sorted(times, reverse=order == "desc")
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_several_actions_merge_in_order_without_loss(stack: LocalStack, lambda_context: Any, order: str) -> None:
+    write(stack, [record(n) for n in range(200)])
+    query = {"action": ["MeterValues", "BootNotification"], "order": order, "limit": "9"}
+    got = list(follow(lambda_context, "/chargers/CP-0001/logs", query))
+    assert [r["payload"]["n"] for r in got] == sorted(
+        (n for n in range(200) if ACTIONS[n % 4] in ("MeterValues", "BootNotification")), reverse=order == "desc"
+    )
+
+
+def test_time_range_and_filters(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n) for n in range(100)])
+    write(stack, [record(1000, direction="csms_to_cp", message_type="CALLRESULT", message_id="m-10")])
+    frm, to = START + timedelta(seconds=70), START + timedelta(seconds=140)  # n = 10 .. 20, inclusive
+    got = list(follow(lambda_context, "/chargers/CP-0001/logs", {"from": frm.isoformat(), "to": to.isoformat()}))
+    assert [r["payload"]["n"] for r in got] == list(range(10, 21))
+    status, _, body = get_json(lambda_context, "/chargers/CP-0001/logs", {"message_id": "m-10"})
+    assert status == 200
+    assert sorted(r["message_type"] for r in body["records"]) == ["CALL", "CALLRESULT"]
+    status, _, body = get_json(lambda_context, "/chargers/CP-0001/logs", {"direction": "csms_to_cp"})
+    assert [r["payload"]["n"] for r in body["records"]] == [1000]
+
+
+def test_action_and_time_range_pages_read_at_most_about_twice_what_they_return(
+    stack: LocalStack, lambda_context: Any
+) -> None:
+    write(stack, [record(n) for n in range(20_000)])
+    frm = START + timedelta(seconds=7 * 5_000)
+    to = START + timedelta(seconds=7 * 15_000)
+    for query in (
+        {"from": frm.isoformat(), "to": to.isoformat(), "limit": "500"},
+        {"from": frm.isoformat(), "to": to.isoformat(), "limit": "500", "order": "desc"},
+        {"action": "BootNotification", "from": frm.isoformat(), "to": to.isoformat(), "limit": "200"},
+        {"action": ["BootNotification", "Heartbeat"], "limit": "100"},
+    ):
+        status, headers, body = get_json(lambda_context, "/chargers/CP-0001/logs", query)
+        assert status == 200
+        returned = len(body["records"])
+        assert returned == int(query["limit"])
+        assert int(headers["x-items-read"]) <= 2 * returned, query
+
+
+def test_site_and_fleet_scopes(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n, charger=f"CP-{n % 3}", site="depot-1" if n % 3 else None) for n in range(60)])
+    # the fleet index spans days: put boots on three days
+    write(
+        stack,
+        [
+            record(500 + d, charger="CP-9", at=START + timedelta(days=d, hours=5), action="BootNotification")
+            for d in range(3)
+        ],
+    )
+    site = list(follow(lambda_context, "/sites/depot-1/logs", {"limit": "7"}))
+    assert {r["charger_id"] for r in site} == {"CP-1", "CP-2"}
+    assert len(site) == 40
+    boots = list(
+        follow(
+            lambda_context,
+            "/logs",
+            {
+                "action": "BootNotification",
+                "from": START.isoformat(),
+                "to": (START + timedelta(days=3)).isoformat(),
+                "limit": "4",
+            },
+        )
+    )
+    expected = sorted([n for n in range(60) if ACTIONS[n % 4] == "BootNotification"] + [500, 501, 502])
+    assert [r["payload"]["n"] for r in boots] == expected
+
+
+def test_chargers_lists_first_and_last_record_times(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n) for n in range(10)])
+    write(stack, [record(99, at=START - timedelta(days=1))])  # a backfilled, earlier record widens the span
+    status, _, body = get_json(lambda_context, "/chargers")
+    assert status == 200
+    [entry] = body["chargers"]
+    assert entry["charger_id"] == "CP-0001"
+    assert entry["first_record_at"].startswith("2026-11-19T00:00:00")
+    assert entry["last_record_at"].startswith("2026-11-20T00:01:03")
+
+
+def test_one_record_with_its_raw_form(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n) for n in range(3)])
+    _, _, body = get_json(lambda_context, "/chargers/CP-0001/logs")
+    first = body["records"][0]
+    assert "raw" not in first
+    status, _, one = get_json(lambda_context, f"/chargers/CP-0001/logs/{first['id']}")
+    assert status == 200
+    assert one["raw"]["n"] == 0
+    assert one["record_id"] == first["record_id"]
+    status, _, problem = get_json(lambda_context, "/chargers/CP-0001/logs/2026-11-20T00:00:00.000000Z~ocpplab:nope")
+    assert status == 404
+    assert problem["status"] == 404
+    status, _, problem = get_json(lambda_context, f"/chargers/CP-0001/logs/{first['record_id']}")
+    assert status == 400
+    assert "form" in problem["detail"]
+
+
+def test_csv_and_ndjson_carry_the_same_page(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n) for n in range(5)])
+    status, headers, text = get(lambda_context, "/chargers/CP-0001/logs", {"limit": "3"}, accept="text/csv")
+    assert status == 200
+    assert headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [json.loads(row["payload"])["n"] for row in rows] == [0, 1, 2]
+    assert headers["x-next-cursor"]
+    status, headers, text = get(
+        lambda_context,
+        "/chargers/CP-0001/logs",
+        {"limit": "3", "cursor": headers["x-next-cursor"]},
+        accept="application/x-ndjson",
+    )
+    assert status == 200
+    assert headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line)["payload"]["n"] for line in text.splitlines()] == [3, 4]
+    assert "x-next-cursor" not in headers
+
+
+def test_forged_edited_and_foreign_cursors_are_refused(stack: LocalStack, lambda_context: Any) -> None:
+    write(stack, [record(n) for n in range(10)])
+    _, _, body = get_json(lambda_context, "/chargers/CP-0001/logs", {"limit": "2"})
+    cursor = body["next_cursor"]
+    raw = bytearray(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    raw[8] ^= 1
+    edited = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    forged = base64.urlsafe_b64encode(b'{"a":"2026","q":"x"}' + b"0" * 16).rstrip(b"=").decode()
+    for bad, query in (
+        (edited, {"limit": "2"}),
+        (forged, {"limit": "2"}),
+        ("not a cursor!", {"limit": "2"}),
+        (cursor, {"limit": "2", "order": "desc"}),  # another query's
+        (cursor, {"limit": "2", "action": "Heartbeat"}),
+    ):
+        status, headers, problem = get_json(lambda_context, "/chargers/CP-0001/logs", query | {"cursor": bad})
+        assert status == 400, (bad, query)
+        assert headers["content-type"] == "application/problem+json"
+        assert "cursor" in problem["detail"]
+    assert get_json(lambda_context, "/chargers/CP-0001/logs", {"limit": "2", "cursor": cursor})[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "expected"),
+    [
+        ("/chargers/CP-0001/logs", {"from": "2026-11-21T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, 400),
+        ("/chargers/CP-0001/logs", {"limit": "0"}, 422),
+        ("/chargers/CP-0001/logs", {"limit": "501"}, 422),
+        ("/chargers/CP-0001/logs", {"limit": "ten"}, 422),
+        ("/chargers/CP-0001/logs", {"action": "Boot Notification"}, 422),
+        ("/chargers/CP-0001/logs", {"action": "x' OR 1=1 --"}, 422),
+        ("/chargers/CP-0001/logs", {"from": "yesterday"}, 422),
+        ("/chargers/CP-0001/logs", {"from": "2026-11-20T00:00:00"}, 422),  # no offset: ambiguous
+        ("/chargers/CP-0001/logs", {"direction": "sideways"}, 422),
+        ("/chargers/CP-0001/logs", {"order": "random"}, 422),
+        ("/logs", {}, 422),  # the fleet needs an action
+        ("/logs", {"action": "Heartbeat", "from": "2026-01-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"}, 400),
+    ],
+)
+def test_bad_parameters_get_a_problem(
+    stack: LocalStack, lambda_context: Any, path: str, query: dict[str, str], expected: int
+) -> None:
+    status, headers, problem = get_json(lambda_context, path, query)
+    assert status == expected, problem
+    assert headers["content-type"] == "application/problem+json"
+    assert {"type", "title", "status", "detail"} <= problem.keys()
