@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import api_handler
+from chargelog.dal import record_queries
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.local.provision import LocalStack
@@ -148,6 +149,37 @@ def test_action_and_time_range_pages_read_at_most_about_twice_what_they_return(
         returned = len(body["records"])
         assert returned == int(query["limit"])
         assert int(headers["x-items-read"]) <= 2 * returned, query
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+@pytest.mark.parametrize("actions", [[], ["Heartbeat", "MeterValues", "BootNotification"]])
+def test_a_selective_filter_ends_pages_early_and_still_returns_every_match_once(
+    stack: LocalStack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, order: str, actions: list[str]
+) -> None:
+    monkeypatch.setattr(record_queries, "READ_BUDGET", 60)
+    write(stack, [record(n, direction="csms_to_cp" if n % 50 == 0 else "cp_to_csms") for n in range(1_000)])
+    query: dict[str, Any] = {"direction": "csms_to_cp", "order": order, "limit": "5"}
+    if actions:
+        query["action"] = actions
+    pages = 0
+    got: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        status, headers, body = get_json(
+            lambda_context, "/chargers/CP-0001/logs", query | ({"cursor": cursor} if cursor else {})
+        )
+        assert status == 200
+        assert int(headers["x-items-read"]) <= 60 + 2 * 25 * max(
+            1, len(actions)
+        )  # the budget, plus one chunk per partition
+        got.extend(body["records"])
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    expected = [n for n in range(0, 1_000, 50) if not actions or ACTIONS[n % 4] in actions]
+    assert [r["payload"]["n"] for r in got] == sorted(expected, reverse=order == "desc")
+    assert pages > len(expected) / 5  # some pages ended early
 
 
 def test_site_and_fleet_scopes(stack: LocalStack, lambda_context: Any) -> None:

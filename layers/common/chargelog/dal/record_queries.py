@@ -20,6 +20,8 @@ Order = Literal["asc", "desc"]
 # Items a stream asks DynamoDB for at a time: small enough that merging several partitions reads little more
 # than it returns, large enough to keep round trips few.
 MIN_CHUNK = 25
+# Items one page may read before it ends early (see merged_page).
+READ_BUDGET = 5_000
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def merged_page(
     limit: int,
     after: str | None = None,
     filter: ConditionBase | None = None,
-    read_budget: int = 5_000,
+    read_budget: int | None = None,
 ) -> MergedPage:
     """Up to ``limit`` items with sort keys in ``[low, high]`` from several streams of partitions, in order.
 
@@ -123,6 +125,7 @@ def merged_page(
     ``read_budget`` items have been read the page ends early - possibly short, even empty - with a
     ``last_key`` to resume from, so a filter that discards most items cannot make one request run long.
     """
+    read_budget = READ_BUDGET if read_budget is None else read_budget
     chunk = max(MIN_CHUNK, -(-(limit + 1) // max(1, len(sources))))
     streams = [
         _Stream(table, partitions, low, high, order, after, filter, chunk) for partitions in sources if partitions
