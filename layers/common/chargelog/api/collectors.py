@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from chargelog.logic import health
+from chargelog.api.logs import ActionName
+from chargelog.logic import backfills, health
+from chargelog.models.jobs import CollectionJob
+from chargelog.models.sources import SourceId
+from chargelog.observability import metrics
+from chargelog.vendors import Vendor
 
 router = Router()
 
@@ -48,3 +57,31 @@ class CollectorsReport(BaseModel):
 def list_collectors() -> CollectorsReport:
     report = health.collectors_report()
     return CollectorsReport.model_validate(report)
+
+
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+    action: ActionName | None = Field(default=None, description="Only this OCPP action, where the vendor can filter")
+
+
+@router.post(
+    "/collectors/<vendor>/<source_id>/backfill",
+    summary="Queue a backfill: collect a past range of one registered source again",
+    responses={
+        202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors"},
+        404: {"description": "The source is not registered"},
+        409: {"description": "The vendor has no collector yet"},
+        422: {"description": "Invalid range: reversed, in the future, or older than the retention period"},
+    },
+)
+def backfill_source(
+    vendor: Annotated[Vendor, Path()],
+    source_id: Annotated[SourceId, Path()],
+    request: Annotated[BackfillRequest, Body()],
+) -> Response[CollectionJob]:
+    job = backfills.queue_backfill(vendor, source_id, request.start, request.end, request.action)
+    metrics.add_metric(name="BackfillsQueued", unit=MetricUnit.Count, value=1)
+    return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})
