@@ -328,6 +328,9 @@ def test_csv_and_ndjson_carry_the_same_page(stack: LocalStack, lambda_context: A
         ("m-1", "answered", "101.0"),
         ("m-2", "answered", "102.0"),
     ]
+    assert rows[1]["call_timestamp"] == "2026-11-20T08:00:10Z"
+    assert rows[1]["response_timestamp"] == "2026-11-20T08:00:10.101000Z"
+    assert (json.loads(rows[1]["payload"]), json.loads(rows[1]["result"])) == ({"n": 1}, {})
     status, headers, text = get(
         lambda_context, {"limit": "3", "cursor": headers["x-next-cursor"]}, accept="application/x-ndjson"
     )

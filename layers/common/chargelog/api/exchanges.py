@@ -95,27 +95,27 @@ def exchanges_csv(rows: list[Exchange]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for exchange in rows:
-        response = exchange.response
-        result = response.result if response is not None else None
+        row = exchange.model_dump(mode="json")  # times as in the logs listing's CSV
+        call, response = row["call"], row["response"] or {}
         writer.writerow(
             {
-                "message_id": exchange.message_id,
-                "action": exchange.action,
-                "direction": exchange.direction,
-                "outcome": exchange.outcome,
-                "response_time_ms": exchange.response_time_ms,
-                "combined": exchange.combined,
-                "call_id": exchange.call.id,
-                "call_timestamp": exchange.call.timestamp.isoformat(),
-                "response_id": response.id if response else None,
-                "response_timestamp": response.timestamp.isoformat() if response else None,
-                "response_message_type": response.message_type if response else None,
-                "error_code": response.status if response and exchange.outcome == "error" else None,
-                "payload": json.dumps(exchange.call.payload, separators=(",", ":")) if exchange.call.payload else None,
-                "result": json.dumps(result, separators=(",", ":")) if result is not None else None,
+                **{name: row[name] for name in ("message_id", "action", "direction", "outcome", "combined")},
+                "response_time_ms": row["response_time_ms"],
+                "call_id": call["id"],
+                "call_timestamp": call["timestamp"],
+                "response_id": response.get("id"),
+                "response_timestamp": response.get("timestamp"),
+                "response_message_type": response.get("message_type"),
+                "error_code": response.get("status") if row["outcome"] == "error" else None,
+                "payload": _json_text(call["payload"]),
+                "result": _json_text(response.get("result")),
             }
         )
     return out.getvalue()
+
+
+def _json_text(document: Any) -> str | None:
+    return None if document is None else json.dumps(document, separators=(",", ":"))
 
 
 def render_exchanges(page: ExchangePage, accept: str | None) -> Response[Any]:
