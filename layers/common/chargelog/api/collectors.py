@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -21,31 +21,38 @@ from chargelog.vendors import Vendor
 router = Router()
 
 
+class QueueHealth(BaseModel):
+    queue: str = Field(description="A vendor's work queue, or 'dead-letter'")
+    visible: int = Field(description="Jobs waiting to be picked up")
+    in_flight: int = Field(description="Jobs a worker is running (or that wait out a failed attempt)")
+    delayed: int = Field(description="Jobs queued with a delay (a backfill waiting for a busy source)")
+
+
 class CollectorHealth(BaseModel):
     vendor: str
     source_id: str
     name: str | None
     enabled: bool | None
-    status: str  # ok | failing | backing_off | never_run | unregistered
-    high_water_mark: datetime | None
-    lag_seconds: float | None
+    status: Literal["ok", "failing", "backing_off", "never_run", "no_collector", "unregistered"] = Field(
+        description="no_collector: the vendor has no collector yet; unregistered: state of a removed source"
+    )
+    high_water_mark: datetime | None = Field(description="Every record up to this time is stored")
+    lag_seconds: float | None = Field(description="Seconds from the high-water mark to now")
     last_run_at: datetime | None
-    last_success_at: datetime | None
+    last_success_at: datetime | None = Field(description="When a job last finished successfully")
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
-    backoff_until: datetime | None
+    backoff_until: datetime | None = Field(description="The schedule leaves the source alone until then")
     records_stored: int
     records_quarantined: int
     pages_fetched: int
-    jobs_dead_lettered: int
-
-
-class QueueHealth(BaseModel):
-    queue: str  # a vendor, or "dead-letter"
-    visible: int
-    in_flight: int
-    delayed: int
+    jobs_dead_lettered: int = Field(description="This source's jobs that failed their last attempt")
+    running: bool = Field(description="A job is collecting this source now")
+    running_job_id: str | None = Field(description="That job's id (a queued backfill's job_id once it runs)")
+    vendor_queue: QueueHealth | None = Field(
+        description="The vendor's work queue: jobs for all its sources (SQS does not count them per source)"
+    )
 
 
 class CollectorsReport(BaseModel):
