@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from chargelog.logic import health
+from chargelog.api.logs import ActionName
+from chargelog.logic import backfills, health
+from chargelog.models.jobs import CollectionJob
+from chargelog.models.sources import SourceId
+from chargelog.observability import metrics
+from chargelog.vendors import Vendor
 
 router = Router()
+
+
+class QueueHealth(BaseModel):
+    queue: str = Field(description="A vendor's work queue, or 'dead-letter'")
+    visible: int = Field(description="Jobs waiting to be picked up")
+    in_flight: int = Field(description="Jobs a worker is running (or that wait out a failed attempt)")
+    delayed: int = Field(description="Jobs queued with a delay (a backfill waiting for a busy source)")
 
 
 class CollectorHealth(BaseModel):
@@ -17,26 +33,26 @@ class CollectorHealth(BaseModel):
     source_id: str
     name: str | None
     enabled: bool | None
-    status: str  # ok | failing | backing_off | never_run | unregistered
-    high_water_mark: datetime | None
-    lag_seconds: float | None
+    status: Literal["ok", "failing", "backing_off", "never_run", "no_collector", "unregistered"] = Field(
+        description="no_collector: the vendor has no collector yet; unregistered: state of a removed source"
+    )
+    high_water_mark: datetime | None = Field(description="Every record up to this time is stored")
+    lag_seconds: float | None = Field(description="Seconds from the high-water mark to now")
     last_run_at: datetime | None
-    last_success_at: datetime | None
+    last_success_at: datetime | None = Field(description="When a job last finished successfully")
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
-    backoff_until: datetime | None
+    backoff_until: datetime | None = Field(description="The schedule leaves the source alone until then")
     records_stored: int
     records_quarantined: int
     pages_fetched: int
-    jobs_dead_lettered: int
-
-
-class QueueHealth(BaseModel):
-    queue: str  # a vendor, or "dead-letter"
-    visible: int
-    in_flight: int
-    delayed: int
+    jobs_dead_lettered: int = Field(description="This source's jobs that failed their last attempt")
+    running: bool = Field(description="A job is collecting this source now")
+    running_job_id: str | None = Field(description="That job's id (a queued backfill's job_id once it runs)")
+    vendor_queue: QueueHealth | None = Field(
+        description="The vendor's work queue: jobs for all its sources (SQS does not count them per source)"
+    )
 
 
 class CollectorsReport(BaseModel):
@@ -48,3 +64,31 @@ class CollectorsReport(BaseModel):
 def list_collectors() -> CollectorsReport:
     report = health.collectors_report()
     return CollectorsReport.model_validate(report)
+
+
+class BackfillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+    action: ActionName | None = Field(default=None, description="Only this OCPP action, where the vendor can filter")
+
+
+@router.post(
+    "/collectors/<vendor>/<source_id>/backfill",
+    summary="Queue a backfill: collect a past range of one registered source again",
+    responses={
+        202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors"},
+        404: {"description": "The source is not registered"},
+        409: {"description": "The vendor has no collector yet"},
+        422: {"description": "Invalid range: reversed, in the future, or older than the retention period"},
+    },
+)
+def backfill_source(
+    vendor: Annotated[Vendor, Path()],
+    source_id: Annotated[SourceId, Path()],
+    request: Annotated[BackfillRequest, Body()],
+) -> Response[CollectionJob]:
+    job = backfills.queue_backfill(vendor, source_id, request.start, request.end, request.action)
+    metrics.add_metric(name="BackfillsQueued", unit=MetricUnit.Count, value=1)
+    return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})

@@ -106,7 +106,7 @@ PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
 }
 
 
-def _format(accept: str | None) -> Literal["json", "csv", "ndjson"]:
+def response_format(accept: str | None) -> Literal["json", "csv", "ndjson"]:
     for part in (accept or "").split(","):
         media = part.split(";")[0].strip().lower()
         if media == CSV:
@@ -123,7 +123,7 @@ def render_page(page: LogPage, accept: str | None) -> Response[Any]:
     headers = {"X-Items-Read": str(page.items_read)}
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
-    match _format(accept):
+    match response_format(accept):
         case "csv":
             return Response(200, content_type=f"{CSV}; charset=utf-8", body=records_csv(body.records), headers=headers)
         case "ndjson":

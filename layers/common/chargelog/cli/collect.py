@@ -117,15 +117,7 @@ def backfill(vendor: Vendor, source_id: str, start: datetime, end: datetime, act
     if not collectors.has_adapter(vendor):
         raise SystemExit(f"chargelog: error: there is no collector for {vendor} yet")
     try:
-        job = CollectionJob(
-            vendor=vendor,
-            source_id=source_id,
-            window_start=start,
-            window_end=end,
-            mode="backfill",
-            scheduled_at=datetime.now(UTC),
-            action=action,
-        )
+        job = CollectionJob.backfill(vendor, source_id, start, end, datetime.now(UTC), action)
     except ValidationError as invalid:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'job'}: {e['msg']}" for e in invalid.errors())
         raise SystemExit(f"chargelog: error: {problems}") from None

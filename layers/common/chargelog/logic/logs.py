@@ -101,6 +101,11 @@ def _public(item: dict[str, Any], with_raw: bool = False) -> dict[str, Any]:
     return record
 
 
+def listed_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored record as the logs listing shows it: its fields and API id, without the raw vendor form."""
+    return _public(item)
+
+
 def _filter(filters: LogFilters, scope: Scope) -> ConditionBase | None:
     conditions: list[ConditionBase] = []
     for name in ("direction", "message_type", "status", "vendor", "message_id"):

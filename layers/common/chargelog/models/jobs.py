@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -43,3 +44,21 @@ class CollectionJob(BaseModel):
         if self.window_start and self.window_end and self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
         return self
+
+    @classmethod
+    def backfill(
+        cls, vendor: str, source_id: str, start: datetime, end: datetime, now: datetime, action: str | None = None
+    ) -> CollectionJob:
+        """A job reading ``[start, end]`` of one source (optionally of one OCPP action), leaving its mark alone:
+        what `chargelog backfill` runs and ``POST /collectors/{vendor}/{source_id}/backfill`` queues."""
+        return cls.model_validate(
+            {
+                "vendor": vendor,
+                "source_id": source_id,
+                "window_start": start,
+                "window_end": end,
+                "mode": "backfill",
+                "scheduled_at": now,
+                "action": action,
+            }
+        )

@@ -1,0 +1,71 @@
+"""Backfills asked for through the API: a past range of one registered source, queued on its vendor's work queue.
+
+The job is the one `chargelog backfill` runs in-process (`CollectionJob.backfill`); here it goes to the vendor's
+queue, so the worker runs it like any other job: paced with the vendor's other jobs, checkpointed, retried,
+dead-lettered after ``JobMaxReceives`` attempts, visible in ``GET /collectors``. It leaves the high-water mark
+alone, and re-reading what is already stored only overwrites records with themselves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chargelog import collectors
+from chargelog.dal.queue import WorkQueue
+from chargelog.dal.sources import SourceStore
+from chargelog.errors import ChargelogError, ConflictError, NotFoundError
+from chargelog.models.jobs import CollectionJob
+from chargelog.observability import logger
+from chargelog.settings import get_settings
+
+# A client's clock may run this far ahead of ours: "to now" is not refused for a few seconds of skew.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+class InvalidBackfillError(ChargelogError):
+    status = 422
+    title = "Unprocessable Content"
+
+
+def queue_backfill(
+    vendor: str, source_id: str, start: datetime, end: datetime, action: str | None = None, now: datetime | None = None
+) -> CollectionJob:
+    """Queue a backfill of ``[start, end]`` (inclusive) of a registered source; returns the queued job.
+
+    The range must be in the past and start within the retention period: older records would expire as soon as
+    they were stored, so the longest backfill is ``RetentionDays``.
+    """
+    settings = get_settings()
+    now = now or datetime.now(UTC)
+    if end < start:
+        raise InvalidBackfillError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
+    if end > now + CLOCK_SKEW:
+        raise InvalidBackfillError(
+            f"'to' ({end.isoformat()}) is in the future: a backfill reads a past range; "
+            "the schedule collects what is still to come."
+        )
+    oldest = now - timedelta(days=settings.retention_days)
+    if start < oldest:
+        raise InvalidBackfillError(
+            f"'from' ({start.isoformat()}) is more than {settings.retention_days} days back (the retention period): "
+            f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
+            "or later."
+        )
+    if SourceStore(settings.table_name).get(vendor, source_id) is None:
+        raise NotFoundError(f"Source {vendor}/{source_id} is not registered; add it with POST /sources first.")
+    if not collectors.has_adapter(vendor):
+        raise ConflictError(f"There is no collector for {vendor} yet, so nothing can backfill {vendor}/{source_id}.")
+    job = CollectionJob.backfill(vendor, source_id, start, end, now, action)
+    WorkQueue(settings.queue_url(vendor)).send([job])
+    logger.info(
+        "Backfill queued",
+        extra={
+            "vendor": vendor,
+            "source_id": source_id,
+            "job_id": job.job_id,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "action": action,
+        },
+    )
+    return job
