@@ -167,8 +167,9 @@ class VendorHttpClient:
     def _stop(self, state: RetryCallState) -> bool:
         if stop_after_attempt(self._max_attempts)(state):
             return True
-        # Stop when the next wait would run past the Lambda's remaining time.
-        return self._wait(state) > self._remaining() - DEADLINE_MARGIN_SECONDS
+        # Stop when the next wait would run past the Lambda's remaining time. Tenacity has already drawn that wait
+        # (jitter included) into upcoming_sleep: check the very wait that would be slept.
+        return state.upcoming_sleep > self._remaining() - DEADLINE_MARGIN_SECONDS
 
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -178,7 +179,7 @@ class VendorHttpClient:
                 "vendor": self.vendor,
                 "attempt": state.attempt_number,
                 "error": str(error),
-                "wait_seconds": round(self._wait(state), 2),
+                "wait_seconds": round(state.upcoming_sleep, 2),
             },
         )
 
