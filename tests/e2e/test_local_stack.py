@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -182,6 +183,38 @@ def test_the_schedule_collects_a_simulated_charger_through_queue_and_worker(loca
     assert int(str(row["records_stored"])) > 100
     assert row["high_water_mark"]
     assert {q["queue"] for q in report["queues"]} >= {"ocpplab", "dead-letter"}
+
+
+def test_the_cli_prints_a_collected_chargers_logs(local_stack: RunningStack) -> None:
+    env = {**os.environ, "CHARGELOG_API_URL": local_stack.url, "CHARGELOG_API_KEY": API_KEY}
+    httpx.post(  # already there when the schedule test ran first: then a 409, which is fine
+        f"{local_stack.url}/sources",
+        json={"vendor": "ocpplab", "source_id": "dep-3f9c2a71"},
+        headers={"x-api-key": API_KEY},
+    )
+
+    def logs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*_chargelog(), "logs", *args], capture_output=True, text=True, env=env, timeout=60)
+
+    deadline = time.monotonic() + 60
+    newest = logs("dep-3f9c2a71", "--order", "desc", "--limit", "5", "--format", "ndjson")
+    while newest.returncode == 0 and len(newest.stdout.splitlines()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        newest = logs("dep-3f9c2a71", "--order", "desc", "--limit", "5", "--format", "ndjson")
+    assert newest.returncode == 0, newest.stderr
+    records = [json.loads(line) for line in newest.stdout.splitlines()]
+    assert len(records) == 5
+    assert {r["charger_id"] for r in records} == {"dep-3f9c2a71"}
+    assert [r["timestamp"] for r in records] == sorted((r["timestamp"] for r in records), reverse=True)
+    table = logs("dep-3f9c2a71", "--limit", "3")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.startswith("TIME (UTC)")
+    assert len(rows) == 3
+    assert all("CSMS" in row for row in rows)
+    naive = logs("dep-3f9c2a71", "--from", "2026-11-20T08:00")
+    assert naive.returncode == 2
+    assert "has no UTC offset" in naive.stderr
 
 
 def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> None:

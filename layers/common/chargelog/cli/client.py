@@ -25,13 +25,20 @@ class ChargelogClient:
     def __exit__(self, *_: object) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def send(self, method: str, path: str, accept: str | None = None, **kwargs: Any) -> httpx.Response:
+        """The API's answer; raises ApiError, with the problem's title and detail, when it is an error."""
+        if accept:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "accept": accept}
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
             raise ApiError(f"cannot reach {self._http.base_url}: {error}") from error
         if response.is_error:
             raise ApiError(_describe_error(response))
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.send(method, path, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

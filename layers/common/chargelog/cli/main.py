@@ -7,9 +7,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chargelog.vendors import VENDORS
+
+if TYPE_CHECKING:
+    from chargelog.cli.client import ChargelogClient
 
 
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     from chargelog.cli.collect import add_arguments as add_collect_arguments
 
     add_collect_arguments(commands, VENDORS)
+
+    from chargelog.cli.logs import add_arguments as add_logs_arguments
+
+    _add_api_options(add_logs_arguments(commands))
 
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -75,7 +82,7 @@ def _print_sources(sources: list[dict[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
-def _run_sources(args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> ChargelogClient:
     from chargelog.cli.client import ChargelogClient
 
     if not args.api_url or not args.api_key:
@@ -83,7 +90,26 @@ def _run_sources(args: argparse.Namespace) -> int:
             "chargelog: error: set --api-url and --api-key, or CHARGELOG_API_URL and CHARGELOG_API_KEY "
             "(`chargelog local` prints them)"
         )
-    with ChargelogClient(args.api_url, args.api_key) as client:
+    return ChargelogClient(args.api_url, args.api_key)
+
+
+def _run_logs(args: argparse.Namespace) -> int:
+    from chargelog.cli.logs import run_logs
+
+    with _client(args) as client:
+        try:
+            return run_logs(client, args, sys.stdout, sys.stderr)
+        except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other commands do
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            return 0
+
+
+def _run_sources(args: argparse.Namespace) -> int:
+    with _client(args) as client:
         if args.action == "add":
             source = client.add_source(args.vendor, args.source_id, args.name, not args.disabled)
             print(f"Added {source['vendor']}/{source['source_id']} ({source['kind']}, {source['name']}).")
@@ -120,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chargelog.cli.client import ApiError
 
     try:
+        if args.command == "logs":
+            return _run_logs(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
