@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chargelog.api import collectors, health, logs, problems, sources
+from chargelog.api import collectors, exports, health, logs, problems, sources
 from chargelog.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -16,6 +16,7 @@ app.include_router(health.router)
 app.include_router(sources.router)
 app.include_router(collectors.router)
 app.include_router(logs.router)
+app.include_router(exports.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
