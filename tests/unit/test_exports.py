@@ -215,6 +215,7 @@ BAD_REQUESTS: list[tuple[Any, int]] = [
     ({"charger_id": "CP-1", "from": "yesterday"}, 422),
     ({"charger_id": "CP-1", "from": "2026-11-20T00:00:00"}, 422),  # no offset: ambiguous
     ({"charger_id": "CP-1", "limit": 10}, 422),  # not a field of an export
+    ({"charger_id": "CP-1", "start": "2026-11-20T00:00:00Z"}, 422),  # the field is called "from"
     ({"charger_id": "CP-1", "from": "2026-11-21T00:00:00Z", "to": "2026-11-20T00:00:00Z"}, 400),
     (["CP-1"], 422),
     (b"{not json", 400),

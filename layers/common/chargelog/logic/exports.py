@@ -194,7 +194,6 @@ def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export
     if running is None:  # done already (now or in the meantime, by another delivery of the message)
         logger.info("Export already done; a redelivered message is ignored", extra={"export_id": export_id})
         return None
-    logger.append_keys(export_id=export_id)
     started = time.monotonic()
     fmt = running.request.format
     key = ExportFiles.key(export_id, fmt)

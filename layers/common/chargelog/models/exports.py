@@ -21,7 +21,7 @@ MAX_ACTIONS = 64
 class ExportRequest(BaseModel):
     """Body of POST /exports: one scope (a charger, a site, or the fleet), the logs routes' filters, a format."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     charger_id: ChargerId | None = Field(default=None, description="Export this charger's records")
     site_id: ChargerId | None = Field(default=None, description="Export this site's records")
