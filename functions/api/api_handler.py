@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chargelog.api import collectors, exchanges, health, logs, problems, sources
+from chargelog.api import collectors, exchanges, exports, health, logs, problems, sources
 from chargelog.observability import logger, metrics, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -17,6 +17,7 @@ app.include_router(sources.router)
 app.include_router(collectors.router)
 app.include_router(logs.router)
 app.include_router(exchanges.router)
+app.include_router(exports.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -95,6 +95,7 @@ def _vendor_secrets(stack: LocalStack) -> dict[str, dict[str, Any]]:
             client.get_secret_value(SecretId=stack.refs[name])["SecretString"]
         )
         for name in stack.of_type("AWS::SecretsManager::Secret")
+        if "chargelog:vendor" in stack.tags[name]
     }
 
 

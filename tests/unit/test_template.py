@@ -470,6 +470,64 @@ def test_each_vendor_queue_has_a_dead_letter_queue_and_outlasts_its_worker(
         assert visibility >= 6 * timeout, f"{work_queue} VisibilityTimeout {visibility} < 6 x {name}'s {timeout}"
 
 
+def test_the_export_queue_feeds_only_the_export_function_and_outlasts_it(template: dict[str, Any]) -> None:
+    queues = _resources(template, "AWS::SQS::Queue")
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CHARGELOG_EXPORT_QUEUE_URL"] == {"Ref": "ExportQueue"}
+    consumers = [
+        (name, props, event["Properties"])
+        for name, props in _serverless_functions(template).items()
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "SQS" and _target(event["Properties"].get("Queue")) == "ExportQueue"
+    ]
+    assert [name for name, _, _ in consumers] == ["ExportFunction"]
+    ((_, function, event),) = consumers
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+    queue = _props(queues["ExportQueue"])
+    assert queue["SqsManagedSseEnabled"] is True
+    dead_letter = _target(queue["RedrivePolicy"]["deadLetterTargetArn"])
+    assert dead_letter == "ExportDeadLetterQueue"
+    assert _props(queues[dead_letter])["SqsManagedSseEnabled"] is True
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) >= 1
+    assert int(_props(queues[dead_letter])["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"])
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(function["Timeout"])
+
+
+def _statement_grants(props: dict[str, Any]) -> list[tuple[frozenset[str], Any]]:
+    """(actions, resources) of a function's inline policy statements."""
+    return [
+        (frozenset(_as_list(statement["Action"])), statement["Resource"])
+        for policy in props.get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in _statements(policy)
+    ]
+
+
+def test_exports_are_queued_by_the_api_and_written_by_the_export_function_only(template: dict[str, Any]) -> None:
+    functions = _serverless_functions(template)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CHARGELOG_EXPORTS_BUCKET"] == {"Ref": "ExportsBucket"}
+    export_objects = {"Fn::Sub": "${ExportsBucket.Arn}/exports/*"}
+    senders = [
+        name
+        for name, props in functions.items()
+        if {"QueueName": {"Fn::GetAtt": ["ExportQueue", "QueueName"]}}
+        in [p.get("SQSSendMessagePolicy") for p in props.get("Policies", []) if isinstance(p, dict)]
+    ]
+    assert senders == ["ApiFunction"]
+    grants = {
+        name: [
+            (actions, resource) for actions, resource in _statement_grants(props) if "ExportsBucket" in str(resource)
+        ]
+        for name, props in functions.items()
+    }
+    assert grants.pop("ApiFunction") == [(frozenset({"s3:GetObject"}), export_objects)]  # to presign downloads
+    assert grants.pop("ExportFunction") == [(frozenset({"s3:PutObject", "s3:AbortMultipartUpload"}), export_objects)]
+    assert all(not found for found in grants.values()), grants
+    assert functions["ExportFunction"]["Timeout"] == 900
+
+
 # ---------------------------------------------------------------------------------------------- API
 
 

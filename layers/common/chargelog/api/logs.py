@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,11 +9,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field
 
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
-from chargelog.models.records import Direction, RecordKind
+from chargelog.models.logs import ActionName, ChargerId, LogEntry, Text, records_csv, records_ndjson
+from chargelog.models.records import Direction
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
@@ -25,50 +23,6 @@ router = Router()
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
 JSON = "application/json"
-CSV_COLUMNS = (
-    "id",
-    "timestamp",
-    "vendor",
-    "source_id",
-    "site_id",
-    "charger_id",
-    "connector_id",
-    "kind",
-    "action",
-    "direction",
-    "message_type",
-    "message_id",
-    "status",
-    "ocpp_version",
-    "record_id",
-    "payload",
-    "result",
-)
-
-ChargerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s#~]+$")]
-ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-
-
-class LogEntry(BaseModel):
-    id: str = Field(description="The record's id in this API: GET /chargers/{charger_id}/logs/{id}")
-    record_id: str
-    vendor: Vendor
-    source_id: str
-    site_id: str | None = None
-    charger_id: str
-    connector_id: int | None = None
-    timestamp: datetime
-    kind: RecordKind
-    action: str | None = None
-    direction: Direction | None = None
-    message_type: MessageType | None = None
-    message_id: str | None = None
-    status: str | None = None
-    payload: dict[str, Any] | None = None
-    result: dict[str, Any] | None = None
-    ocpp_version: str | None = None
-    payload_ref: str | None = Field(default=None, description="Set when the payload was too large to list")
 
 
 class LogEntryWithRaw(LogEntry):
@@ -130,23 +84,6 @@ def render_page(page: LogPage, accept: str | None) -> Response[Any]:
             return Response(200, content_type=NDJSON, body=records_ndjson(body.records), headers=headers)
         case _:
             return Response(200, content_type=JSON, body=body.model_dump(mode="json"), headers=headers)
-
-
-def records_csv(records: list[LogEntry]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        row = record.model_dump(mode="json")
-        for name in ("payload", "result"):
-            if row.get(name) is not None:
-                row[name] = json.dumps(row[name], separators=(",", ":"))
-        writer.writerow(row)
-    return out.getvalue()
-
-
-def records_ndjson(records: list[LogEntry]) -> str:
-    return "".join(record.model_dump_json(exclude_none=True) + "\n" for record in records)
 
 
 def _filters(

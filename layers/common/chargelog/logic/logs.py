@@ -122,7 +122,9 @@ def _days(start: datetime, end: datetime, order: Order) -> list[date]:
     return days if order == "asc" else days[::-1]
 
 
-def _bounds(filters: LogFilters, scope: Scope, now: datetime) -> tuple[datetime | None, datetime | None]:
+def _bounds(
+    filters: LogFilters, scope: Scope, now: datetime, max_fleet_days: int | None
+) -> tuple[datetime | None, datetime | None]:
     start, end = filters.start, filters.end
     if start and end and start > end:
         raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
@@ -131,9 +133,9 @@ def _bounds(filters: LogFilters, scope: Scope, now: datetime) -> tuple[datetime 
         start = start or end - timedelta(hours=DEFAULT_FLEET_HOURS)
         if start > end:
             raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
-        if (end - start) > timedelta(days=MAX_FLEET_DAYS):
+        if max_fleet_days is not None and (end - start) > timedelta(days=max_fleet_days):
             raise InvalidQueryError(
-                f"A fleet-wide range can span at most {MAX_FLEET_DAYS} days; use POST /exports for more."
+                f"A fleet-wide range can span at most {max_fleet_days} days; use POST /exports for more."
             )
     return start, end
 
@@ -162,26 +164,60 @@ def _partitions(
     ]
 
 
-def query_logs(scope: Scope, filters: LogFilters, cursor: str | None = None, now: datetime | None = None) -> LogPage:
-    """One page of records in a scope, and a cursor for the next (None when there is none)."""
-    now = now or datetime.now(UTC)
-    start, end = _bounds(filters, scope, now)
-    digest = query_digest(
-        {"scope": [scope.kind, scope.value], **filters.described(), "resolved": [str(start), str(end)]}
-    )
-    after = decode_cursor(cursor, digest) if cursor else None
-    page: MergedPage = merged_page(
-        aws.table(get_settings().table_name),
-        _partitions(scope, filters, start, end),
+@dataclass(frozen=True)
+class LogQuery:
+    """The Queries behind a scope and filters: streams of partitions, the sort key range, the filter."""
+
+    partitions: list[list[Partition]]
+    low: str
+    high: str
+    order: Order
+    filter: ConditionBase | None
+    start: datetime | None  # the range as resolved (a fleet query always has both ends)
+    end: datetime | None
+
+
+def plan_query(
+    scope: Scope, filters: LogFilters, now: datetime, max_fleet_days: int | None = MAX_FLEET_DAYS
+) -> LogQuery:
+    """What to read for a scope and filters; InvalidQueryError when they cannot be answered."""
+    start, end = _bounds(filters, scope, now, max_fleet_days)
+    return LogQuery(
+        partitions=_partitions(scope, filters, start, end),
         low=timestamp_key(start) if start else "0000",
         high=(timestamp_key(end) if end else "9999") + "#" + _HIGHEST,
         order=filters.order,
-        limit=filters.limit,
-        after=after,
         filter=_filter(filters, scope),
+        start=start,
+        end=end,
     )
+
+
+def read_page(query: LogQuery, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], MergedPage]:
+    """One page of a planned query, resuming strictly after the sort key ``after``: (public records, raw page)."""
+    page = merged_page(
+        aws.table(get_settings().table_name),
+        query.partitions,
+        low=query.low,
+        high=query.high,
+        order=query.order,
+        limit=limit,
+        after=after,
+        filter=query.filter,
+    )
+    return [_public(item) for item in page.items], page
+
+
+def query_logs(scope: Scope, filters: LogFilters, cursor: str | None = None, now: datetime | None = None) -> LogPage:
+    """One page of records in a scope, and a cursor for the next (None when there is none)."""
+    query = plan_query(scope, filters, now or datetime.now(UTC))
+    digest = query_digest(
+        {"scope": [scope.kind, scope.value], **filters.described(), "resolved": [str(query.start), str(query.end)]}
+    )
+    after = decode_cursor(cursor, digest) if cursor else None
+    records, page = read_page(query, filters.limit, after)
     return LogPage(
-        records=[_public(item) for item in page.items],
+        records=records,
         next_cursor=encode_cursor(page.last_key, digest) if page.last_key else None,
         items_read=page.items_read,
     )

@@ -1,0 +1,53 @@
+"""The export queue -> write each export's records to a file in the exports bucket; failures go back for retry."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from chargelog.logic import exports
+from chargelog.models.exports import ExportJob
+from chargelog.observability import logger, metrics, tracer
+
+
+class ExportJobRecord(SqsRecordModel):
+    body: Json[ExportJob]
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=ExportJobRecord)
+_context: LambdaContext | None = None
+
+
+def _remaining_seconds() -> float:
+    return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
+
+
+@tracer.capture_method
+def record_handler(record: ExportJobRecord) -> None:
+    export_id = record.body.export_id
+    logger.append_keys(export_id=export_id)
+    try:
+        export = exports.run_export(export_id, _remaining_seconds)
+    except Exception:
+        metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
+        raise
+    if export is None:
+        return
+    if export.state == "done":
+        metrics.add_metric(name="ExportRecords", unit=MetricUnit.Count, value=export.records)
+        metrics.add_metric(name="ExportBytes", unit=MetricUnit.Bytes, value=export.bytes)
+    elif export.state == "failed":
+        metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    global _context
+    _context = context
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,218 @@
+"""Exports: a whole log query written to one file in S3, for ranges too big to page through one response at a time.
+
+``create_export`` (POST /exports) checks the query, stores the export as queued and puts it on the export queue.
+The export function calls ``run_export``: it reads the query page after page - the same Queries and the same
+records as the logs routes, resuming at sort keys rather than signed cursors - into a temporary file, uploads that
+(boto3 switches to a multipart upload for large files, so memory stays flat), and marks the export done. A
+redelivered message for a done export does nothing. ``get_export`` reports the state and, once done, a presigned
+download link.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from chargelog.dal.exports import ExportFiles, ExportStore
+from chargelog.dal.queue import WorkQueue
+from chargelog.errors import NotFoundError
+from chargelog.logic import logs
+from chargelog.logic.logs import InvalidQueryError, LogFilters, LogQuery, Scope
+from chargelog.models.exports import Export, ExportJob, ExportRequest, ExportStatus
+from chargelog.models.logs import LogEntry, records_csv, records_ndjson
+from chargelog.observability import logger
+from chargelog.settings import get_settings
+
+# How long an export and its file are kept: the exports bucket's lifecycle (template.yaml) expires files after
+# as many days, so the table never offers a link to a deleted file.
+EXPORT_RETENTION_DAYS = 7
+DOWNLOAD_URL_SECONDS = 15 * 60
+PAGE_SIZE = logs.MAX_LIMIT
+# Stop reading with this much Lambda time left, to fail cleanly rather than be killed mid-way.
+TIME_RESERVE_SECONDS = 60.0
+CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+
+
+class ExportOutOfTimeError(Exception):
+    """The query has more records than one run of the export function can read: retrying cannot help."""
+
+
+def _store() -> ExportStore:
+    return ExportStore(get_settings().table_name)
+
+
+def _files() -> ExportFiles:
+    return ExportFiles(get_settings().exports_bucket)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _scope_and_filters(request: ExportRequest) -> tuple[Scope, LogFilters]:
+    if request.charger_id is not None:
+        scope = Scope("charger", request.charger_id)
+    elif request.site_id is not None:
+        scope = Scope("site", request.site_id)
+    else:
+        scope = Scope("fleet")
+    filters = LogFilters(
+        start=request.start,
+        end=request.end,
+        actions=tuple(request.actions),
+        direction=request.direction,
+        message_type=request.message_type,
+        status=request.status,
+        vendor=request.vendor,
+        message_id=request.message_id,
+        order=request.order,
+        limit=PAGE_SIZE,
+    )
+    return scope, filters
+
+
+def _plan(request: ExportRequest, now: datetime) -> LogQuery:
+    """The Queries of an export: the logs routes' own, but a fleet range may span up to the retention period."""
+    scope, filters = _scope_and_filters(request)
+    query = logs.plan_query(scope, filters, now, max_fleet_days=None)
+    retention_days = get_settings().retention_days
+    if scope.kind == "fleet" and query.start and query.end and query.end - query.start > timedelta(days=retention_days):
+        raise InvalidQueryError(
+            f"A fleet-wide export can span at most {retention_days} days, as long as records are kept."
+        )
+    return query
+
+
+def create_export(request: ExportRequest, now: datetime | None = None) -> ExportStatus:
+    """Check the query, store the export as queued and queue it. InvalidQueryError for a query that cannot run."""
+    now = now or _now()
+    _plan(request, now)
+    export = Export(
+        id=uuid.uuid4().hex,
+        state="queued",
+        request=request,
+        created_at=now,
+        expires_at=int((now + timedelta(days=EXPORT_RETENTION_DAYS)).timestamp()),
+    )
+    store = _store()
+    store.create(export)
+    try:
+        WorkQueue(get_settings().export_queue_url).send([ExportJob(export_id=export.id)])
+    except Exception as error:
+        store.fail(export.id, f"Could not queue the export: {error}", _now())
+        raise
+    logger.info("Export queued", extra={"export_id": export.id, "format": request.format})
+    return status_of(export, now)
+
+
+def status_of(export: Export, now: datetime | None = None) -> ExportStatus:
+    """What the API shows of an export; a done export gets a fresh presigned download link."""
+    now = now or _now()
+    download: dict[str, Any] = {}
+    if export.state == "done" and export.object_key:
+        download = {
+            "download_url": _files().download_url(export.object_key, DOWNLOAD_URL_SECONDS),
+            "download_expires_at": now + timedelta(seconds=DOWNLOAD_URL_SECONDS),
+        }
+    return ExportStatus(
+        id=export.id,
+        state=export.state,
+        format=export.request.format,
+        request=export.request,
+        created_at=export.created_at,
+        started_at=export.started_at,
+        finished_at=export.finished_at,
+        attempts=export.attempts,
+        records=export.records,
+        bytes=export.bytes,
+        error=export.error,
+        expires_at=datetime.fromtimestamp(export.expires_at, UTC),
+        **download,
+    )
+
+
+def get_export(export_id: str, now: datetime | None = None) -> ExportStatus:
+    now = now or _now()
+    export = _store().get(export_id)
+    # DynamoDB deletes expired items up to days late: an expired one is gone already, as far as clients know.
+    if export is None or export.expires_at <= now.timestamp():
+        raise NotFoundError(f"No export {export_id!r}; exports are kept {EXPORT_RETENTION_DAYS} days.")
+    return status_of(export, now)
+
+
+def _pages(query: LogQuery, remaining_seconds: Callable[[], float]) -> Iterator[list[dict[str, Any]]]:
+    """Every record of a query, a page at a time, each page resuming after the previous one's last sort key."""
+    after: str | None = None
+    while True:
+        if remaining_seconds() < TIME_RESERVE_SECONDS:
+            raise ExportOutOfTimeError(
+                "The export has more records than one run can read (15 minutes); split it into shorter ranges."
+            )
+        records, page = logs.read_page(query, PAGE_SIZE, after)
+        yield records
+        if page.last_key is None:
+            return
+        if page.last_key == after:
+            raise RuntimeError(f"Reading the export's records made no progress after sort key {after!r}")
+        after = page.last_key
+
+
+def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], float]) -> int:
+    """Write every record of the export's query to ``path``, page by page; returns how many."""
+    request = export.request
+    query = _plan(request, export.created_at)  # its own creation time: a retry exports the same range
+    written = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if request.format == "csv":
+            out.write(records_csv((), header=True))
+        for page in _pages(query, remaining_seconds):
+            entries = [LogEntry.model_validate(record) for record in page]
+            out.write(records_csv(entries, header=False) if request.format == "csv" else records_ndjson(entries))
+            written += len(entries)
+    return written
+
+
+def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export | None:
+    """Run one export to the end: done, or failed with the reason. None when there was nothing to run: the
+    export is done already (a redelivered message) or gone.
+
+    An error retrying may cure (S3 or DynamoDB failing) is recorded and raised again, so SQS redelivers the
+    message; an export too large for one run, or whose query no longer holds, is recorded as failed and not
+    retried.
+    """
+    store = _store()
+    export = store.get(export_id)
+    if export is None:
+        logger.warning("Export not found: expired, or never stored", extra={"export_id": export_id})
+        return None
+    running = store.start(export_id, _now()) if export.state != "done" else None
+    if running is None:  # done already (now or in the meantime, by another delivery of the message)
+        logger.info("Export already done; a redelivered message is ignored", extra={"export_id": export_id})
+        return None
+    started = time.monotonic()
+    fmt = running.request.format
+    key = ExportFiles.key(export_id, fmt)
+    try:
+        with tempfile.TemporaryDirectory(prefix="chargelog-export-") as directory:
+            path = Path(directory) / f"chargelog-export-{export_id}.{fmt}"
+            records = _write_file(running, path, remaining_seconds)
+            size = path.stat().st_size
+            _files().upload(path, key, CONTENT_TYPES[fmt], path.name)
+    except (ExportOutOfTimeError, InvalidQueryError) as error:
+        logger.warning("Export failed; retrying cannot help", extra={"error": str(error)})
+        return store.fail(export_id, str(error), _now())
+    except Exception as error:
+        logger.exception("Export failed; SQS will redeliver it")
+        store.fail(export_id, f"{type(error).__name__}: {error}", _now())
+        raise
+    done = store.finish(export_id, key, records, size, _now())
+    logger.info(
+        "Export done",
+        extra={"records": records, "bytes": size, "seconds": round(time.monotonic() - started, 3), "format": fmt},
+    )
+    return done or store.get(export_id)

@@ -1,0 +1,97 @@
+"""An export: a whole log query written to a file in S3 in the background, for ranges too big for one response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from chargelog.models.logs import ActionName, ChargerId, Text
+from chargelog.models.records import Direction
+from chargelog.ocpp_frames import MessageType
+from chargelog.vendors import Vendor
+
+ExportState = Literal["queued", "running", "done", "failed"]
+ExportFormat = Literal["ndjson", "csv"]
+# OCPP 2.0.1 has 64 messages; more actions than that cannot all be different.
+MAX_ACTIONS = 64
+
+
+class ExportRequest(BaseModel):
+    """Body of POST /exports: one scope (a charger, a site, or the fleet), the logs routes' filters, a format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    charger_id: ChargerId | None = Field(default=None, description="Export this charger's records")
+    site_id: ChargerId | None = Field(default=None, description="Export this site's records")
+    start: AwareDatetime | None = Field(
+        default=None, alias="from", description="Start of the range (inclusive), ISO 8601 with offset"
+    )
+    end: AwareDatetime | None = Field(
+        default=None, alias="to", description="End of the range (inclusive), ISO 8601 with offset"
+    )
+    actions: list[ActionName] = Field(
+        default_factory=list,
+        max_length=MAX_ACTIONS,
+        description="OCPP actions; required for a fleet-wide export (neither charger_id nor site_id)",
+    )
+    direction: Direction | None = None
+    message_type: MessageType | None = None
+    status: Text | None = None
+    vendor: Vendor | None = None
+    message_id: Text | None = None
+    order: Literal["asc", "desc"] = Field(default="asc", description="Time order")
+    format: ExportFormat = Field(default="ndjson", description="ndjson (one JSON record per line) or csv")
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> ExportRequest:
+        if self.charger_id is not None and self.site_id is not None:
+            raise ValueError("give charger_id or site_id, not both (neither: the whole fleet)")
+        if self.charger_id is None and self.site_id is None and not self.actions:
+            raise ValueError("a fleet-wide export (neither charger_id nor site_id) needs at least one action")
+        return self
+
+
+class ExportJob(BaseModel):
+    """The message on the export queue: which export to run (the request itself is on the export's item)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    export_id: str = Field(min_length=1, max_length=64)
+
+
+class Export(BaseModel):
+    """An export as stored: ``pk = "EXPORT"``, ``sk = <id>``."""
+
+    id: str
+    state: ExportState
+    request: ExportRequest
+    created_at: AwareDatetime
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    attempts: int = 0
+    records: int = 0
+    bytes: int = 0
+    error: str | None = None
+    object_key: str | None = None
+    expires_at: int = Field(description="When the table forgets the export (epoch seconds, DynamoDB TTL)")
+
+
+class ExportStatus(BaseModel):
+    """An export as the API shows it: with a short-lived download link once it is done."""
+
+    id: str
+    state: ExportState
+    format: ExportFormat
+    request: ExportRequest
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int
+    records: int = Field(description="Records written (when done)")
+    bytes: int = Field(description="Size of the file (when done)")
+    error: str | None = Field(default=None, description="Why the last attempt failed")
+    download_url: str | None = Field(default=None, description="Presigned GET of the file, when done")
+    download_expires_at: datetime | None = None
+    expires_at: datetime = Field(description="When the export and its file are deleted")

@@ -1,0 +1,83 @@
+"""Log records as clients read them: the entry model, the filter value types, and the CSV / NDJSON forms.
+
+Shared by the logs routes (a page at a time) and exports (a whole query to a file), so both write the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from chargelog.models.records import Direction, RecordKind
+from chargelog.ocpp_frames import MessageType
+from chargelog.vendors import Vendor
+
+ChargerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s#~]+$")]
+ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+CSV_COLUMNS = (
+    "id",
+    "timestamp",
+    "vendor",
+    "source_id",
+    "site_id",
+    "charger_id",
+    "connector_id",
+    "kind",
+    "action",
+    "direction",
+    "message_type",
+    "message_id",
+    "status",
+    "ocpp_version",
+    "record_id",
+    "payload",
+    "result",
+)
+
+
+class LogEntry(BaseModel):
+    id: str = Field(description="The record's id in this API: GET /chargers/{charger_id}/logs/{id}")
+    record_id: str
+    vendor: Vendor
+    source_id: str
+    site_id: str | None = None
+    charger_id: str
+    connector_id: int | None = None
+    timestamp: datetime
+    kind: RecordKind
+    action: str | None = None
+    direction: Direction | None = None
+    message_type: MessageType | None = None
+    message_id: str | None = None
+    status: str | None = None
+    payload: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    ocpp_version: str | None = None
+    payload_ref: str | None = Field(default=None, description="Set when the payload was too large to list")
+
+
+def records_csv(records: Iterable[LogEntry], header: bool = True) -> str:
+    """CSV rows (``CSV_COLUMNS``; payload and result as compact JSON), after a header line unless told not to."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    for record in records:
+        row = record.model_dump(mode="json")
+        for name in ("payload", "result"):
+            if row.get(name) is not None:
+                row[name] = json.dumps(row[name], separators=(",", ":"))
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def records_ndjson(records: Iterable[LogEntry]) -> str:
+    return "".join(record.model_dump_json(exclude_none=True) + "\n" for record in records)
