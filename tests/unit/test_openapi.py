@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import gzip
 import json
 from typing import Any
@@ -130,3 +131,31 @@ def test_docs_is_a_swagger_ui_that_keeps_the_pasted_key(aws_credentials: None, l
     status, _, body = request(lambda_context, "/docs", query={"format": "json"})
     assert status == 200
     assert json.loads(body) == json.loads(openapi.render(app))
+
+
+# ---------------------------------------------------------------------------------------------- committed
+
+
+def test_docs_openapi_json_is_what_the_code_generates() -> None:
+    committed = openapi.DOCUMENT_PATH.read_text(encoding="utf-8") if openapi.DOCUMENT_PATH.exists() else ""
+    generated = openapi.render(app)
+    if committed != generated:
+        diff = difflib.unified_diff(
+            committed.splitlines(), generated.splitlines(), "docs/openapi.json", "generated", lineterm=""
+        )
+        pytest.fail(
+            "docs/openapi.json differs from what the API's code generates: run `make openapi` and commit it.\n"
+            + "\n".join(list(diff)[:40]),
+            pytrace=False,
+        )
+
+
+def test_the_generator_writes_the_document_and_check_spots_a_stale_one(tmp_path: Any) -> None:
+    target = tmp_path / "openapi.json"
+    assert openapi.main(["--output", str(target), "--check"]) == 1
+    assert openapi.main(["--output", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == openapi.render(app)
+    assert target.read_text(encoding="utf-8").endswith("}\n")
+    assert openapi.main(["--output", str(target), "--check"]) == 0
+    target.write_text(target.read_text(encoding="utf-8").replace("chargelog API", "renamed"), encoding="utf-8")
+    assert openapi.main(["--output", str(target), "--check"]) == 1
