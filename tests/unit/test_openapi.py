@@ -102,6 +102,35 @@ def test_the_template_serves_every_documented_route_and_the_document_itself(docu
     assert set(template_routes()) == set(operations(document)) | served_outside_the_document
 
 
+def test_every_error_the_api_can_answer_is_a_documented_problem(document: dict[str, Any]) -> None:
+    assert "HTTPValidationError" not in json.dumps(document)  # Powertools' 422 shape, which is not ours
+    assert set(document["components"]["schemas"]["Problem"]["required"]) == {"type", "title", "status", "detail"}
+    for (method, path), operation in operations(document).items():
+        responses = operation["responses"]
+        for status, response in responses.items():
+            if int(status) >= 400:
+                (media,) = response["content"].values()
+                assert media["schema"] == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
+        has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+        assert ("422" in responses) == has_input, (method, path)
+        if operation.get("requestBody"):
+            assert {"400", "413", "415"} <= responses.keys(), (method, path)
+        if (method, path) != ("GET", "/health"):
+            assert responses["403"]["content"].keys() == {"application/json"}, "API Gateway sends it as JSON"
+            assert responses["403"]["content"]["application/json"]["schema"]["$ref"].endswith("/Problem")
+        else:
+            assert "403" not in responses
+    for status, content in document["paths"]["/sources"]["post"]["responses"].items():
+        if status in ("409", "422"):
+            assert content["content"].keys() == {"application/problem+json"}
+
+
+def test_a_delete_is_documented_as_204_without_a_body(document: dict[str, Any]) -> None:
+    removed = document["paths"]["/sources/{vendor}/{source_id}"]["delete"]["responses"]
+    assert "200" not in removed
+    assert removed["204"].get("content", {}) == {}
+
+
 # ---------------------------------------------------------------------------------------------- served
 
 

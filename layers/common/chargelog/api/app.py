@@ -27,14 +27,11 @@ Every route except `GET /health` needs the API key in the `x-api-key` header. Er
 
 
 class ChargelogResolver(APIGatewayRestResolver):
-    """Powertools' resolver, with the document saying which routes are open (Powertools drops ``security=[]``)."""
+    """Powertools' resolver, with the document amended where /docs, /openapi.json and docs/openapi.json get it."""
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         document = super().get_openapi_schema(**kwargs).model_dump(mode="json", by_alias=True, exclude_none=True)
-        for path, operations in document.get("paths", {}).items():
-            for method, operation in operations.items():
-                if (method, path) in OPEN_ROUTES:
-                    operation["security"] = []
+        openapi.amend(document, open_routes=OPEN_ROUTES)
         return OpenAPI.model_validate(document)
 
 

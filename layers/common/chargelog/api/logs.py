@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -12,8 +13,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field, StringConstraints
 
+from chargelog.api import problems
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
 from chargelog.models.records import Direction, RecordKind
@@ -45,7 +47,11 @@ CSV_COLUMNS = (
     "result",
 )
 
-ChargerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s#~]+$")]
+# What a URL path segment can carry to a route (Powertools matches these characters), less '~' and '#' (key
+# separators in the table): printable ASCII, no spaces, as OCPP charge point identities are.
+ChargerId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
+]
 ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
@@ -94,6 +100,12 @@ class ChargerList(BaseModel):
 
 
 PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
+    **problems.responses(
+        {
+            400: "'from' is after 'to', a fleet-wide range spans too many days, or the cursor is not one this API "
+            "issued for this query."
+        }
+    ),
     200: {
         "description": "One page of records. With Accept: text/csv or application/x-ndjson, the same page in that "
         "format, with the next cursor in the X-Next-Cursor header.",
@@ -175,12 +187,21 @@ def _filters(
     )
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _not_a_number(value: Any) -> Any:
+    # pydantic also reads "0.5" or "1763000000" as Unix times; this API takes ISO 8601, as the document says.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("Give an ISO 8601 date-time with an offset, e.g. 2026-11-20T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 From = Annotated[
-    AwareDatetime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    IsoDateTime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
 ]
-To = Annotated[
-    AwareDatetime | None, Query(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
-]
+To = Annotated[IsoDateTime | None, Query(alias="to", description="End of the range (inclusive), ISO 8601 with offset")]
 Actions = Annotated[list[ActionName] | None, Query(alias="action", description="OCPP action; repeat for several")]
 DirectionFilter = Annotated[Direction | None, Query()]
 MessageTypeFilter = Annotated[MessageType | None, Query()]
@@ -224,6 +245,12 @@ def charger_logs(
 @router.get(
     "/chargers/<charger_id>/logs/<record_id>",
     summary="One record, with the vendor's raw form",
+    responses={
+        200: {"description": "The record"},
+        **problems.responses(
+            {400: "The record id is not of the form <time>~<record id>.", 404: "The charger has no such record."}
+        ),
+    },
 )
 def charger_record(
     charger_id: Annotated[ChargerId, Path()],

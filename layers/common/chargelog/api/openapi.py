@@ -10,11 +10,38 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.models import Server
 
+from chargelog.api import problems
+
 DOCUMENT_PATH = Path(__file__).resolve().parents[4] / "docs" / "openapi.json"
+
+
+def amend(document: dict[str, Any], open_routes: frozenset[tuple[str, str]]) -> None:
+    """What Powertools' document gets wrong or leaves out, put right in one place for every route.
+
+    - Powertools drops a route's ``security=[]``, so the open routes are marked here.
+    - An optional parameter is ``X | None`` in Python, which Powertools writes as "X or null"; a query string
+      cannot hold a null (a client leaves the parameter out), so the parameter is just X.
+    - The problems each operation can answer (see ``problems.document``).
+    """
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (method, path) in open_routes:
+                operation["security"] = []
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _not_null(parameter["schema"])
+    problems.document(document, open_routes=open_routes)
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+    if len(branches) != 1 or len(schema["anyOf"]) != 2:
+        return schema
+    return {**{key: value for key, value in schema.items() if key != "anyOf"}, **branches[0]}
 
 
 def render(resolver: APIGatewayRestResolver, servers: list[Server] | None = None) -> str:
