@@ -13,7 +13,7 @@ PY313 ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/b
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
 ARGS ?=
 
-.PHONY: help install run test lint validate build check-layer bench clean
+.PHONY: help install run test lint openapi validate build check-layer bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ $(SAM_VENV)/.installed:
 	$(PY313) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)"
 	@touch $@
+
+openapi: install  ## regenerate docs/openapi.json from the API's code
+	$(VENV)/bin/python -m chargelog.api.openapi
 
 validate: install $(SAM_VENV)/.installed  ## sam validate --lint
 	$(SAM) validate --lint

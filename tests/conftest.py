@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
@@ -104,3 +113,79 @@ def register_collector() -> Iterator[Callable[[str, Any], None]]:
     yield register
     for vendor in vendors:
         collectors.unregister(vendor)
+
+
+# ---------------------------------------------------------------------------------------------- `chargelog local`
+
+API_KEY = "e2e-test-key-0123456789"
+STARTUP_SECONDS = 60
+
+
+@dataclass
+class RunningStack:
+    """`chargelog local` running as a subprocess, with everything it has printed so far."""
+
+    process: subprocess.Popen[str]
+    url: str
+    lines: list[str]
+    api_key: str = API_KEY
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def exports(self) -> dict[str, str]:
+        """The environment the banner tells a second shell to export."""
+        exported: dict[str, str] = {}
+        for line in self.lines:
+            if line.strip().startswith("export "):
+                for assignment in line.strip()[len("export ") :].split():
+                    key, _, value = assignment.partition("=")
+                    exported[key] = value
+        return exported
+
+
+def chargelog_command() -> list[str]:
+    executable = shutil.which("chargelog", path=os.path.dirname(sys.executable))
+    return [executable] if executable else [sys.executable, "-m", "chargelog.cli.main"]
+
+
+@contextmanager
+def running_local_stack(schedule_seconds: int) -> Iterator[RunningStack]:
+    """Starts `chargelog local` on a free 127.0.0.1 port with API_KEY, as a newcomer would; kills it after."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CHARGELOG_"))}
+    env["CHARGELOG_API_KEY"] = API_KEY
+    process = subprocess.Popen(
+        [*chargelog_command(), "local", "--port", str(port), "--schedule-seconds", str(schedule_seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    # Keep reading, so the pipe never fills while the stack logs.
+    threading.Thread(
+        target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or []), daemon=True
+    ).start()
+    stack = RunningStack(process, f"http://127.0.0.1:{port}", lines)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not any("Ctrl-C stops everything." in line for line in list(lines)):
+            if process.poll() is not None:
+                pytest.fail(f"chargelog local exited with {process.returncode}:\n{stack.output()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"chargelog local did not start within {STARTUP_SECONDS} s:\n{stack.output()}")
+            time.sleep(0.2)
+        assert httpx.get(f"{stack.url}/health", timeout=5).status_code == 200
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[RunningStack]:
+    """The local stack for one test module, firing its schedules every second."""
+    with running_local_stack(schedule_seconds=1) as stack:
+        yield stack

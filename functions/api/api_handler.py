@@ -1,23 +1,12 @@
-"""The chargelog REST API behind API Gateway (proxy integration)."""
+"""The chargelog REST API behind API Gateway (proxy integration). Routes and errors: chargelog.api.app."""
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chargelog.api import collectors, exchanges, exports, health, logs, problems, sources
+from chargelog.api.app import app
 from chargelog.observability import logger, metrics, tracer
-
-app = APIGatewayRestResolver(enable_validation=True)
-problems.register(app)
-app.use(middlewares=[problems.check_json_body])
-app.include_router(health.router)
-app.include_router(sources.router)
-app.include_router(collectors.router)
-app.include_router(logs.router)
-app.include_router(exchanges.router)
-app.include_router(exports.router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

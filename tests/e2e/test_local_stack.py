@@ -4,83 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from chargelog.local.runner import free_port
+from conftest import API_KEY, RunningStack, chargelog_command
 
 pytestmark = pytest.mark.e2e
-
-API_KEY = "e2e-test-key-0123456789"
-STARTUP_SECONDS = 60
-
-
-@dataclass
-class RunningStack:
-    process: subprocess.Popen[str]
-    url: str
-    lines: list[str]
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def exports(self) -> dict[str, str]:
-        """The environment the banner tells a second shell to export."""
-        exported: dict[str, str] = {}
-        for line in self.lines:
-            if line.strip().startswith("export "):
-                for assignment in line.strip()[len("export ") :].split():
-                    key, _, value = assignment.partition("=")
-                    exported[key] = value
-        return exported
-
-
-def _chargelog() -> list[str]:
-    executable = shutil.which("chargelog", path=os.path.dirname(sys.executable))
-    return [executable] if executable else [sys.executable, "-m", "chargelog.cli.main"]
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[RunningStack]:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CHARGELOG_"))}
-    env["CHARGELOG_API_KEY"] = API_KEY
-    process = subprocess.Popen(
-        [*_chargelog(), "local", "--port", str(port), "--schedule-seconds", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: list[str] = []
-    # Keep reading, so the pipe never fills while the stack logs.
-    threading.Thread(
-        target=lambda: lines.extend(line.rstrip("\n") for line in process.stdout or []), daemon=True
-    ).start()
-    stack = RunningStack(process, f"http://127.0.0.1:{port}", lines)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not any("Ctrl-C stops everything." in line for line in list(lines)):
-        if process.poll() is not None:
-            pytest.fail(f"chargelog local exited with {process.returncode}:\n{stack.output()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"chargelog local did not start within {STARTUP_SECONDS} s:\n{stack.output()}")
-        time.sleep(0.2)
-    assert httpx.get(f"{stack.url}/health", timeout=5).status_code == 200
-    yield stack
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
 
 
 def test_health_answers_without_a_key(local_stack: RunningStack) -> None:
@@ -138,7 +72,9 @@ def test_the_cli_manages_sources_against_the_stack(local_stack: RunningStack) ->
     env = {**os.environ, "CHARGELOG_API_URL": local_stack.url, "CHARGELOG_API_KEY": API_KEY}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*_chargelog(), "sources", *args], capture_output=True, text=True, env=env, timeout=30)
+        return subprocess.run(
+            [*chargelog_command(), "sources", *args], capture_output=True, text=True, env=env, timeout=30
+        )
 
     added = cli("add", "chargepilot", "site-7", "--name", "Site seven")
     assert added.returncode == 0, added.stderr
@@ -155,7 +91,7 @@ def test_the_cli_manages_sources_against_the_stack(local_stack: RunningStack) ->
     assert missing.returncode == 1
     assert "does not exist" in missing.stderr
     unreachable = subprocess.run(
-        [*_chargelog(), "sources", "list", "--api-url", "http://127.0.0.1:9", "--api-key", "k"],
+        [*chargelog_command(), "sources", "list", "--api-url", "http://127.0.0.1:9", "--api-key", "k"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -194,7 +130,8 @@ def test_the_cli_prints_a_collected_chargers_logs(local_stack: RunningStack) -> 
     )
 
     def logs(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*_chargelog(), "logs", *args], capture_output=True, text=True, env=env, timeout=60)
+        command = [*chargelog_command(), "logs", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
 
     deadline = time.monotonic() + 60
     newest = logs("dep-3f9c2a71", "--order", "desc", "--limit", "5", "--format", "ndjson")
@@ -226,7 +163,7 @@ def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> 
         headers={"x-api-key": API_KEY},
     )
     collect = subprocess.run(
-        [*_chargelog(), "collect", "--vendor", "ocpplab", "--source", "dep-c2a7904e"],
+        [*chargelog_command(), "collect", "--vendor", "ocpplab", "--source", "dep-c2a7904e"],
         capture_output=True,
         text=True,
         env=env,
@@ -238,7 +175,7 @@ def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> 
     now = datetime.now(UTC)
     backfill = subprocess.run(
         [
-            *_chargelog(),
+            *chargelog_command(),
             "backfill",
             "ocpplab",
             "dep-51d6fb38",
@@ -256,7 +193,7 @@ def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> 
     stored = int(backfill.stdout.split("done, ")[1].split(" records")[0])
     assert stored > 50, backfill.stdout
     bad = subprocess.run(
-        [*_chargelog(), "backfill", "ocpplab", "dep-51d6fb38", "--from", "yesterday", "--to", now.isoformat()],
+        [*chargelog_command(), "backfill", "ocpplab", "dep-51d6fb38", "--from", "yesterday", "--to", now.isoformat()],
         capture_output=True,
         text=True,
         env=env,

@@ -137,6 +137,8 @@ BAD_BODIES = {
     "not UTF-8": (b"\xff\xfe\x00garbage", "application/json", 400),
     "form encoded": (b"vendor=ocpplab&source_id=x", "application/x-www-form-urlencoded", 415),
     "text": (b'{"vendor": "ocpplab", "source_id": "x"}', "text/plain", 415),
+    # Powertools parses form data before any middleware runs, and fails without a boundary: still a 415.
+    "multipart, no boundary": (b'{"vendor": "ocpplab", "source_id": "x"}', "multipart/form-data", 415),
     "oversized": (
         b'{"vendor": "ocpplab", "source_id": "x", "name": "' + b"a" * 70_000 + b'"}',
         "application/json",

@@ -283,7 +283,7 @@ def test_proxy_event_carries_path_parameters_query_headers_and_context(client: C
     assert context["resourcePath"] == "/sources/{vendor}/{source_id}"
     assert context["httpMethod"] == "PATCH"
     assert context["stage"] == STAGE
-    assert context["path"] == f"/{STAGE}/sources/ocpplab/dep-123"
+    assert context["path"] == "/sources/ocpplab/dep-123"  # local URLs have no stage prefix
     assert context["identity"]["apiKey"] == API_KEY
     assert context["requestId"]
     assert isinstance(context["requestTimeEpoch"], int)

@@ -292,6 +292,9 @@ def test_forged_edited_and_foreign_cursors_are_refused(stack: LocalStack, lambda
         ("/chargers/CP-0001/logs", {"action": "x' OR 1=1 --"}, 422),
         ("/chargers/CP-0001/logs", {"from": "yesterday"}, 422),
         ("/chargers/CP-0001/logs", {"from": "2026-11-20T00:00:00"}, 422),  # no offset: ambiguous
+        ("/chargers/CP-0001/logs", {"to": "0.5"}, 422),  # pydantic would read a Unix time
+        ("/chargers/CP-0001/logs", {"from": "1763600000"}, 422),
+        ("/chargers/Ladesäule/logs", {}, 422),  # charger ids are printable ASCII
         ("/chargers/CP-0001/logs", {"direction": "sideways"}, 422),
         ("/chargers/CP-0001/logs", {"order": "random"}, 422),
         ("/logs", {}, 422),  # the fleet needs an action

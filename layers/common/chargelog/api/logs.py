@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,8 +10,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
+from chargelog.api import problems
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
 from chargelog.models.logs import ActionName, ChargerId, LogEntry, Text, records_csv, records_ndjson
@@ -57,6 +59,12 @@ PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
             NDJSON: {"schema": {"type": "string"}},
         },
     },
+    **problems.responses(
+        {
+            400: "'from' is after 'to', a fleet-wide range spans too many days, or the cursor is not one this API "
+            "issued for this query."
+        }
+    ),
 }
 
 
@@ -112,12 +120,21 @@ def _filters(
     )
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _not_a_number(value: Any) -> Any:
+    # pydantic also reads "0.5" or "1763000000" as Unix times; this API takes ISO 8601, as the document says.
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("Give an ISO 8601 date-time with an offset, e.g. 2026-11-20T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 From = Annotated[
-    AwareDatetime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    IsoDateTime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
 ]
-To = Annotated[
-    AwareDatetime | None, Query(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
-]
+To = Annotated[IsoDateTime | None, Query(alias="to", description="End of the range (inclusive), ISO 8601 with offset")]
 Actions = Annotated[list[ActionName] | None, Query(alias="action", description="OCPP action; repeat for several")]
 DirectionFilter = Annotated[Direction | None, Query()]
 MessageTypeFilter = Annotated[MessageType | None, Query()]
@@ -161,6 +178,12 @@ def charger_logs(
 @router.get(
     "/chargers/<charger_id>/logs/<record_id>",
     summary="One record, with the vendor's raw form",
+    responses={
+        200: {"description": "The record"},
+        **problems.responses(
+            {400: "The record id is not of the form <time>~<record id>.", 404: "The charger has no such record."}
+        ),
+    },
 )
 def charger_record(
     charger_id: Annotated[ChargerId, Path()],

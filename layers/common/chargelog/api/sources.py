@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chargelog.api import problems
 from chargelog.logic import sources
 from chargelog.models.sources import Source, SourceCreate, SourceId, SourceList, SourceUpdate
 from chargelog.observability import logger, metrics
@@ -24,7 +25,14 @@ def list_sources(
     return SourceList(sources=sources.list_sources(vendor=vendor))
 
 
-@router.post("/sources", summary="Register a source", responses={201: {"description": "Created"}})
+@router.post(
+    "/sources",
+    summary="Register a source",
+    responses={
+        201: {"description": "Created"},
+        **problems.responses({409: "A source with this vendor and id is already registered."}),
+    },
+)
 def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
     source = sources.create_source(request)
     logger.info("Source created", extra={"vendor": source.vendor, "source_id": source.source_id})
@@ -37,7 +45,19 @@ def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
     )
 
 
-@router.patch("/sources/<vendor>/<source_id>", summary="Rename, enable or disable a source")
+@router.patch(
+    "/sources/<vendor>/<source_id>",
+    summary="Rename, enable or disable a source",
+    responses={
+        200: {"description": "The source as changed"},
+        **problems.responses(
+            {
+                400: "The body is not valid JSON, or changes nothing (give name and/or enabled).",
+                404: "No such source.",
+            }
+        ),
+    },
+)
 def update_source(
     vendor: Annotated[Vendor, Path()],
     source_id: Annotated[SourceId, Path()],
@@ -46,7 +66,11 @@ def update_source(
     return sources.update_source(vendor, source_id, request)
 
 
-@router.delete("/sources/<vendor>/<source_id>", summary="Remove a source")
+@router.delete(
+    "/sources/<vendor>/<source_id>",
+    summary="Remove a source",
+    responses={204: {"description": "Removed", "content": {}}, **problems.responses({404: "No such source."})},
+)
 def delete_source(vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]) -> Response[Any]:
     sources.delete_source(vendor, source_id)
     logger.info("Source deleted", extra={"vendor": vendor, "source_id": source_id})

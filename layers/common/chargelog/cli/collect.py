@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from chargelog import collectors
-from chargelog.logic.collection import JobOutcome, JobRunner, Progress
 from chargelog.models.jobs import CollectionJob
 from chargelog.settings import Settings, get_settings
 from chargelog.vendors import Vendor
+
+if TYPE_CHECKING:
+    # The engine is imported where a job runs: importing it builds the Powertools logger, which `chargelog local`
+    # must leave until the functions' environment (POWERTOOLS_SERVICE_NAME, ..._METRICS_NAMESPACE) is set.
+    from chargelog.logic.collection import JobOutcome, Progress
 
 BAR_STEPS = 1000
 
@@ -43,6 +47,8 @@ def parse_time(text: str) -> datetime:
 
 def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, str | None]:
     from tqdm import tqdm
+
+    from chargelog.logic.collection import JobRunner
 
     with tqdm(
         total=BAR_STEPS,

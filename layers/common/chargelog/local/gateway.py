@@ -189,7 +189,9 @@ class LocalApiGateway:
                     "cognitoAuthenticationType": None,
                     "cognitoAuthenticationProvider": None,
                 },
-                "path": f"/{self._stage}{request.path}",
+                # The path as the client sent it. Local URLs carry no stage prefix, as on a custom domain;
+                # on an execute-api URL it would start with /{stage} (Powertools reads it for /docs).
+                "path": request.path,
                 "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
                 "requestId": request_id,
                 "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),

@@ -18,7 +18,11 @@ from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
-ChargerId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s#~]+$")]
+# What a URL path segment can carry to a route (Powertools matches these characters), less '~' and '#' (key
+# separators in the table): printable ASCII, no spaces, as OCPP charge point identities are.
+ChargerId = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
+]
 ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
