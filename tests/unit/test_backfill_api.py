@@ -161,9 +161,9 @@ def test_the_worker_runs_the_queued_backfill_and_leaves_the_mark_alone(
     [
         ("acme", "dep-123", {"from": "2026-11-20T00:00:00Z", "to": "2026-11-20T01:00:00Z"}, 422, "vendor"),
         ("ocpplab", "dep-404", "recent", 404, "not registered"),
-        ("ocpplab", "dep-123", "reversed", 422, "after"),
-        ("ocpplab", "dep-123", "future", 422, "future"),
-        ("ocpplab", "dep-123", "too old", 422, "retention"),
+        ("ocpplab", "dep-123", "reversed", 400, "after"),
+        ("ocpplab", "dep-123", "future", 400, "future"),
+        ("ocpplab", "dep-123", "too old", 400, "retention"),
         ("evenergy", "evse-1", "recent", 409, "no collector"),
         ("ocpplab", "dep-123", {"from": "2026-11-20T00:00:00Z"}, 422, "to"),
         ("ocpplab", "dep-123", {"from": "2026-11-20T00:00:00", "to": "2026-11-20T01:00:00"}, 422, "from"),

@@ -198,9 +198,9 @@ def test_a_fleet_export_may_span_longer_than_a_fleet_page_but_not_past_retention
 
 
 BAD_REQUESTS: list[tuple[Any, int]] = [
-    ({}, 422),  # the fleet needs an action
-    ({"format": "csv"}, 422),
-    ({"charger_id": "CP-1", "site_id": "depot-1"}, 422),
+    ({}, 400),  # the fleet needs an action
+    ({"format": "csv"}, 400),
+    ({"charger_id": "CP-1", "site_id": "depot-1"}, 400),
     ({"charger_id": "CP 1"}, 422),
     ({"charger_id": ""}, 422),
     ({"charger_id": 7}, 422),

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from chargelog.api import problems
 from chargelog.api.logs import ActionName
 from chargelog.logic import backfills, health
 from chargelog.models.jobs import CollectionJob
@@ -79,9 +80,13 @@ class BackfillRequest(BaseModel):
     summary="Queue a backfill: collect a past range of one registered source again",
     responses={
         202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors"},
-        404: {"description": "The source is not registered"},
-        409: {"description": "The vendor has no collector yet"},
-        422: {"description": "Invalid range: reversed, in the future, or older than the retention period"},
+        **problems.responses(
+            {
+                400: "Invalid range: reversed, in the future, or older than the retention period.",
+                404: "The source is not registered.",
+                409: "The vendor has no collector yet.",
+            }
+        ),
     },
 )
 def backfill_source(

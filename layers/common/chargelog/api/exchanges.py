@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog.api import problems
 from chargelog.api.logs import (
     CSV,
     JSON,
@@ -83,6 +84,7 @@ EXCHANGE_RESPONSES: dict[int, OpenAPIResponse] = {
             NDJSON: {"schema": {"type": "string"}},
         },
     },
+    **problems.responses({400: "'from' is after 'to', or the cursor is not one this API issued for this query."}),
 }
 
 ExchangeLimit = Annotated[

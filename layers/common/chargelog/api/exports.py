@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chargelog.api import problems
 from chargelog.logic import exports
 from chargelog.models.exports import ExportRequest, ExportStatus
 from chargelog.observability import metrics
@@ -23,7 +24,8 @@ router = Router()
         202: {
             "description": "Queued: poll the Location (GET /exports/{id}) until state is done, then download",
             "content": {"application/json": {"model": ExportStatus}},
-        }
+        },
+        **problems.responses({400: "'from' is after 'to'."}),
     },
 )
 def create_export(request: Annotated[ExportRequest, Body()]) -> Response[ExportStatus]:
@@ -40,6 +42,7 @@ def create_export(request: Annotated[ExportRequest, Body()]) -> Response[ExportS
 @router.get(
     "/exports/<export_id>",
     summary="An export's state and counts; once done, a download link valid for 15 minutes",
+    responses={200: {"description": "The export"}, **problems.responses({404: "No such export, or it expired."})},
 )
 def get_export(export_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ExportStatus:
     return exports.get_export(export_id)

@@ -23,8 +23,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 class InvalidBackfillError(ChargelogError):
-    status = 422
-    title = "Unprocessable Content"
+    status = 400
+    title = "Bad Request"
 
 
 def queue_backfill(

@@ -91,6 +91,12 @@ def _plan(request: ExportRequest, now: datetime) -> LogQuery:
 def create_export(request: ExportRequest, now: datetime | None = None) -> ExportStatus:
     """Check the query, store the export as queued and queue it. InvalidQueryError for a query that cannot run."""
     now = now or _now()
+    # Checked here, not in the body's schema, so that a body the document allows but that asks for the impossible
+    # is a 400, as for the logs routes.
+    if request.charger_id is not None and request.site_id is not None:
+        raise InvalidQueryError("Give charger_id or site_id, not both (neither: the whole fleet).")
+    if request.charger_id is None and request.site_id is None and not request.actions:
+        raise InvalidQueryError("A fleet-wide export (neither charger_id nor site_id) needs at least one action.")
     _plan(request, now)
     export = Export(
         id=uuid.uuid4().hex,

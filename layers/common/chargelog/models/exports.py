@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chargelog.models.logs import ActionName, ChargerId, Text
 from chargelog.models.records import Direction
@@ -43,14 +43,6 @@ class ExportRequest(BaseModel):
     message_id: Text | None = None
     order: Literal["asc", "desc"] = Field(default="asc", description="Time order")
     format: ExportFormat = Field(default="ndjson", description="ndjson (one JSON record per line) or csv")
-
-    @model_validator(mode="after")
-    def _one_scope(self) -> ExportRequest:
-        if self.charger_id is not None and self.site_id is not None:
-            raise ValueError("give charger_id or site_id, not both (neither: the whole fleet)")
-        if self.charger_id is None and self.site_id is None and not self.actions:
-            raise ValueError("a fleet-wide export (neither charger_id nor site_id) needs at least one action")
-        return self
 
 
 class ExportJob(BaseModel):
