@@ -1,0 +1,237 @@
+"""ChargePilot (The Mobility House): ``GET /ocpp-logs/site/{id}``.
+
+A source is a *site*: its log holds the OCPP messages of all its chargers, each entry naming its
+``charger_id`` and ``connector_id``. ``from``/``to`` (ISO 8601) are required, ``sort_order=asc`` sorts by
+``occurrence_time``, ``take`` (at most 1000) and ``skip`` page, ``actions`` filters (comma-separated), and
+``count`` in the body is the total for the filter.
+
+Every request is signed (not Bearer): ``x-api-key``, ``x-req-timestamp`` (Unix seconds) and ``x-signature`` =
+hex(HMAC-SHA256(key = hex(SHA-256(api secret)), message = ``METHOD:PATH_WITH_QUERY:TIMESTAMP:BODY``)), the
+path including the base URL's ``/rest/v1`` prefix and BODY empty for a GET. `ChargepilotSignature` signs
+each attempt afresh, so a retried request carries a new timestamp.
+
+The vendor gives its entries no id: the record id is `record_id_for` over the entry's time, charger,
+connector, action and payload (the site is the source). An entry is one OCPP exchange: ``payload`` is the
+request's, with the extracted request, response and meter fields beside it; they stay in ``raw``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from chargelog import collectors
+from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
+from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
+
+VENDOR: Final = "chargepilot"
+MAX_TAKE = 1000
+PROFILE = VendorProfile(
+    lookback=timedelta(minutes=30),
+    settle_delay=timedelta(seconds=30),
+    requests_per_second=5.0,
+    burst=5,
+    page_size=MAX_TAKE,
+)
+# OCPP 1.6 (and its security extension) actions the central system sends; the others in the vendor's list,
+# but DataTransfer (either side), the charge point sends.
+CSMS_INITIATED: Final = frozenset(
+    {
+        "CancelReservation",
+        "CertificateSigned",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "ClearChargingProfile",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetCompositeSchedule",
+        "GetConfiguration",
+        "GetDiagnostics",
+        "GetInstalledCertificateIds",
+        "GetLocalListVersion",
+        "GetLog",
+        "InstallCertificate",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "SignedUpdateFirmware",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UpdateFirmware",
+    }
+)
+EITHER_SIDE: Final = frozenset({"DataTransfer"})
+
+
+def signing_key(api_secret: str) -> bytes:
+    """The HMAC key: the hex SHA-256 digest of the API secret (its 64 hex characters, as bytes)."""
+    return hashlib.sha256(api_secret.encode()).hexdigest().encode()
+
+
+def signature(api_secret: str, method: str, path_with_query: str, timestamp: str, body: str = "") -> str:
+    """``x-signature``: hex(HMAC-SHA256(signing_key(secret), ``METHOD:PATH_WITH_QUERY:TIMESTAMP:BODY``))."""
+    message = f"{method.upper()}:{path_with_query}:{timestamp}:{body}"
+    return hmac.new(signing_key(api_secret), message.encode(), hashlib.sha256).hexdigest()
+
+
+class ChargepilotSignature(httpx.Auth):
+    """Signs every request (and every retry of it) with the API key and secret."""
+
+    def __init__(self, api_key: str, api_secret: str, clock: Callable[[], float] = time.time) -> None:
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return "ChargepilotSignature(api_key=***, api_secret=***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        timestamp = str(int(self._clock()))
+        path_with_query = request.url.raw_path.decode("ascii")
+        body = request.content.decode()
+        request.headers["x-api-key"] = self._api_key
+        request.headers["x-req-timestamp"] = timestamp
+        request.headers["x-signature"] = signature(self._api_secret, request.method, path_with_query, timestamp, body)
+        yield request
+
+
+class _LogPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ocpp_logs: list[Any]
+    count: StrictInt = Field(ge=0)
+
+
+class _LogItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    occurrence_time: AwareDatetime
+    action: StrictStr | None = None
+    payload: dict[str, Any] | None = None
+    site_id: StrictStr | None = None
+    charger_id: StrictStr = Field(min_length=1)
+    connector_id: StrictInt | None = Field(default=None, ge=0)
+
+
+def _param_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def direction_of(action: str | None) -> Direction | None:
+    """Who sent the request an entry logs: the central system's actions, DataTransfer (either) or the charger."""
+    if action is None or action in EITHER_SIDE:
+        return None
+    return "csms_to_cp" if action in CSMS_INITIATED else "cp_to_csms"
+
+
+class ChargepilotAdapter:
+    def __init__(
+        self,
+        connection: VendorConnection,
+        remaining_seconds: Callable[[], float],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.connection = connection
+        profile = connection.profile
+        self._page_size = min(MAX_TAKE, max(1, profile.page_size))
+        credentials = connection.credentials
+        self._http = VendorHttpClient(
+            VENDOR,
+            connection.base_url,
+            headers={"Accept": "application/json"},
+            auth=ChargepilotSignature(credentials.get("api_key", ""), credentials.get("api_secret", "")),
+            rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
+            remaining_seconds=remaining_seconds,
+            transport=transport,
+        )
+
+    @property
+    def requests_made(self) -> int:
+        return self._http.requests_made
+
+    def close(self) -> None:
+        self._http.close()
+
+    def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
+        skip = int(cursor) if cursor else 0
+        path = f"/ocpp-logs/site/{quote(source_id, safe='')}"
+        params: dict[str, Any] = {
+            "from": _param_time(window.start),
+            "to": _param_time(window.end),
+            "sort_order": "asc",
+            "take": self._page_size,
+            "skip": skip,
+        }
+        if action:
+            params["actions"] = action
+        body, _ = self._http.get_json(path, params)
+        try:
+            page = _LogPage.model_validate(body)
+        except ValidationError as error:
+            raise VendorResponseError(
+                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
+            ) from error
+        end = skip + len(page.ocpp_logs)
+        next_cursor = str(end) if page.ocpp_logs and end < page.count else None
+        return Page(
+            items=page.ocpp_logs,
+            body=body,
+            request={"path": path, "params": params},
+            next_cursor=next_cursor,
+            total=page.count,
+        )
+
+    def normalize(self, source_id: str, item: Any) -> LogRecord:
+        try:
+            entry = _LogItem.model_validate(item)
+        except ValidationError as error:
+            raise ValueError(f"not a ChargePilot OCPP log entry: {_describe(error)}") from error
+        if entry.site_id is not None and entry.site_id != source_id:
+            raise ValueError(f"entry of site {entry.site_id!r} in the log of site {source_id!r}")
+        connector_id = entry.connector_id if entry.connector_id is not None else connector_id_from(entry.payload)
+        return LogRecord(
+            vendor=VENDOR,
+            source_id=source_id,
+            charger_id=entry.charger_id,
+            site_id=source_id,
+            connector_id=connector_id,
+            timestamp=entry.occurrence_time,
+            kind="ocpp",
+            action=entry.action,
+            direction=direction_of(entry.action),
+            message_type="CALL" if entry.payload is not None else None,
+            payload=entry.payload,
+            record_id=record_id_for(
+                VENDOR,
+                source_id,
+                None,
+                occurrence_time=entry.occurrence_time,
+                charger_id=entry.charger_id,
+                connector_id=entry.connector_id,
+                action=entry.action,
+                payload=entry.payload,
+            ),
+            raw=item,
+        )
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+
+
+collectors.register(VENDOR, PROFILE, ChargepilotAdapter)
