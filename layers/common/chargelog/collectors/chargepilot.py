@@ -22,11 +22,11 @@ import hmac
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
@@ -108,6 +108,12 @@ class ChargepilotSignature(httpx.Auth):
         yield request
 
 
+def _iso_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("occurrence_time must be an ISO 8601 string")
+    return value
+
+
 class _LogPage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -118,7 +124,7 @@ class _LogPage(BaseModel):
 class _LogItem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    occurrence_time: AwareDatetime
+    occurrence_time: Annotated[AwareDatetime, BeforeValidator(_iso_text)]
     action: StrictStr | None = None
     payload: dict[str, Any] | None = None
     site_id: StrictStr | None = None
