@@ -37,7 +37,7 @@ from random import Random
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -133,7 +133,7 @@ METER_FIELDS = (
 )
 _MEASURANDS = {"Voltage": "voltage", "Current.Import": "current", "Power.Active.Import": "power"}
 _PHASES = {"L1": "_phase1", "L2": "_phase2", "L3": "_phase3", "L1-N": "_phase1", "L2-N": "_phase2", "L3-N": "_phase3"}
-_INTEGER = re.compile(r"\d+")
+_INTEGER = re.compile(r"[+-]?\d+")
 _AT = attrgetter("at_ms")
 
 
@@ -351,9 +351,7 @@ class ChargepilotSimulator(VendorSimulator):
     def handle(self, request: Request) -> Response:
         try:
             endpoint, arguments = self._routes.bind_to_environ(request.environ).match()
-        except NotFound:
-            return _problem(404, f"Cannot {request.method} {request.path}", "Not Found")
-        except MethodNotAllowed:
+        except HTTPException:  # no route (NestJS answers an unknown method or path alike), or a redirect
             return _problem(404, f"Cannot {request.method} {request.path}", "Not Found")
         api_key = self._authenticated(request)
         if api_key is None:
