@@ -53,7 +53,13 @@ def _start_ocpplab() -> tuple[str, dict[str, str], Callable[[], None]]:
     return start_local()
 
 
-SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab}
+def _start_evenergy() -> tuple[str, dict[str, str], Callable[[], None]]:
+    from chargelog.simulators.evenergy import start_local
+
+    return start_local()
+
+
+SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab, "evenergy": _start_evenergy}
 
 
 def free_port() -> int:
