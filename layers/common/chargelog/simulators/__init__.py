@@ -1,6 +1,6 @@
 """Fake vendor servers on 127.0.0.1 for tests, benchmarks and the local stack.
 
 ``base`` is the framework (the HTTP server, injectable faults, a controllable clock, counters), ``traffic``
-generates realistic OCPP 1.6 charger traffic, and each vendor module (``ocpplab``, ``evenergy``, ...) serves that traffic
+generates realistic OCPP 1.6 charger traffic, and each vendor module (``ocpplab``, ...) serves that traffic
 the way the vendor's documented API does, quirks included.
 """
