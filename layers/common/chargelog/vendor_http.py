@@ -120,6 +120,29 @@ def _excerpt(response: httpx.Response, limit: int = 160) -> str:
     return text + ("…" if len(response.text) > limit else "")
 
 
+def problem_summary(response: httpx.Response, limit: int = 300) -> str | None:
+    """``title: detail`` of an RFC 9457 ``application/problem+json`` error body, or None for any other body."""
+    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/problem+json":
+        return None
+    try:
+        problem = json.loads(response.content)
+    except ValueError:
+        return None
+    if not isinstance(problem, dict):
+        return None
+    parts = [str(problem[key]) for key in ("title", "detail") if isinstance(problem.get(key), str) and problem[key]]
+    if not parts:
+        return None
+    text = " ".join(": ".join(parts).split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _error_text(response: httpx.Response) -> str:
+    """What an error response says: a problem's title and detail, else the start of the body."""
+    return problem_summary(response) or _excerpt(response)
+
+
 class VendorHttpClient:
     def __init__(
         self,
@@ -207,17 +230,20 @@ class VendorHttpClient:
             raise VendorUnavailableError(f"{what} failed to connect: {error}") from error
         status = response.status_code
         if status == 429:
-            raise VendorUnavailableError(f"{what} was rate limited (429)", retry_after_seconds(response))
+            problem = problem_summary(response)
+            raise VendorUnavailableError(
+                f"{what} was rate limited (429)" + (f": {problem}" if problem else ""), retry_after_seconds(response)
+            )
         if status >= 500:
             raise VendorUnavailableError(
-                f"{what} answered {status}: {_excerpt(response)}", retry_after_seconds(response)
+                f"{what} answered {status}: {_error_text(response)}", retry_after_seconds(response)
             )
         if status in (401, 403):
             raise VendorAuthError(
-                f"{what} refused the credentials ({status}): {_excerpt(response)} - check the {self.vendor} secret"
+                f"{what} refused the credentials ({status}): {_error_text(response)} - check the {self.vendor} secret"
             )
         if status >= 400:
-            raise VendorRequestError(f"{what} refused the request ({status}): {_excerpt(response)}")
+            raise VendorRequestError(f"{what} refused the request ({status}): {_error_text(response)}")
         content_type = response.headers.get("content-type", "")
         if "json" not in content_type:
             raise VendorResponseError(

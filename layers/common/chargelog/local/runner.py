@@ -59,7 +59,17 @@ def _start_chargepilot() -> tuple[str, dict[str, str], Callable[[], None]]:
     return start_local()
 
 
-SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab, "chargepilot": _start_chargepilot}
+def _start_evenergy() -> tuple[str, dict[str, str], Callable[[], None]]:
+    from chargelog.simulators.evenergy import start_local
+
+    return start_local()
+
+
+SIMULATORS: dict[str, SimulatorStarter] = {
+    "ocpplab": _start_ocpplab,
+    "chargepilot": _start_chargepilot,
+    "evenergy": _start_evenergy,
+}
 
 
 def free_port() -> int:

@@ -1,0 +1,250 @@
+"""Scheduled collection from the ev.energy simulator (real HTTP) into the template's resources (moto's server).
+
+With every fault on - 5xx, 429, slow answers, late-logged records appearing while a client pages, late
+records, broken bodies, tokens that expire under the worker - and workers killed between pages and running
+out of time, repeated scheduled runs converge to exactly the simulator's records: none missing, none twice.
+A record logged after its window was read is stored by a later run, as long as it is logged within the
+lookback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+import worker_handler
+from chargelog import aws, vendor_http
+from chargelog.collectors import evenergy
+from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.state import CollectorStateStore
+from chargelog.local.provision import LocalStack
+from chargelog.local.triggers import sqs_event
+from chargelog.logic import collection, sources
+from chargelog.models.sources import SourceCreate
+from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog.simulators.evenergy import EvEnergySimulator
+
+CLIENT_ID, CLIENT_SECRET = "chargelog-test", "test-client-secret"
+EVSES = ("evse01HSH04KDEWF6Z4DB2J77J74K5", "evse01HSH0B1Q9N4W7V3XKD2PZ6TMA")
+BUSY_SECONDS = 20.0  # a status sample every 20 s
+
+
+class Killed(Exception):
+    """The worker dying between two pages."""
+
+
+@dataclass
+class ShrinkingContext:
+    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
+
+    checks_before_low: int
+    function_name: str = "WorkerFunction"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
+    aws_request_id: str = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.checks_before_low -= 1
+        return 900_000 if self.checks_before_low > 0 else 30_000
+
+
+@dataclass
+class Harness:
+    stack: LocalStack
+    simulator: EvEnergySimulator
+    clock: ManualClock
+    base_url: str
+
+    def configure(self, **tuning: Any) -> None:
+        secret = {
+            "base_url": f"{self.base_url}/v2",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "page_size": 50,
+            "requests_per_second": 1000,
+        } | tuning
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=self.stack.refs["EvenergySecret"], SecretString=json.dumps(secret)
+        )
+        parameters.clear_caches()
+
+    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
+        """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
+        retries (a failed message is redelivered) and continuations."""
+        collection.dispatch(self.clock())
+        sqs = aws.client("sqs")
+        queue = self.stack.refs["EvenergyWorkQueue"]
+        arn = self.stack.attributes[("EvenergyWorkQueue", "Arn")]
+        tally: Counter[str] = Counter()
+        for _ in range(max_invocations):
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not messages:
+                return dict(tally)
+            try:
+                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
+                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            except Exception:  # every record failed: Powertools fails the invocation
+                failed = {m["MessageId"] for m in messages}
+            for message in messages:
+                if message["MessageId"] in failed:
+                    tally["retried"] += 1
+                else:
+                    tally["done"] += 1
+                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
+
+
+def stored_raw(stack: LocalStack, evse: str) -> list[dict[str, Any]]:
+    return [record_from_item(item)["raw"] for item in charger_items(stack.refs["Table"], evse)]
+
+
+def as_multiset(records: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(json.dumps(r, sort_keys=True) for r in records)
+
+
+def plenty() -> Iterator[ShrinkingContext]:
+    while True:
+        yield ShrinkingContext(10**6)
+
+
+@pytest.fixture
+def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
+    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(vendor_http, "_LIMITERS", {})
+    monkeypatch.setattr(evenergy, "_AUTHS", {})
+    monkeypatch.setattr(evenergy, "_PACERS", {})
+    aws.client("sqs").set_queue_attributes(
+        QueueUrl=server_stack.refs["EvenergyWorkQueue"], Attributes={"VisibilityTimeout": "0"}
+    )
+    clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
+    # Tokens live 10 minutes of simulated time: they expire under the worker's cached token (real time).
+    simulator = EvEnergySimulator(seed=7, clock=clock, token_seconds=600)
+    simulator.add_client(CLIENT_ID, CLIENT_SECRET)
+    for evse in EVSES:
+        simulator.add_evse(evse, CLIENT_ID)
+        sources.create_source(SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}))
+    server = SimulatorServer(simulator.wsgi_app)
+    harness = Harness(server_stack, simulator, clock, server.start())
+    harness.configure()
+    yield harness
+    server.stop()
+
+
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    simulator, clock = harness.simulator, harness.clock
+    harness.configure(page_size=evenergy.MAX_PAGE_SIZE)
+    for evse in EVSES:
+        simulator.seed(evse, clock() - timedelta(hours=3), clock(), interval_seconds=BUSY_SECONDS)
+    simulator.faults = Faults(
+        error_rate=0.15,
+        throttle_rate=0.1,
+        retry_after_seconds=0,
+        slow_rate=0.05,
+        slow_seconds=0.02,
+        insert_while_paging_rate=0.1,
+        insert_count=3,
+        late_rate=0.1,
+        late_seconds=600,  # logged ten minutes after sampling: well inside the lookback
+        bad_response="truncated",
+        bad_response_count=2,
+    )
+    store_save = CollectorStateStore.save_progress
+    saves = Counter[str]()
+
+    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
+        store_save(self, *args, **kwargs)
+        saves["n"] += 1
+        if saves["n"] % 13 == 0:
+            raise Killed(f"killed after checkpoint {saves['n']}")
+
+    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
+    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+
+    tallies = Counter[str]()
+    for _ in range(6):  # half an hour of five-minute schedules, while the EVSEs keep reporting
+        before = clock()
+        clock.advance(300)
+        for evse in EVSES:
+            simulator.seed(evse, before, clock(), interval_seconds=BUSY_SECONDS)
+        tallies.update(harness.schedule(contexts))
+    counters = simulator.counters
+    assert counters.errors > 0
+    assert counters.throttled > 0
+    assert counters.inserts_while_paging > 0
+    assert counters.late_records > 0
+    assert counters.bad_responses == 2
+    assert saves["n"] >= 13
+    assert tallies["retried"] > 0
+    assert simulator.tokens_issued > 1  # tokens expired under the worker and were refreshed
+
+    # The vendor calms down; the late records get logged; later schedules catch up.
+    simulator.faults = Faults()
+    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    for _ in range(3):
+        clock.advance(300)
+        harness.schedule(plenty())
+
+    for evse in EVSES:
+        expected = as_multiset(simulator.visible_records(evse))
+        got = as_multiset(stored_raw(harness.stack, evse))
+        assert sum(expected.values()) > 500
+        assert got - expected == Counter(), "stored records the simulator does not have"
+        assert expected - got == Counter(), f"{sum((expected - got).values())} records missing"
+
+
+def test_a_record_logged_after_its_window_was_read_is_stored_by_a_later_run(harness: Harness) -> None:
+    simulator, clock = harness.simulator, harness.clock
+    evse = EVSES[0]
+    simulator.seed(evse, clock() - timedelta(hours=2), clock(), interval_seconds=300)
+    harness.schedule(plenty())
+    sampled = clock() - timedelta(minutes=30)  # inside the window just read
+    within = clock() + evenergy.LOOKBACK - timedelta(hours=1)  # logged 5.5 h after sampling
+    beyond = clock() + evenergy.LOOKBACK + timedelta(hours=1)  # logged 7.5 h after: past the lookback
+    simulator.add_status(evse, sampled, is_plugged_in=True, is_charging=True, charge_rate_watts=7360, logged_at=within)
+    simulator.add_status(
+        evse,
+        sampled + timedelta(seconds=1),
+        is_plugged_in=True,
+        is_charging=False,
+        charge_rate_watts=0,
+        logged_at=beyond,
+    )
+    urls = {r["url"] for r in stored_raw(harness.stack, evse)}
+    # Hourly schedules (the same mark arithmetic as five-minute ones, in fewer runs).
+    while clock() < beyond + timedelta(hours=1):
+        clock.advance(3600)
+        harness.schedule(plenty())
+    stored = {r["sampled_at"]: r for r in stored_raw(harness.stack, evse)}
+    late = stored.get(evenergy._param_time(sampled))
+    assert late is not None, "the record logged within the lookback was never stored"
+    assert late["url"] not in urls
+    # Logged later than the lookback reaches: the documented limit of the setting (tune lookback_seconds).
+    assert evenergy._param_time(sampled + timedelta(seconds=1)) not in stored
+    visible = simulator.visible_records(evse)
+    assert len(stored) == len(visible) - 1
+
+
+def test_expired_credentials_and_problems_are_clear_errors(harness: Harness) -> None:
+    simulator, clock = harness.simulator, harness.clock
+    simulator.seed(EVSES[0], clock() - timedelta(hours=1), clock(), interval_seconds=300)
+    harness.configure(client_secret="rotated-away")
+    clock.advance(300)
+    harness.schedule(plenty(), max_invocations=50)
+    state = CollectorStateStore(harness.stack.refs["Table"]).get("evenergy", EVSES[0])
+    error = state.last_error or ""
+    assert "refused the client credentials (401): invalid_client - check the evenergy secret" in error
+    assert "rotated-away" not in error
+    assert CLIENT_SECRET not in error
+    assert stored_raw(harness.stack, EVSES[0]) == []
