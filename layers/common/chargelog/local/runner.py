@@ -154,7 +154,7 @@ class LocalRunner:
                 for suffix, key in CREDENTIAL_VARIABLES.items()
                 if self.options.environ.get(prefix + suffix)
             }
-            simulated = "base_url" not in configured and vendor in SIMULATORS
+            simulated = not configured and vendor in SIMULATORS  # any setting given: the real vendor
             if simulated:
                 base_url, credentials, stop = SIMULATORS[vendor]()
                 self._stoppers.append(stop)
