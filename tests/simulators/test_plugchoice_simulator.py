@@ -312,7 +312,8 @@ def test_inserts_while_paging_land_within_the_range_and_only_repeat_records(
         "sort": "created_at",
     }
     before = {i["id"] for i in every_page(client, **window)[0]}
-    simulator.faults = Faults(insert_while_paging_rate=1.0, insert_count=2)
+    # Inserted logs are at most late_seconds old: here, from 06:00 on.
+    simulator.faults = Faults(insert_while_paging_rate=1.0, insert_count=2, late_seconds=6 * 3600)
     items, _ = every_page(client, **window)
     simulator.faults = Faults()
     after = every_page(client, **window)[0]
@@ -320,6 +321,17 @@ def test_inserts_while_paging_land_within_the_range_and_only_repeat_records(
     assert len(after) > len(before)
     assert before <= {i["id"] for i in items}  # nothing that existed was skipped, however the pages shifted
     assert all("2026-04-10T06" <= i["created_at"] < "2026-04-10T08:00:01" for i in after)
+
+
+def test_logs_inserted_while_paging_are_never_older_than_late_seconds(
+    client: httpx.Client, simulator: PlugchoiceSimulator
+) -> None:
+    simulator.faults = Faults(insert_while_paging_rate=1.0, insert_count=3, late_seconds=60)
+    logs(client, EMPTY, **{"filter[date_from]": "2026-04-01 00:00:00"})
+    simulator.faults = Faults()
+    inserted = logs(client, EMPTY, sort="created_at")["data"]
+    assert len(inserted) == 3
+    assert all("2026-04-10T11:59:00" <= i["created_at"] <= "2026-04-10T12:00:00.000000Z" for i in inserted)
 
 
 def test_late_logs_are_invisible_until_late_seconds_after_created_at(

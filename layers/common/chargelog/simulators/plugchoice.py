@@ -22,7 +22,8 @@ Served under ``/api`` (the vendor's base URL is ``https://app.plugchoice.com/api
   ``rate_limit_per_minute`` requests of one token in a minute (wall clock) it answers 429 ``{"message": "Too
   Many Attempts."}`` with ``Retry-After``, as it does for the ``throttle_rate`` fault.
 - Faults (``base.Faults``): 5xx, 429, slow answers, records inserted into the requested range while a client
-  pages, late records (visible ``late_seconds`` after their ``created_at``), broken bodies. Besides:
+  pages (timed at most ``late_seconds`` before now), late records (visible ``late_seconds`` after their
+  ``created_at``), broken bodies. Besides:
   ``slow_answer_rate`` / ``slow_answer_seconds``: that share of logs stays pending that long.
 """
 
@@ -436,11 +437,17 @@ class PlugchoiceSimulator(VendorSimulator):
         return low, high
 
     def _insert_while_paging(self, charger: _Charger, low: int | None, high: int | None) -> None:
-        """Add ``insert_count`` Heartbeat logs timed within the requested range (and not after now)."""
+        """Add ``insert_count`` Heartbeat logs timed within the requested range, not after now and at most
+        ``late_seconds`` before it.
+
+        Plugchoice stamps ``created_at`` when it stores a log, so a log stored while a client pages is the
+        newest; one with an older ``created_at`` is a late one, and late logs are at most ``late_seconds`` late
+        here. (A log inserted behind a client's page cannot be read in that pass: with no total the client
+        cannot notice; its next run's lookback re-reads it, if the lookback spans ``late_seconds``.)"""
         now_s = to_ms(self.clock()) // 1000
         high = now_s if high is None else min(high, now_s)
-        if low is None:
-            low = charger.logs[0].created_s if charger.logs else now_s - 3600
+        earliest = now_s - int(self.faults.late_seconds)
+        low = earliest if low is None else max(low, earliest)
         if low > high:
             return
         frames = generate_heartbeats(from_ms(low * 1000), from_ms(high * 1000), self.rng, 2 * self.faults.insert_count)
