@@ -22,7 +22,11 @@ from chargelog import collectors, vendor_http
 from chargelog.collectors import plugchoice
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.plugchoice import PlugchoiceAdapter
+from chargelog.local.runner import SIMULATORS
 from chargelog.models.records import LogRecord
+from chargelog.simulators.base import ManualClock, SimulatorServer
+from chargelog.simulators.plugchoice import LOCAL_FLEET, PlugchoiceSimulator
+from chargelog.simulators.traffic import CALL, CALLRESULT, TrafficFrame
 from chargelog.vendor_http import VendorAuthError, VendorHttpClient, VendorResponseError
 
 TOKEN = "personal-access-token"
@@ -342,3 +346,75 @@ def test_records_are_json_round_trippable() -> None:
     record = normalize(REMOTE_START_PENDING)
     assert LogRecord.model_validate_json(record.model_dump_json()) == record
     assert json.loads(record.model_dump_json())["raw"] == REMOTE_START_PENDING
+
+
+# ---------------------------------------------------------------------------------------------- against the simulator
+SIM_NOW = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def simulator() -> PlugchoiceSimulator:
+    simulator = PlugchoiceSimulator(seed=9, clock=ManualClock(SIM_NOW))
+    simulator.add_token(TOKEN)
+    simulator.add_charger(CHARGER)
+    simulator.seed(CHARGER, SIM_NOW - timedelta(hours=6), SIM_NOW)
+    return simulator
+
+
+@pytest.fixture
+def simulator_url(simulator: PlugchoiceSimulator) -> Iterator[str]:
+    with SimulatorServer(simulator.wsgi_app) as base_url:
+        yield f"{base_url}/api"
+
+
+def in_window(item: dict[str, Any], window: Window) -> bool:
+    created = datetime.fromisoformat(item["created_at"])
+    return window.start <= created <= window.end
+
+
+def test_paging_the_simulator_collects_every_record_in_the_window(
+    simulator: PlugchoiceSimulator, simulator_url: str, make_adapter: MakeAdapter
+) -> None:
+    window = Window(SIM_NOW - timedelta(hours=4, microseconds=1), SIM_NOW - timedelta(hours=1, microseconds=-1))
+    items = page_through(make_adapter(simulator_url), window)
+    expected = [item for item in simulator.visible_records(CHARGER) if in_window(item, window)]
+    assert len(expected) > 100
+    assert [i for i in items if in_window(i, window)] == expected
+    assert len(items) == len({i["id"] for i in items})
+
+
+def test_records_at_the_windows_edge_seconds_are_read(
+    simulator: PlugchoiceSimulator, simulator_url: str, make_adapter: MakeAdapter
+) -> None:
+    quiet = SIM_NOW + timedelta(hours=1)  # nothing seeded there
+    frames = []
+    for n, at in enumerate((quiet, quiet + timedelta(seconds=10))):
+        frames.append(TrafficFrame(at, "cp_to_csms", "Heartbeat", CALL, f"edge-{n}", {}))
+        frames.append(TrafficFrame(at, "csms_to_cp", "Heartbeat", CALLRESULT, f"edge-{n}", {"currentTime": "x"}))
+    simulator.insert(CHARGER, frames)
+    simulator.clock.advance(7200)  # type: ignore[attr-defined]
+    # The window starts mid-second before the first record's second and ends mid-second in the last one's.
+    window = Window(quiet + timedelta(milliseconds=400), quiet + timedelta(seconds=10, milliseconds=1))
+    assert [item["created_at"] for item in page_through(make_adapter(simulator_url), window)] == [
+        "2026-04-10T13:00:00.000000Z",
+        "2026-04-10T13:00:10.000000Z",
+    ]
+
+
+def test_a_wrong_token_against_the_simulator_is_an_auth_error(simulator_url: str, make_adapter: MakeAdapter) -> None:
+    with pytest.raises(VendorAuthError, match="401"):
+        make_adapter(simulator_url, token="wrong").fetch_page(CHARGER, WINDOW, None)
+
+
+def test_the_local_stacks_simulator_serves_the_adapter(make_adapter: MakeAdapter) -> None:
+    base_url, credentials, stop = SIMULATORS["plugchoice"]()
+    try:
+        adapter = make_adapter(base_url, credentials["token"])
+        now = datetime.now(UTC)
+        charger = LOCAL_FLEET[0][0]
+        page = adapter.fetch_page(charger, Window(now - timedelta(days=2), now), None)
+        assert page.next_cursor == "2"
+        record = adapter.normalize(charger, page.items[0])
+        assert (record.action, record.direction, record.status) == ("BootNotification", "cp_to_csms", "done")
+    finally:
+        stop()

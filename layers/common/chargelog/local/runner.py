@@ -53,7 +53,13 @@ def _start_ocpplab() -> tuple[str, dict[str, str], Callable[[], None]]:
     return start_local()
 
 
-SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab}
+def _start_plugchoice() -> tuple[str, dict[str, str], Callable[[], None]]:
+    from chargelog.simulators.plugchoice import start_local
+
+    return start_local()
+
+
+SIMULATORS: dict[str, SimulatorStarter] = {"ocpplab": _start_ocpplab, "plugchoice": _start_plugchoice}
 
 
 def free_port() -> int:
