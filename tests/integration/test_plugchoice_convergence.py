@@ -135,7 +135,7 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     simulator.add_token(TOKEN)
     for charger in CHARGERS:
         simulator.add_charger(charger)
-        simulator.seed(charger, clock() - timedelta(hours=3), clock(), density=BUSY)
+        simulator.seed(charger, clock() - timedelta(hours=1), clock(), density=BUSY)
         sources.create_source(SourceCreate.model_validate({"vendor": "plugchoice", "source_id": charger}))
     server = SimulatorServer(simulator.wsgi_app)
     harness = Harness(server_stack, simulator, clock, f"{server.start()}/api")
@@ -149,7 +149,7 @@ def assert_converged(harness: Harness) -> None:
         expected = as_multiset(harness.simulator.visible_records(charger))
         stored = stored_records(harness.stack, charger)
         got = as_multiset([record["raw"] for record in stored])
-        assert sum(expected.values()) > 300
+        assert sum(expected.values()) > 40
         assert got - expected == Counter(), "stored records the simulator does not have (or stale versions)"
         assert expected - got == Counter(), f"{sum((expected - got).values())} records missing"
         assert len(stored) == sum(expected.values())
@@ -187,7 +187,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
 
     tallies = Counter[str]()
     pending_seen = 0
-    for _ in range(5):
+    for _ in range(4):
         before = clock()
         clock.advance(300)
         for charger in CHARGERS:
@@ -274,7 +274,7 @@ def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness
 
 
 def test_a_backfill_of_one_action_uses_the_method_filter(harness: Harness) -> None:
-    start, end = harness.clock() - timedelta(hours=3), harness.clock()
+    start, end = harness.clock() - timedelta(hours=1), harness.clock()
     job = CollectionJob(
         vendor="plugchoice",
         source_id=CHARGERS[0],
@@ -287,7 +287,7 @@ def test_a_backfill_of_one_action_uses_the_method_filter(harness: Harness) -> No
     outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock).run()
     expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["method"] == "StatusNotification"]
     stored = stored_records(harness.stack, CHARGERS[0])
-    assert len(expected) > 10
+    assert len(expected) > 5
     assert as_multiset([r["raw"] for r in stored]) == as_multiset(expected)
     assert outcome.vendor_requests == -(-len(expected) // 25)
     assert CollectorStateStore(harness.stack.refs["Table"]).get("plugchoice", CHARGERS[0]).high_water_mark is None
