@@ -122,8 +122,11 @@ def test_local_runner_writes_vendor_settings_from_the_environment(
     assert (secrets["chargepilot"]["api_key"], secrets["chargepilot"]["api_secret"]) == ("key-1", "secret-1")
     assert secrets["evenergy"]["base_url"] == "http://127.0.0.1:4999/v2"
     assert secrets["evenergy"]["client_id"] == "sim"
+    # Nothing configured for Plugchoice: its built-in simulator serves it.
+    assert secrets["plugchoice"]["base_url"].startswith("http://127.0.0.1:")
+    assert secrets["plugchoice"]["base_url"].endswith("/api")
     simulated = {c.vendor for c in runner.connections if c.simulated}
-    assert simulated == {"evenergy"}
+    assert simulated == {"evenergy", "plugchoice"}
     runner.stop()
     assert stopped == ["x"]
     banner_lines = [c.vendor for c in runner.connections]

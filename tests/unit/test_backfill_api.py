@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from chargelog.models.sources import SourceCreate
 from conftest import load_event
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-FAKE_VENDOR = "plugchoice"  # no built-in adapter yet: a fake stands in for it
+FAKE_VENDOR = "plugchoice"  # a fake stands in for the built-in adapter
 QUEUES = ("PlugchoiceWorkQueue", "OcpplabWorkQueue", "ChargepilotWorkQueue", "EvenergyWorkQueue")
 
 
@@ -62,7 +61,7 @@ class FakeLogApi:
 
 
 @pytest.fixture
-def fake_api(stack: LocalStack) -> Iterator[FakeLogApi]:
+def fake_api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeLogApi:
     hours = [
         {"id": n, "at": (NOW - timedelta(hours=n)).isoformat(), "action": "BootNotification" if n % 2 else "Heartbeat"}
         for n in range(1, 11)
@@ -71,9 +70,10 @@ def fake_api(stack: LocalStack) -> Iterator[FakeLogApi]:
     profile = VendorProfile(
         lookback=timedelta(minutes=10), settle_delay=timedelta(0), requests_per_second=100, burst=100, page_size=100
     )
-    collectors.register(FAKE_VENDOR, profile, lambda _connection, _remaining: api)
-    yield api
-    collectors.unregister(FAKE_VENDOR)
+    # Load the built-in adapters first, so they cannot replace the fake; the real one comes back afterwards.
+    collectors.has_adapter(FAKE_VENDOR)
+    monkeypatch.setitem(collectors._ADAPTERS, FAKE_VENDOR, (profile, lambda _connection, _remaining: api))
+    return api
 
 
 def register(vendor: str, source_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
 from conftest import load_event
 
-VENDOR = "plugchoice"  # no built-in adapter yet, so the fake stands in for it
+VENDOR = "plugchoice"  # the fake adapter stands in for the built-in one
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PROFILE = VendorProfile(
     lookback=timedelta(minutes=10),
@@ -106,11 +106,16 @@ class FakeAdapter:
 
 
 @pytest.fixture
-def vendor(stack: LocalStack) -> Iterator[FakeVendor]:
+def vendor(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
     fake = FakeVendor()
-    collectors.register(VENDOR, PROFILE, lambda connection, _remaining: FakeAdapter(fake, connection))
-    yield fake
-    collectors.unregister(VENDOR)
+    # Load the built-in adapters first, so they cannot replace the fake; the real one comes back afterwards.
+    collectors.has_adapter(VENDOR)
+
+    def factory(connection: VendorConnection, _remaining: Callable[[], float]) -> FakeAdapter:
+        return FakeAdapter(fake, connection)
+
+    monkeypatch.setitem(collectors._ADAPTERS, VENDOR, (PROFILE, factory))
+    return fake
 
 
 def add_source(source_id: str = "cp-1", vendor: str = VENDOR, enabled: bool = True) -> None:

@@ -63,4 +63,4 @@ def _load_builtin_adapters() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from chargelog.collectors import chargepilot, evenergy, ocpplab  # noqa: F401
+        from chargelog.collectors import chargepilot, evenergy, ocpplab, plugchoice  # noqa: F401

@@ -59,6 +59,12 @@ def _start_chargepilot() -> tuple[str, dict[str, str], Callable[[], None]]:
     return start_local()
 
 
+def _start_plugchoice() -> tuple[str, dict[str, str], Callable[[], None]]:
+    from chargelog.simulators.plugchoice import start_local
+
+    return start_local()
+
+
 def _start_evenergy() -> tuple[str, dict[str, str], Callable[[], None]]:
     from chargelog.simulators.evenergy import start_local
 
@@ -67,6 +73,7 @@ def _start_evenergy() -> tuple[str, dict[str, str], Callable[[], None]]:
 
 SIMULATORS: dict[str, SimulatorStarter] = {
     "ocpplab": _start_ocpplab,
+    "plugchoice": _start_plugchoice,
     "chargepilot": _start_chargepilot,
     "evenergy": _start_evenergy,
 }
