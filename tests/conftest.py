@@ -189,3 +189,10 @@ def local_stack() -> Iterator[RunningStack]:
     """The local stack for one test module, firing its schedules every second."""
     with running_local_stack(schedule_seconds=1) as stack:
         yield stack
+
+
+@pytest.fixture
+def without_evenergy_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if ev.energy had no collector: for what chargelog does with a vendor it cannot collect yet."""
+    collectors.has_adapter("ocpplab")  # loads the built-in collectors, so the one removed stays removed
+    monkeypatch.delitem(collectors._ADAPTERS, "evenergy")

@@ -173,7 +173,14 @@ def test_the_worker_runs_the_queued_backfill_and_leaves_the_mark_alone(
     ],
 )
 def test_bad_backfills_get_a_problem_and_queue_nothing(
-    stack: LocalStack, lambda_context: Any, vendor: str, source_id: str, body: Any, expected: int, detail: str
+    stack: LocalStack,
+    lambda_context: Any,
+    without_evenergy_collector: None,
+    vendor: str,
+    source_id: str,
+    body: Any,
+    expected: int,
+    detail: str,
 ) -> None:
     register("ocpplab", "dep-123")
     register("evenergy", "evse-1")

@@ -366,12 +366,12 @@ def test_a_failing_job_records_its_error_backs_off_and_keeps_what_was_stored(
 
 
 def test_dispatch_enqueues_due_sources_on_their_vendors_queue(
-    stack: LocalStack, vendor: FakeVendor, lambda_context: Any
+    stack: LocalStack, vendor: FakeVendor, lambda_context: Any, without_evenergy_collector: None
 ) -> None:
     for source_id in ("cp-1", "cp-2", "cp-3"):
         add_source(source_id)
     add_source("cp-off", enabled=False)
-    add_source("evse-1", vendor="evenergy")  # no adapter for this vendor yet
+    add_source("evse-1", vendor="evenergy")  # a vendor without a collector
     store = CollectorStateStore(stack.refs["Table"])
     store.acquire_lease(VENDOR, "cp-2", "running-job", datetime.now(UTC), 600)  # busy
     store.record_failure(VENDOR, "cp-3", "failed-job", "boom", datetime.now(UTC), timedelta(hours=1), False)

@@ -26,13 +26,15 @@ def register(vendor: str, source_id: str) -> None:
     sources.create_source(SourceCreate.model_validate({"vendor": vendor, "source_id": source_id}))
 
 
-def test_each_source_reports_its_progress_errors_and_jobs(stack: LocalStack, lambda_context: Any) -> None:
+def test_each_source_reports_its_progress_errors_and_jobs(
+    stack: LocalStack, lambda_context: Any, without_evenergy_collector: None
+) -> None:
     now = datetime.now(UTC)
     store = CollectorStateStore(stack.refs["Table"])
     register("ocpplab", "dep-healthy")
     register("ocpplab", "dep-failing")
     register("ocpplab", "dep-new")
-    register("evenergy", "evse-1")  # no collector for ev.energy yet
+    register("evenergy", "evse-1")  # a vendor without a collector
     # dep-healthy: a run stored 42 records and moved the mark; another job is collecting it now
     store.acquire_lease("ocpplab", "dep-healthy", "job-1", now - timedelta(minutes=10), 60)
     checkpoint = Checkpoint(job_id="job-1", chunk_start=now - timedelta(hours=1), chunk_end=now)

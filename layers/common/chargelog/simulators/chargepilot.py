@@ -24,6 +24,7 @@ Served under the ``/rest/v1`` prefix (the base URL clients get ends with it):
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -41,7 +42,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog.collectors.chargepilot import signature
 from chargelog.models.records import connector_id_from
 from chargelog.simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
 from chargelog.simulators.traffic import (
@@ -55,6 +55,15 @@ from chargelog.simulators.traffic import (
     iter_traffic,
     to_ms,
 )
+
+
+def signature(api_secret: str, method: str, path_with_query: str, timestamp: str, body: str = "") -> str:
+    """The signature ChargePilot expects, written from its README, independently of the collector's (so the
+    simulator catches a signing bug instead of sharing it): hex HMAC-SHA256 keyed with the hex SHA-256 of the
+    secret, over ``METHOD:PATH_WITH_QUERY:TIMESTAMP:BODY``."""
+    key = hashlib.sha256(api_secret.encode()).hexdigest().encode()
+    return hmac.new(key, f"{method.upper()}:{path_with_query}:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+
 
 PREFIX = "/rest/v1"
 MAX_TAKE = 1000
