@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,20 +99,6 @@ def server_stack(
 @pytest.fixture
 def lambda_context() -> LocalLambdaContext:
     return LocalLambdaContext(function_name="test", memory_limit_in_mb=512, timeout_seconds=30, region=REGION)
-
-
-@pytest.fixture
-def register_collector() -> Iterator[Callable[[str, Any], None]]:
-    """Registers a test collector for a vendor; unregistered again after the test."""
-    vendors: list[str] = []
-
-    def register(vendor: str, collector: Any) -> None:
-        collectors.register(vendor, lambda: collector)
-        vendors.append(vendor)
-
-    yield register
-    for vendor in vendors:
-        collectors.unregister(vendor)
 
 
 # ---------------------------------------------------------------------------------------------- `chargelog local`

@@ -9,7 +9,7 @@ into the API's timeout. A page ends at a sort key: the next page starts strictly
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -179,13 +179,3 @@ def _cut_short(
 
 def _not_beyond(key: str, boundary: str, descending: bool) -> bool:
     return key >= boundary if descending else key <= boundary
-
-
-def iterate(table: Any, **query: Any) -> Iterator[dict[str, Any]]:
-    """Every item of one Query, across DynamoDB's pages."""
-    while True:
-        response = table.query(**query)
-        yield from response.get("Items", [])
-        if "LastEvaluatedKey" not in response:
-            return
-        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -9,7 +9,7 @@ Other filters are FilterExpressions on top. Pages end at a sort key; the cursor 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import reduce
 from typing import Any, Literal
@@ -84,7 +84,6 @@ class LogPage:
     records: list[dict[str, Any]]
     next_cursor: str | None
     items_read: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def record_api_id(item: dict[str, Any]) -> str:
