@@ -533,7 +533,7 @@ def test_exports_are_queued_by_the_api_and_written_by_the_export_function_only(t
 
 def test_api_requires_a_key_and_throttles_it(template: dict[str, Any], transformed: dict[str, Any]) -> None:
     apis = _resources(template, "AWS::Serverless::Api")
-    assert set(apis) == {"Api"}
+    assert set(apis) == {"Api", "UploadApi"}
     auth = _props(apis["Api"]).get("Auth", {})
     assert auth.get("ApiKeyRequired") is True
     usage_plan = auth.get("UsagePlan", {})
@@ -556,9 +556,10 @@ def test_only_health_is_open_in_the_template(template: dict[str, Any]) -> None:
 
 def test_only_health_is_open_in_the_deployed_api(template: dict[str, Any], transformed: dict[str, Any]) -> None:
     rest_apis = _resources(transformed, "AWS::ApiGateway::RestApi")
-    assert set(rest_apis) == {"Api"}, "an Api event without RestApiId creates SAM's implicit API (no key)"
+    # An Api event without RestApiId would create SAM's implicit API (no key); UploadApi is token-scoped instead.
+    assert set(rest_apis) == {"Api", "UploadApi"}
     deployed: dict[tuple[str, str], bool] = {}
-    for api in rest_apis.values():
+    for api in [rest_apis["Api"]]:
         body = _props(api)["Body"]
         api_key = {"type": "apiKey", "name": "x-api-key", "in": "header"}
         assert body["securityDefinitions"]["api_key"] == api_key
@@ -619,3 +620,116 @@ def test_cfn_lint_reports_nothing() -> None:
     )
     assert result.returncode == 0, f"cfn-lint exited {result.returncode}:\n{result.stdout}{result.stderr}"
     assert result.stdout.strip() == "", result.stdout
+
+
+# ---------------------------------------------------------------------------------------------- diagnostics uploads
+
+UPLOAD_ROUTES = {
+    ("PUT", "/u/{charger_id}/{token}"),
+    ("POST", "/u/{charger_id}/{token}"),
+    ("PUT", "/u/{charger_id}/{token}/{filename}"),
+    ("POST", "/u/{charger_id}/{token}/{filename}"),
+}
+
+
+def _upload_body(transformed: dict[str, Any]) -> dict[str, Any]:
+    return dict(_props(_resources(transformed, "AWS::ApiGateway::RestApi")["UploadApi"])["Body"])
+
+
+def test_upload_routes_need_no_api_key_but_every_one_the_uncached_token_authorizer(
+    transformed: dict[str, Any],
+) -> None:
+    body = _upload_body(transformed)
+    operations = {
+        (method.upper(), path): operation for path, methods in body["paths"].items() for method, operation in methods.items()
+    }
+    assert set(operations) == UPLOAD_ROUTES
+    (scheme_name,) = body["securityDefinitions"]
+    scheme = body["securityDefinitions"][scheme_name]
+    assert scheme["x-amazon-apigateway-authtype"] == "custom"
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+    assert authorizer["type"] == "request"
+    assert authorizer["authorizerResultTtlInSeconds"] == 0, "a cached Allow would let an expired token through"
+    assert "UploadAuthorizerFunction.Arn" in json.dumps(authorizer["authorizerUri"])
+    for route, operation in operations.items():
+        assert operation["security"] == [{scheme_name: []}], route
+        assert not any("api_key" in scheme for scheme in operation["security"]), route
+    assert body["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+    # No API key, usage plan or key requirement on this API.
+    assert "api_key" not in body["securityDefinitions"]
+    assert _resources(transformed, "AWS::ApiGateway::UsagePlan").keys().isdisjoint({"UploadApiUsagePlan"})
+
+
+def test_uploads_go_straight_to_s3_under_incoming_with_the_key_the_authorizer_names(
+    transformed: dict[str, Any],
+) -> None:
+    body = _upload_body(transformed)
+    for path, methods in body["paths"].items():
+        for method, operation in methods.items():
+            integration = operation["x-amazon-apigateway-integration"]
+            assert integration["type"] == "aws", (method, path)
+            assert integration["httpMethod"] == "PUT"
+            assert ":s3:path/${DiagnosticsBucket}/{key}" in json.dumps(integration["uri"])
+            assert integration["requestParameters"]["integration.request.path.key"] == "context.authorizer.object_key"
+            assert integration["credentials"] == {"Fn::GetAtt": ["UploadApiRole", "Arn"]}
+            success = integration["responses"]["2\\d{2}"]
+            assert success["statusCode"] == "200"
+            assert integration["responses"]["default"]["statusCode"].startswith("5")
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert responses["REQUEST_TOO_LARGE"]["statusCode"] == 413
+    assert responses["ACCESS_DENIED"]["statusCode"] == 403
+    for kind in ("ACCESS_DENIED", "UNAUTHORIZED", "REQUEST_TOO_LARGE", "MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX"):
+        assert '"status": ' in responses[kind]["responseTemplates"]["application/json"], kind
+
+
+def test_the_upload_role_may_only_put_objects_under_incoming(template: dict[str, Any]) -> None:
+    role = _props(template["Resources"]["UploadApiRole"])
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    statements = [s for policy in role["Policies"] for s in _statements(policy["PolicyDocument"])]
+    assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
+        ("Allow", "s3:PutObject", {"Fn::Sub": "${DiagnosticsBucket.Arn}/incoming/*"})
+    ]
+
+
+def test_the_indexer_reads_incoming_writes_diagnostics_and_nothing_else(template: dict[str, Any]) -> None:
+    functions = _serverless_functions(template)
+    grants = {
+        name: [(a, r) for a, r in _statement_grants(props) if "DiagnosticsBucket" in str(r)]
+        for name, props in functions.items()
+    }
+    assert grants.pop("DiagnosticsIndexerFunction") == [
+        (frozenset({"s3:GetObject", "s3:DeleteObject"}), {"Fn::Sub": "${DiagnosticsBucket.Arn}/incoming/*"}),
+        (frozenset({"s3:PutObject"}), {"Fn::Sub": "${DiagnosticsBucket.Arn}/diagnostics/*"}),
+    ]
+    # The API presigns downloads of final files (diagreq), nothing more.
+    for name, found in grants.items():
+        assert all(actions <= {"s3:GetObject"} for actions, _ in found), (name, found)
+    events = functions["DiagnosticsIndexerFunction"]["Events"]
+    (event,) = events.values()
+    assert event["Type"] == "SQS"
+    assert _target(event["Properties"]["Queue"]) == "DiagnosticsUploadQueue"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = _props(template["Resources"]["DiagnosticsUploadQueue"])
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(functions["DiagnosticsIndexerFunction"]["Timeout"])
+    assert _target(queue["RedrivePolicy"]["deadLetterTargetArn"]) == "DiagnosticsUploadDeadLetterQueue"
+
+
+def test_the_bucket_announces_incoming_objects_on_the_upload_queue(template: dict[str, Any]) -> None:
+    bucket = template["Resources"]["DiagnosticsBucket"]
+    assert bucket["DependsOn"] == "DiagnosticsUploadQueuePolicy"
+    (config,) = _props(bucket)["NotificationConfiguration"]["QueueConfigurations"]
+    assert config["Event"] == "s3:ObjectCreated:*"
+    assert _target(config["Queue"]) == "DiagnosticsUploadQueue"
+    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "incoming/"}]
+    policy = _props(template["Resources"]["DiagnosticsUploadQueuePolicy"])
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_only_the_api_gateway_of_this_stack_may_invoke_the_authorizer(template: dict[str, Any]) -> None:
+    permission = _props(template["Resources"]["UploadAuthorizerPermission"])
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["UploadAuthorizerFunction", "Arn"]}
+    assert "${UploadApi}/authorizers/*" in permission["SourceArn"]["Fn::Sub"]
