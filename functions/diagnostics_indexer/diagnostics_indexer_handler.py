@@ -1,1 +1,46 @@
-"""placeholder"""
+"""S3 -> SQS -> here: each upload API Gateway stored under incoming/ becomes a recorded diagnostics file.
+
+Logic: chargelog.logic.upload_indexer. A record that fails (S3 or DynamoDB errors) is reported back, so SQS
+retries it and, past maxReceiveCount, moves it to the dead-letter queue.
+"""
+
+import json
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser.models import S3Model
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chargelog.logic import upload_indexer
+from chargelog.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    if body.get("Event") == "s3:TestEvent":
+        return  # S3 checks the destination with this when the notification is configured
+    for s3_record in S3Model.model_validate(body).Records:
+        if not s3_record.eventName.startswith("ObjectCreated:") or s3_record.s3.object is None:
+            continue
+        # Keys in S3 event notifications are URL-encoded, spaces as "+".
+        key = unquote_plus(s3_record.s3.object.key)
+        outcome = upload_indexer.index_upload(key, bucket=s3_record.s3.bucket.name)
+        if outcome.file is not None and not outcome.duplicate:
+            metrics.add_metric(name="DiagnosticsFilesIndexed", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="DiagnosticsBytes", unit=MetricUnit.Bytes, value=outcome.file.size)
+        elif outcome.rejected is not None:
+            metrics.add_metric(name="DiagnosticsUploadsRejected", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,1 +1,60 @@
-"""placeholder"""
+"""API Gateway REQUEST authorizer of the upload API: checks the token in the path, names the object to store.
+
+Caching is off (authorizerResultTtlInSeconds: 0), so this runs for every upload. Decisions: chargelog.logic.uploads.
+The token (a path parameter) is never logged: only the request id it names.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chargelog.logic import uploads
+from chargelog.observability import logger, metrics, tracer
+
+
+def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str]) -> dict[str, Any]:
+    """The authorizer's answer: an IAM policy on this one method ARN, and the context the integration reads."""
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": effect, "Resource": method_arn}],
+        },
+        "context": context,
+    }
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    # When API Gateway received the request: the time in the object's key.
+    received_at = datetime.fromtimestamp(event.request_context.request_time_epoch / 1000, UTC)
+    decision = uploads.authorize_upload(
+        method=event.http_method,
+        resource=event.resource,
+        path_parameters=event.path_parameters,
+        headers=event.headers,
+        received_at=received_at,
+    )
+    logger.info(
+        "Upload allowed" if decision.allowed else "Upload denied",
+        extra={
+            "request_id": decision.request_id,
+            "http_method": event.http_method,
+            "resource": event.resource,
+            "reason": decision.reason or None,
+            "object_key": decision.context.get("object_key"),
+        },
+    )
+    metrics.add_metric(name="UploadsAllowed" if decision.allowed else "UploadsDenied", unit=MetricUnit.Count, value=1)
+    return _policy(
+        "Allow" if decision.allowed else "Deny", event.method_arn, decision.request_id or "unknown", decision.context
+    )

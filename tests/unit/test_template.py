@@ -641,7 +641,9 @@ def test_upload_routes_need_no_api_key_but_every_one_the_uncached_token_authoriz
 ) -> None:
     body = _upload_body(transformed)
     operations = {
-        (method.upper(), path): operation for path, methods in body["paths"].items() for method, operation in methods.items()
+        (method.upper(), path): operation
+        for path, methods in body["paths"].items()
+        for method, operation in methods.items()
     }
     assert set(operations) == UPLOAD_ROUTES
     (scheme_name,) = body["securityDefinitions"]
