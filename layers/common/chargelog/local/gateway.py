@@ -52,16 +52,87 @@ class _CompiledRoute:
     pattern: re.Pattern[str]
 
 
-def _compile(route: ApiRoute) -> _CompiledRoute:
+def compile_path(path: str) -> re.Pattern[str]:
+    """An API Gateway resource path (``/a/{b}/{c+}``) as a regex with one group per path parameter; a trailing
+    slash matches the route without it."""
     regex = ""
-    for part in re.split(r"(\{[^}]+\})", route.path):
+    for part in re.split(r"(\{[^}]+\})", path):
         if part.startswith("{") and part.endswith("+}"):
             regex += f"(?P<{part[1:-2]}>.+)"
         elif part.startswith("{"):
             regex += f"(?P<{part[1:-1]}>[^/]+)"
         else:
             regex += re.escape(part)
-    return _CompiledRoute(route, re.compile(f"^{regex}/?$"))
+    return re.compile(f"^{regex}/?$")
+
+
+def _compile(route: ApiRoute) -> _CompiledRoute:
+    return _CompiledRoute(route, compile_path(route.path))
+
+
+def render_gateway_response(
+    gateway_responses: Mapping[str, tuple[int | None, str]],
+    response_type: str,
+    message: str,
+    authorizer_context: Mapping[str, Any] | None = None,
+) -> Response:
+    """API Gateway's own error response, rendered from a template's gateway responses: the response type's, else
+    DEFAULT_4XX's (or DEFAULT_5XX's for a 5xx type), with $context.error.* and $context.authorizer.* filled in."""
+    default_status = _DEFAULT_STATUS.get(response_type, 400)
+    fallback = "DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX"
+    status, body_template = gateway_responses.get(response_type, gateway_responses.get(fallback, (None, "")))
+    if status is None:
+        status = default_status
+    body = body_template or '{"message": $context.error.messageString}'
+    body = body.replace("$context.error.messageString", json.dumps(message))
+    body = body.replace("$context.error.responseType", response_type)
+    body = re.sub(
+        r"\$context\.authorizer\.([A-Za-z0-9_]+)",
+        lambda found: str((authorizer_context or {}).get(found.group(1), "")),
+        body,
+    )
+    return Response(body, status=int(status), content_type="application/json")
+
+
+def request_context(
+    request: Request, resource: str, stage: str, *, api_id: str = "local", api_key: str | None = None
+) -> dict[str, Any]:
+    """The ``requestContext`` API Gateway (REST) puts in proxy and REQUEST authorizer events."""
+    now = datetime.now(UTC)
+    request_id = str(uuid.uuid4())
+    return {
+        "accountId": "123456789012",
+        "apiId": api_id,
+        "domainName": request.host,
+        "domainPrefix": request.host.split(".")[0],
+        "extendedRequestId": request_id,
+        "httpMethod": request.method,
+        "identity": {
+            "sourceIp": request.remote_addr or "127.0.0.1",
+            "userAgent": request.headers.get("user-agent"),
+            "apiKey": api_key,
+            "apiKeyId": "local-api-key" if api_key is not None else None,
+            "accessKey": None,
+            "accountId": None,
+            "caller": None,
+            "user": None,
+            "userArn": None,
+            "cognitoIdentityPoolId": None,
+            "cognitoIdentityId": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+        },
+        # The path as the client sent it. Local URLs carry no stage prefix, as on a custom domain;
+        # on an execute-api URL it would start with /{stage} (Powertools reads it for /docs).
+        "path": request.path,
+        "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+        "requestId": request_id,
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "resourceId": "local",
+        "resourcePath": resource,
+        "stage": stage,
+    }
 
 
 class LocalApiGateway:
@@ -155,8 +226,7 @@ class LocalApiGateway:
             event_body = base64.b64encode(body).decode("ascii")
         else:
             event_body = body.decode("utf-8", errors="replace")
-        now = datetime.now(UTC)
-        request_id = str(uuid.uuid4())
+        api_key = (request.headers.get("x-api-key") or "") if route.api_key_required else None
         return {
             "resource": route.path,
             "path": request.path,
@@ -167,39 +237,7 @@ class LocalApiGateway:
             "multiValueQueryStringParameters": multi_query or None,
             "pathParameters": path_parameters or None,
             "stageVariables": None,
-            "requestContext": {
-                "accountId": "123456789012",
-                "apiId": "local",
-                "domainName": request.host,
-                "domainPrefix": request.host.split(".")[0],
-                "extendedRequestId": request_id,
-                "httpMethod": request.method,
-                "identity": {
-                    "sourceIp": request.remote_addr or "127.0.0.1",
-                    "userAgent": request.headers.get("user-agent"),
-                    "apiKey": request.headers.get("x-api-key") if route.api_key_required else None,
-                    "apiKeyId": "local-api-key" if route.api_key_required else None,
-                    "accessKey": None,
-                    "accountId": None,
-                    "caller": None,
-                    "user": None,
-                    "userArn": None,
-                    "cognitoIdentityPoolId": None,
-                    "cognitoIdentityId": None,
-                    "cognitoAuthenticationType": None,
-                    "cognitoAuthenticationProvider": None,
-                },
-                # The path as the client sent it. Local URLs carry no stage prefix, as on a custom domain;
-                # on an execute-api URL it would start with /{stage} (Powertools reads it for /docs).
-                "path": request.path,
-                "protocol": request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                "requestId": request_id,
-                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-                "requestTimeEpoch": int(now.timestamp() * 1000),
-                "resourceId": "local",
-                "resourcePath": route.path,
-                "stage": self._stage,
-            },
+            "requestContext": request_context(request, route.path, self._stage, api_key=api_key),
             "body": event_body,
             "isBase64Encoded": binary,
         }
@@ -257,12 +295,4 @@ class LocalApiGateway:
 
     def gateway_error(self, response_type: str, message: str) -> Response:
         """API Gateway's own error response, rendered from the template's GatewayResponses."""
-        status, body_template = self._gateway_responses.get(
-            response_type, self._gateway_responses.get("DEFAULT_4XX", (None, ""))
-        )
-        if status is None:
-            status = _DEFAULT_STATUS.get(response_type, 400)
-        body = body_template or '{"message": $context.error.messageString}'
-        body = body.replace("$context.error.messageString", json.dumps(message))
-        body = body.replace("$context.error.responseType", response_type)
-        return Response(body, status=int(status), content_type="application/json")
+        return render_gateway_response(self._gateway_responses, response_type, message)

@@ -71,6 +71,11 @@ def _dependencies(value: Any) -> set[str]:
     return found
 
 
+def _depends_on(resource: Mapping[str, Any]) -> set[str]:
+    depends = resource.get("DependsOn", [])
+    return {depends} if isinstance(depends, str) else set(depends)
+
+
 def _sub_names(text: str) -> list[str]:
     return re.findall(r"\$\{([^}!][^}]*)\}", text)
 
@@ -155,8 +160,33 @@ def _create_bucket(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
             Bucket=bucket,
             LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in lifecycle["Rules"]]},
         )
+    notifications = props.get("NotificationConfiguration")
+    if notifications:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=_notification_configuration(stack, name, notifications)
+        )
     stack.refs[name] = bucket
     stack.attributes[(name, "Arn")] = f"arn:aws:s3:::{bucket}"
+
+
+def _filter(filter_: dict[str, Any]) -> dict[str, Any]:
+    return {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in filter_["S3Key"]["Rules"]]}}
+
+
+def _notification_configuration(stack: LocalStack, name: str, config: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration as S3's API takes it (queues and Lambda functions; moto's
+    server delivers queue notifications itself)."""
+    converted: dict[str, Any] = {}
+    queues = [
+        {"QueueArn": q["Queue"], "Events": [q["Event"]], **({"Filter": _filter(q["Filter"])} if "Filter" in q else {})}
+        for q in config.get("QueueConfigurations", [])
+    ]
+    if queues:
+        converted["QueueConfigurations"] = queues
+    for kind in ("LambdaConfigurations", "TopicConfigurations", "EventBridgeConfiguration"):
+        if kind in config:
+            stack.local_omissions.append(f"{name}: NotificationConfiguration.{kind} (only queues are wired locally)")
+    return converted
 
 
 def _needs_tls(statement: dict[str, Any]) -> bool:
@@ -211,6 +241,14 @@ def _create_queue(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     stack.attributes[(name, "QueueUrl")] = url
 
 
+def _create_queue_policy(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    """The policy on each of its queues (moto stores it; it does not evaluate it for S3's deliveries)."""
+    sqs = aws.client("sqs")
+    for queue_url in props["Queues"]:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+    stack.refs[name] = ",".join(props["Queues"])
+
+
 def _create_secret(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     secret_name = props.get("Name") or f"{stack.stack_name}-{name}"
     secret_string = props.get("SecretString")
@@ -233,6 +271,7 @@ CREATORS: dict[str, Callable[[LocalStack, str, dict[str, Any]], None]] = {
     "AWS::S3::Bucket": _create_bucket,
     "AWS::S3::BucketPolicy": _create_bucket_policy,
     "AWS::SQS::Queue": _create_queue,
+    "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::SecretsManager::Secret": _create_secret,
 }
 
@@ -253,7 +292,7 @@ def provision(
         ready = [
             name
             for name, resource in pending.items()
-            if not (_dependencies(resource.get("Properties", {})) & pending.keys())
+            if not ((_dependencies(resource.get("Properties", {})) | _depends_on(resource)) & pending.keys())
         ]
         if not ready:
             raise ValueError(f"Circular references between {sorted(pending)}")

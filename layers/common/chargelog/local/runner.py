@@ -92,6 +92,7 @@ class LocalOptions:
     stack_name: str = "chargelog-local"
     region: str = "us-east-1"
     api_key: str | None = None
+    upload_port: int = 0  # the upload API's port; 0: any free one
     template_path: Path = tpl.TEMPLATE_PATH
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -116,6 +117,7 @@ class LocalRunner:
         self.moto_url = ""
         self.function_environment: dict[str, str] = {}
         self.api_url = ""
+        self.upload_url = ""
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -125,6 +127,7 @@ class LocalRunner:
         self._export_function_environment(self.stack)
         specs = tpl.functions(self.template)
         self.functions = {spec.logical_id: LocalFunction(spec, self.options.region) for spec in specs}
+        self._start_uploads(self.stack)
         self._start_api(specs)
         self._start_triggers(specs, self.stack)
 
@@ -199,6 +202,24 @@ class LocalRunner:
         self._stoppers.append(server.shutdown)
         self.api_url = f"http://127.0.0.1:{server.server_port}"
 
+    def _start_uploads(self, stack: LocalStack) -> None:
+        """The upload API (UploadApi's DefinitionBody) on its own port; the API function's upload addresses use it."""
+        from werkzeug.serving import make_server
+
+        from chargelog.local.uploads import upload_gateways
+
+        for gateway in upload_gateways(self.template, stack, self.functions, stage="local"):
+            server = make_server("127.0.0.1", self.options.upload_port, gateway, threaded=True)
+            threading.Thread(target=server.serve_forever, name=gateway.api.logical_id, daemon=True).start()
+            self._stoppers.append(server.shutdown)
+            self.upload_url = f"http://127.0.0.1:{server.server_port}"
+        if self.upload_url:
+            self.function_environment["CHARGELOG_UPLOAD_BASE_URL"] = self.upload_url
+            os.environ["CHARGELOG_UPLOAD_BASE_URL"] = self.upload_url
+            from chargelog.settings import get_settings
+
+            get_settings.cache_clear()
+
     def _start_triggers(self, specs: list[tpl.FunctionSpec], stack: LocalStack) -> None:
         resolver = stack.resolver()
         for spec in specs:
@@ -220,6 +241,7 @@ class LocalRunner:
             "chargelog local stack is running.",
             f"  API:      {self.api_url}",
             f"  API key:  {self.api_key}",
+            f"  Uploads:  {self.upload_url or '(no upload API in the template)'}  (diagnostics upload addresses)",
             f"  AWS (moto server): {self.moto_url}",
             f"  Schedules fire every {self.options.schedule_seconds:g} s"
             if self.options.schedule_seconds > 0

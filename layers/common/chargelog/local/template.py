@@ -185,21 +185,81 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
     return specs
 
 
+def _is_defined_api(resource: Mapping[str, Any]) -> bool:
+    return resource["Type"] == "AWS::Serverless::Api" and "DefinitionBody" in resource.get("Properties", {})
+
+
+def _gateway_responses(responses: Mapping[str, Any], status_key: str, templates_key: str) -> dict[str, Any]:
+    return {
+        kind: (spec.get(status_key), spec.get(templates_key, {}).get("application/json", ""))
+        for kind, spec in responses.items()
+    }
+
+
 def gateway_responses(template: Mapping[str, Any]) -> dict[str, tuple[int | None, str]]:
-    """API Gateway's own error responses: response type -> (status, JSON body template)."""
+    """API Gateway's own error responses of the main API: response type -> (status, JSON body template)."""
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Api":
+        if resource["Type"] == "AWS::Serverless::Api" and not _is_defined_api(resource):
             responses = resource.get("Properties", {}).get("GatewayResponses", {})
-            return {
-                kind: (spec.get("StatusCode"), spec.get("ResponseTemplates", {}).get("application/json", ""))
-                for kind, spec in responses.items()
-            }
+            return _gateway_responses(responses, "StatusCode", "ResponseTemplates")
     return {}
 
 
 def binary_media_types(template: Mapping[str, Any]) -> list[str]:
     for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Api":
+        if resource["Type"] == "AWS::Serverless::Api" and not _is_defined_api(resource):
             types = resource.get("Properties", {}).get("BinaryMediaTypes", [])
             return [t.replace("~1", "/") for t in types]
     return []
+
+
+@dataclass(frozen=True)
+class DefinedOperation:
+    """One method of an API defined by its OpenAPI ``DefinitionBody`` (unresolved: intrinsics left in)."""
+
+    path: str
+    method: str  # upper case
+    operation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DefinedApi:
+    """An AWS::Serverless::Api with an OpenAPI (Swagger 2 or OpenAPI 3) ``DefinitionBody``."""
+
+    logical_id: str
+    operations: tuple[DefinedOperation, ...]
+    security_schemes: dict[str, Any]
+    gateway_responses: dict[str, tuple[int | None, str]]
+    binary_media_types: list[str]
+
+
+_HTTP_METHODS = frozenset(
+    {"get", "put", "post", "delete", "patch", "head", "options", "x-amazon-apigateway-any-method"}
+)
+
+
+def defined_apis(template: Mapping[str, Any]) -> list[DefinedApi]:
+    apis = []
+    for name, resource in template["Resources"].items():
+        if not _is_defined_api(resource):
+            continue
+        body = resource["Properties"]["DefinitionBody"]
+        operations = tuple(
+            DefinedOperation(path, "ANY" if method == "x-amazon-apigateway-any-method" else method.upper(), operation)
+            for path, methods in body.get("paths", {}).items()
+            for method, operation in methods.items()
+            if method in _HTTP_METHODS
+        )
+        schemes = body.get("securityDefinitions") or body.get("components", {}).get("securitySchemes", {})
+        apis.append(
+            DefinedApi(
+                logical_id=name,
+                operations=operations,
+                security_schemes=dict(schemes),
+                gateway_responses=_gateway_responses(
+                    body.get("x-amazon-apigateway-gateway-responses", {}), "statusCode", "responseTemplates"
+                ),
+                binary_media_types=list(body.get("x-amazon-apigateway-binary-media-types", [])),
+            )
+        )
+    return apis

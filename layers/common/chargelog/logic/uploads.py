@@ -13,6 +13,7 @@ request, wrong secret and wrong charger share one reason, so a guesser learns no
 
 from __future__ import annotations
 
+import re
 import secrets
 import unicodedata
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ TOO_LARGE: Final = f"An upload is at most {MAX_UPLOAD_BYTES} bytes."
 BAD_FILENAME: Final = "The file name in the path is not acceptable (no path separators or control characters)."
 BAD_LENGTH: Final = "The Content-Length header is not a number of bytes."
 WRONG_METHOD: Final = "Upload with PUT or POST to the upload address."
+NO_BOUNDARY: Final = "A multipart/form-data upload needs a boundary in its Content-Type."
+_BOUNDARY = re.compile(r"""(?i)(^|;)\s*boundary\s*=\s*("[^"]{1,70}"|[^\s;"]{1,70})\s*(;|$)""")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,12 @@ def _body_problem(headers: Mapping[str, str] | None) -> str | None:
         return BAD_LENGTH
     if size == 0:
         return EMPTY_UPLOAD
-    return TOO_LARGE if size > MAX_UPLOAD_BYTES else None
+    if size > MAX_UPLOAD_BYTES:
+        return TOO_LARGE
+    content_type = _header(headers, "content-type") or ""
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data" and not _BOUNDARY.search(content_type):
+        return NO_BOUNDARY
+    return None
 
 
 def _path_filename(raw: str | None) -> str | None:
