@@ -11,8 +11,8 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.parser.models import S3Model
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chargelog.logic import upload_indexer
@@ -26,11 +26,11 @@ def record_handler(record: SQSRecord) -> None:
     body = json.loads(record.body)
     if body.get("Event") == "s3:TestEvent":
         return  # S3 checks the destination with this when the notification is configured
-    for s3_record in S3Model.model_validate(body).Records:
-        if not s3_record.eventName.startswith("ObjectCreated:") or s3_record.s3.object is None:
+    for s3_record in S3Event(body).records:
+        if not s3_record.event_name.startswith("ObjectCreated:"):
             continue
         # Keys in S3 event notifications are URL-encoded, spaces as "+".
-        key = unquote_plus(s3_record.s3.object.key)
+        key = unquote_plus(s3_record.s3.get_object.key)
         outcome = upload_indexer.index_upload(key, bucket=s3_record.s3.bucket.name)
         if outcome.file is not None and not outcome.duplicate:
             metrics.add_metric(name="DiagnosticsFilesIndexed", unit=MetricUnit.Count, value=1)

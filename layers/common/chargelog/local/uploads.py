@@ -305,12 +305,33 @@ class LocalUploadGateway:
         if metadata:
             put["Metadata"] = metadata
         try:
-            response = aws.client("s3").put_object(**put)
+            response = self._store(put)
         except ClientError as error:
             logger.warning("S3 PutObject failed: %s", error)
             return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 500)
         logger.info("PUT s3://%s/%s (%d bytes)", bucket, key, len(body))
         return int(response["ResponseMetadata"]["HTTPStatusCode"])
+
+    @staticmethod
+    def _store(put: dict[str, Any]) -> Any:
+        """PutObject, as API Gateway's integration does. moto's server (unlike S3) parses a PUT whose Content-Type is
+        a form and keeps only its file part, so such a body goes up as a one-part multipart upload instead (raw
+        bytes, the same key, content type and metadata; S3 announces it as ObjectCreated too)."""
+        s3 = aws.client("s3")
+        media_type = str(put.get("ContentType", "")).split(";", 1)[0].strip().lower()
+        if not (media_type.startswith("multipart/") or media_type == "application/x-www-form-urlencoded"):
+            return s3.put_object(**put)
+        body = put.pop("Body")
+        upload = s3.create_multipart_upload(**put)
+        part = s3.upload_part(
+            Bucket=put["Bucket"], Key=put["Key"], UploadId=upload["UploadId"], PartNumber=1, Body=body
+        )
+        return s3.complete_multipart_upload(
+            Bucket=put["Bucket"],
+            Key=put["Key"],
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+        )
 
     @staticmethod
     def _integration_response(integration: Mapping[str, Any], status: int) -> Response:
