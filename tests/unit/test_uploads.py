@@ -1,0 +1,314 @@
+"""The upload authorizer and the S3-triggered indexer, on the sample events in events/, against moto in process."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chargelog import aws
+from chargelog.dal import diagnostics as diagnostics_dal
+from chargelog.local.lambdas import LocalLambdaContext
+from chargelog.local.provision import LocalStack
+from chargelog.logic import upload_indexer, uploads
+from chargelog.models.diagnostics import DiagnosticsRequest, format_token, new_secret, secret_sha256
+from conftest import load_event
+from diagnostics_indexer_handler import lambda_handler as indexer_handler
+from upload_authorizer_handler import lambda_handler as authorizer_handler
+
+REQUEST_ID = "0123456789abcdef0123456789abcdef"
+RECEIVED_AT = datetime(2024, 2, 7, 16, 51, 51, 123000, tzinfo=UTC)
+
+
+def _request(charger_id: str = "CP-RIV-01", expires_at: datetime | None = None) -> tuple[DiagnosticsRequest, str]:
+    secret = new_secret()
+    request = DiagnosticsRequest(
+        request_id=REQUEST_ID,
+        charger_id=charger_id,
+        ocpp_request_id=1,
+        requested_at=datetime.now(UTC) - timedelta(minutes=5),
+        upload_expires_at=expires_at or datetime.now(UTC) + timedelta(hours=1),
+        secret_sha256=secret_sha256(secret),
+        remote_location=f"https://example.test/u/{charger_id}/{format_token(REQUEST_ID, secret)}/",
+    )
+    diagnostics_dal.put_request(request)
+    return request, secret
+
+
+def _authorizer_event(secret: str, **changes: Any) -> dict[str, Any]:
+    text = json.dumps(load_event("upload_authorizer_request")).replace("SECRET_PLACEHOLDER_24CHARS", secret)
+    event: dict[str, Any] = json.loads(text)
+    headers = changes.pop("headers", None)
+    if headers is not None:
+        event["headers"] = headers
+        event["multiValueHeaders"] = {name: [value] for name, value in headers.items()}
+    event["pathParameters"].update(changes.pop("path", {}))
+    event.update(changes)
+    return event
+
+
+def _authorize(event: dict[str, Any], lambda_context: LocalLambdaContext) -> dict[str, Any]:
+    return dict(authorizer_handler(event, lambda_context))
+
+
+def _effect(answer: dict[str, Any]) -> str:
+    (statement,) = answer["policyDocument"]["Statement"]
+    return str(statement["Effect"])
+
+
+# ---------------------------------------------------------------------------------------------- authorizer
+
+
+def test_a_valid_upload_is_allowed_on_its_method_arn_with_the_object_key(
+    stack: LocalStack, lambda_context: LocalLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, secret = _request()
+    event = _authorizer_event(secret)
+
+    answer = _authorize(event, lambda_context)
+
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
+    context = answer["context"]
+    assert context["object_key"].startswith(f"incoming/{REQUEST_ID}/2024-02-07T16:51:51.123000Z-")
+    assert len(context["object_key"].rsplit("-", 1)[1]) == 8
+    assert context["filename"] == "diagnostics-2024-02-07T16%3A51%3A50.808ZblrG7o"  # ASCII for S3 metadata
+    assert (context["request_id"], context["charger_id"], context["method"]) == (REQUEST_ID, "CP-RIV-01", "PUT")
+    stored = diagnostics_dal.get_request(REQUEST_ID)
+    assert stored is not None
+    assert stored.upload_attempts == 1
+    assert secret not in capsys.readouterr().out  # the token is never logged
+
+
+def test_two_uploads_get_two_object_keys(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
+    _, secret = _request()
+    keys = {_authorize(_authorizer_event(secret), lambda_context)["context"]["object_key"] for _ in range(2)}
+    assert len(keys) == 2
+
+
+DENIALS: list[tuple[dict[str, Any], str]] = [
+    ({"path": {"token": f"{REQUEST_ID}.{'A' * 24}"}}, uploads.INVALID_ADDRESS),
+    ({"path": {"token": f"{'f' * 32}.{'A' * 24}"}}, uploads.INVALID_ADDRESS),
+    ({"path": {"token": "not-a-token"}}, uploads.INVALID_ADDRESS),
+    ({"path": {"token": ""}}, uploads.INVALID_ADDRESS),
+    ({"path": {"charger_id": "CP-AIR-02"}}, uploads.INVALID_ADDRESS),
+    ({"path": {"filename": "..%2F..%2Fetc%2Fpasswd"}}, uploads.BAD_FILENAME),
+    ({"path": {"filename": "a%5Cb"}}, uploads.BAD_FILENAME),
+    ({"path": {"filename": "%2E%2E"}}, uploads.BAD_FILENAME),
+    ({"path": {"filename": "log%00.txt"}}, uploads.BAD_FILENAME),
+    ({"path": {"filename": "x" * 1025}}, uploads.BAD_FILENAME),
+    ({"headers": {"Content-Length": "0"}}, uploads.EMPTY_UPLOAD),
+    ({"headers": {}}, uploads.EMPTY_UPLOAD),
+    ({"headers": {"content-length": "ten"}}, uploads.BAD_LENGTH),
+    ({"headers": {"Content-Length": str(10 * 1024 * 1024 + 1)}}, uploads.TOO_LARGE),
+    ({"headers": {"Content-Length": "5", "Content-Type": "multipart/form-data"}}, uploads.NO_BOUNDARY),
+    ({"httpMethod": "GET"}, uploads.WRONG_METHOD),
+    ({"resource": "/u/{proxy+}"}, uploads.WRONG_METHOD),
+]
+
+
+def test_everything_else_is_denied_with_a_reason(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
+    _, secret = _request()
+    for change, reason in DENIALS:
+        answer = _authorize(_authorizer_event(secret, **json.loads(json.dumps(change))), lambda_context)
+        assert _effect(answer) == "Deny", change
+        assert answer["context"] == {"reason": reason}, change
+    stored = diagnostics_dal.get_request(REQUEST_ID)
+    assert stored is not None
+    assert stored.upload_attempts == 0
+
+
+def test_an_expired_address_is_denied_as_expired(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
+    _, secret = _request(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    answer = _authorize(_authorizer_event(secret), lambda_context)
+    assert (_effect(answer), answer["context"]["reason"]) == ("Deny", uploads.EXPIRED_ADDRESS)
+
+
+def test_a_percent_encoded_charger_and_a_chunked_body_are_allowed(
+    stack: LocalStack, lambda_context: LocalLambdaContext
+) -> None:
+    _, secret = _request(charger_id="site/7:bay 2")
+    event = _authorizer_event(
+        secret, path={"charger_id": "site%2F7%3Abay%202"}, headers={"Transfer-Encoding": "chunked"}
+    )
+    answer = _authorize(event, lambda_context)
+    assert _effect(answer) == "Allow"
+    assert answer["context"]["charger_id"] == "site/7:bay 2"
+
+
+def test_an_upload_without_a_file_name_has_none(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
+    _, secret = _request()
+    event = _authorizer_event(secret, resource="/u/{charger_id}/{token}", httpMethod="POST")
+    del event["pathParameters"]["filename"]
+    answer = _authorize(event, lambda_context)
+    assert _effect(answer) == "Allow"
+    assert (answer["context"]["filename"], answer["context"]["method"]) == ("", "POST")
+
+
+# ---------------------------------------------------------------------------------------------- indexer
+
+
+def _incoming(stack: LocalStack, body: bytes, content_type: str | None = None, **metadata: str) -> str:
+    key = f"incoming/{REQUEST_ID}/2024-02-07T16:51:51.123000Z-0a1b2c3d"
+    put: dict[str, Any] = {"Bucket": stack.refs["DiagnosticsBucket"], "Key": key, "Body": body, "Metadata": metadata}
+    if content_type:
+        put["ContentType"] = content_type
+    if (content_type or "").startswith("multipart/"):
+        # moto (unlike S3) keeps only the file part of a PUT whose Content-Type is a form: upload it in one part.
+        s3, body = aws.client("s3"), put.pop("Body")
+        upload_id = s3.create_multipart_upload(**put)["UploadId"]
+        etag = s3.upload_part(Bucket=put["Bucket"], Key=key, UploadId=upload_id, PartNumber=1, Body=body)["ETag"]
+        s3.complete_multipart_upload(
+            Bucket=put["Bucket"],
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+        )
+    else:
+        aws.client("s3").put_object(**put)
+    return key
+
+
+def _notify(stack: LocalStack, key: str, lambda_context: LocalLambdaContext) -> dict[str, Any]:
+    text = json.dumps(load_event("sqs_diagnostics_upload"))
+    text = text.replace("BUCKET_PLACEHOLDER", stack.refs["DiagnosticsBucket"]).replace("KEY_PLACEHOLDER", key)
+    return dict(indexer_handler(json.loads(text), lambda_context))
+
+
+def _keys(stack: LocalStack) -> list[str]:
+    listed = aws.client("s3").list_objects_v2(Bucket=stack.refs["DiagnosticsBucket"])
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def test_a_raw_upload_is_moved_to_its_final_key_and_recorded(
+    stack: LocalStack, lambda_context: LocalLambdaContext
+) -> None:
+    request, _ = _request(charger_id="CP 1")
+    data = gzip.compress(b"log line\n" * 1000)
+    key = _incoming(stack, data, "application/gzip", filename="diag%3A1.tar.gz", method="PUT")
+
+    assert _notify(stack, key, lambda_context) == {"batchItemFailures": []}
+
+    (file,) = diagnostics_dal.files_of(request.request_id)
+    assert file.key == f"diagnostics/CP%201/{REQUEST_ID}/2024-02-07T16:51:51.123000Z-diag:1.tar.gz"
+    assert (file.filename, file.size, file.sha256) == ("diag:1.tar.gz", len(data), hashlib.sha256(data).hexdigest())
+    assert (file.compression, file.content_type, file.upload_method, file.multipart) == (
+        "gzip",
+        "application/gzip",
+        "PUT",
+        False,
+    )
+    assert _keys(stack) == [file.key]
+
+
+def test_a_redelivered_notification_records_nothing_twice(
+    stack: LocalStack, lambda_context: LocalLambdaContext
+) -> None:
+    request, _ = _request()
+    key = _incoming(stack, b"data\n")
+    _notify(stack, key, lambda_context)
+    assert _notify(stack, key, lambda_context) == {"batchItemFailures": []}
+    assert len(diagnostics_dal.files_of(request.request_id)) == 1
+
+
+def test_the_same_name_at_the_same_instant_keeps_both(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
+    request, _ = _request()
+    bucket = stack.refs["DiagnosticsBucket"]
+    first = _incoming(stack, b"first\n", filename="a.log")
+    _notify(stack, first, lambda_context)
+    second = first[:-8] + "99999999"
+    aws.client("s3").put_object(Bucket=bucket, Key=second, Body=b"second\n", Metadata={"filename": "a.log"})
+    _notify(stack, second, lambda_context)
+    files = diagnostics_dal.files_of(request.request_id)
+    assert sorted(f.key.rsplit("/", 1)[1] for f in files) == [
+        "2024-02-07T16:51:51.123000Z-99999999-a.log",
+        "2024-02-07T16:51:51.123000Z-a.log",
+    ]
+
+
+def test_a_form_is_unwrapped_and_an_empty_or_malformed_one_rejected(
+    server_stack: LocalStack, lambda_context: LocalLambdaContext
+) -> None:
+    # moto's server: in process, moto rewrites a form's Content-Type boundary.
+    stack = server_stack
+    request, _ = _request()
+    payload = bytes(range(256)) * 10 + b"\r\n--A\r\n-"  # binary, with a near-boundary inside
+    form = (
+        b'--B\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="../d.bin"\r\n'
+        b"Content-Type: application/x-binary\r\n\r\n" + payload + b"\r\n--B--\r\n"
+    )
+    _notify(stack, _incoming(stack, form, "multipart/form-data; boundary=B", method="POST"), lambda_context)
+    (file,) = diagnostics_dal.files_of(request.request_id)
+    assert (file.filename, file.content_type, file.multipart, file.upload_method) == (
+        "d.bin",
+        "application/x-binary",
+        True,
+        "POST",
+    )
+    assert file.sha256 == hashlib.sha256(payload).hexdigest()
+
+    empty_part = b'--B\r\nContent-Disposition: form-data; name="file"; filename="e"\r\n\r\n\r\n--B--\r\n'
+    _notify(stack, _incoming(stack, empty_part, "multipart/form-data; boundary=B"), lambda_context)
+    stored = diagnostics_dal.get_request(REQUEST_ID)
+    assert stored is not None
+    assert stored.last_upload_error == "The uploaded file is empty"
+    _notify(stack, _incoming(stack, b"garbage", "multipart/form-data; boundary=B"), lambda_context)
+    stored = diagnostics_dal.get_request(REQUEST_ID)
+    assert stored is not None
+    assert stored.last_upload_error is not None
+    assert stored.last_upload_error.startswith("Malformed multipart/form-data body")
+    assert len(diagnostics_dal.files_of(request.request_id)) == 1
+    assert [k for k in _keys(stack) if k.startswith("incoming/")] == []
+
+
+def test_uploads_for_unknown_requests_and_s3_test_events_are_dropped(
+    stack: LocalStack, lambda_context: LocalLambdaContext
+) -> None:
+    key = _incoming(stack, b"orphan")
+    assert _notify(stack, key, lambda_context) == {"batchItemFailures": []}
+    assert _keys(stack) == []
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": stack.refs["DiagnosticsBucket"]}
+    event = load_event("sqs_diagnostics_upload")
+    event["Records"][0]["body"] = json.dumps(test_event)
+    assert indexer_handler(event, lambda_context) == {"batchItemFailures": []}
+
+
+def _tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("a.log")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"abc"))
+    return buffer.getvalue()
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.log", "abc")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (gzip.compress(_tar()), "gzip"),
+        (_zip(), "zip"),
+        (b"BZh91AY&SY", "bzip2"),
+        (b"\xfd7zXZ\x00\x00", "xz"),
+        (b"\x28\xb5\x2f\xfd\x00", "zstd"),
+        (_tar(), "tar"),
+        (b"plain text log\n", "none"),
+        (b"", "none"),
+    ],
+)
+def test_compression_is_detected_from_magic_bytes(head: bytes, expected: str) -> None:
+    assert upload_indexer.detect_compression(head[:512]) == expected
