@@ -299,12 +299,13 @@ def test_without_an_upload_base_url_requests_are_refused_not_broken(
 # ---------------------------------------------------------------------------------------------- GET one
 
 
-@pytest.mark.parametrize("request_id", ["0" * 32, "nope", "../../x", "A" * 32])
-def test_an_unknown_request_is_404(api: LocalStack, lambda_context: Any, request_id: str) -> None:
-    status, headers, problem = get(lambda_context, f"/diagnostics/{request_id}")
-    assert status == 404
-    assert headers["content-type"] == "application/problem+json"
-    assert problem["status"] == 404
+def test_an_unknown_request_is_404(api: LocalStack, lambda_context: Any) -> None:
+    created(lambda_context)
+    for request_id in ("0" * 32, "nope", "..%2F..%2Fx", "A" * 32, "f" * 64):
+        status, headers, problem = get(lambda_context, f"/diagnostics/{request_id}")
+        assert status == 404, request_id
+        assert headers["content-type"] == "application/problem+json"
+        assert problem["status"] == 404
 
 
 def test_a_request_shows_its_files_with_download_links(
@@ -413,6 +414,22 @@ def test_a_diagnostics_status_upload_failed_in_the_window_fails_it(
     assert state(lambda_context, body["request_id"]) == "failed"
     clock.now = T0 + timedelta(hours=3)
     assert state(lambda_context, body["request_id"]) == "failed"  # not expired: the charger said why
+
+
+def test_a_report_soon_after_the_expiry_counts_a_later_one_does_not(
+    api: LocalStack, lambda_context: Any, clock: Clock
+) -> None:
+    soon = created(lambda_context, expires_in_minutes=60)
+    clock.now = T0 + timedelta(hours=2, minutes=1)
+    late = created(lambda_context, expires_in_minutes=60)  # both with their own requestId
+    seed_notifications(
+        api,
+        ("LogStatusNotification", T0 + timedelta(minutes=90), {"status": "UploadFailure", "requestId": 1}),
+        ("LogStatusNotification", T0 + timedelta(hours=5), {"status": "UploadFailure", "requestId": 2}),
+    )
+    clock.now = T0 + timedelta(hours=6)
+    assert state(lambda_context, soon["request_id"]) == "failed"
+    assert state(lambda_context, late["request_id"]) == "expired"
 
 
 def test_a_rejected_upload_fails_it_until_the_next_attempt(api: LocalStack, lambda_context: Any, clock: Clock) -> None:

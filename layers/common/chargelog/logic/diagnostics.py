@@ -8,8 +8,8 @@ uploads) and what the charger itself reported in the collected logs:
 
 - ``uploaded``: a file was recorded;
 - ``failed``: no file, and the charger's latest LogStatusNotification (2.0.1, same ``requestId``) or
-  DiagnosticsStatusNotification (1.6, which carries no request id: any between the request and its expiry) reports
-  a failure, or the last upload was rejected (malformed, empty) and nothing was tried since;
+  DiagnosticsStatusNotification (1.6, which carries no request id: any between the request and an hour after its
+  expiry) reports a failure, or the last upload was rejected (malformed, empty) and nothing was tried since;
 - ``uploading``: an upload was let through, or the charger reported Uploading / Uploaded;
 - ``expired``: the address expired with none of the above;
 - ``requested``: otherwise.
@@ -59,6 +59,8 @@ FAILURE_STATUSES: Final = frozenset(
 PROGRESS_STATUSES: Final = frozenset({"Uploading", "Uploaded"})
 # Status notifications read per action and page: a charger sends a handful per request.
 MAX_NOTIFICATIONS: Final = 1000
+# A charger reports a failed upload after its last try, which may come just after the address expired.
+REPORT_GRACE: Final = timedelta(hours=1)
 
 
 class InvalidDiagnosticsRequestError(ChargelogError):
@@ -144,17 +146,17 @@ def _window_of(requests: list[DiagnosticsRequest], now: datetime) -> _Window | N
     if not requests:
         return None
     start = min(request.requested_at for request in requests)
-    end = min(now, max(request.upload_expires_at for request in requests))
+    end = min(now, max(request.upload_expires_at for request in requests) + REPORT_GRACE)
     return _Window(start, end) if start <= end else None
 
 
 def notifications_for(request: DiagnosticsRequest, notifications: list[StatusNotification]) -> list[StatusNotification]:
     """Those about this request: a LogStatusNotification with its requestId, or a DiagnosticsStatusNotification
-    (which names no request) sent between the request and its expiry."""
+    (which names no request), sent between the request and an hour after its expiry."""
     return [
         notification
         for notification in notifications
-        if request.requested_at <= notification.timestamp <= request.upload_expires_at
+        if request.requested_at <= notification.timestamp <= request.upload_expires_at + REPORT_GRACE
         and (notification.action != LOG_STATUS or notification.ocpp_request_id == request.ocpp_request_id)
     ]
 

@@ -3,8 +3,10 @@
 Support asks for a file (POST /diagnostics/requests); chargelog issues an upload address, ``remote_location`` =
 ``{upload base URL}/u/{charger id}/{token}/``, that the CSMS sends in OCPP 2.0.1 GetLog or 1.6 GetDiagnostics.
 The token is ``{request_id}.{secret}``: the request id (32 hex digits) says which request the upload belongs to,
-the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. Only the secret's
-SHA-256 is stored; the secret itself is never stored or logged.
+the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. The upload
+authorizer checks the secret against its SHA-256 (``secret_sha256``); the whole address is kept on the request as
+well (``remote_location``), so that support can see it again (GET /diagnostics/{id}) - whoever reads the table can
+read it. Neither is ever logged.
 
 Uploaded files land in the diagnostics bucket under `object_key`, their names made safe by `safe_filename`.
 
