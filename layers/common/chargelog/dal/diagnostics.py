@@ -16,6 +16,7 @@ Every function takes the table's name as ``table_name``; by default the deployme
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, Final
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -23,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from chargelog import aws
 from chargelog.dal import query_all
-from chargelog.dal.records import timestamp_key
+from chargelog.dal.records import action_partition, record_from_item, timestamp_key
 from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest
 
 REQUEST_SORT_KEY: Final = "REQUEST"
@@ -203,3 +204,15 @@ def files_of(request_id: str, *, table_name: str | None = None) -> list[Diagnost
         ConsistentRead=True,
     )
     return [DiagnosticsFile.model_validate(item) for item in items]
+
+
+def charger_action_records(
+    charger_id: str, action: str, start: datetime, end: datetime, *, max_items: int, table_name: str | None = None
+) -> list[dict[str, Any]]:
+    """A charger's collected records of one OCPP action between two times (inclusive), oldest first, at most
+    ``max_items`` (the newest are dropped past that): index gsi1, ``CHARGER#<id>#ACTION#<action>``."""
+    condition = Key("gsi1pk").eq(action_partition(charger_id, action)) & Key("gsi1sk").between(
+        timestamp_key(start), f"{timestamp_key(end)}~"
+    )
+    items = query_all(_table(table_name), IndexName="gsi1", KeyConditionExpression=condition)
+    return [record_from_item(item) for item in islice(items, max_items)]

@@ -32,6 +32,7 @@ class LocalStack:
     types: dict[str, str] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     local_omissions: list[str] = field(default_factory=list)  # what the local stack cannot apply, and why
+    conditions: dict[str, Any] = field(default_factory=dict)  # the template's Conditions
 
     def resolver(self, on_missing: Callable[[str], str] | None = None) -> Resolver:
         pseudo = {
@@ -41,7 +42,7 @@ class LocalStack:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
-        return Resolver({**pseudo, **self.parameters}, self.refs, self.attributes, on_missing)
+        return Resolver({**pseudo, **self.parameters}, self.refs, self.attributes, on_missing, self.conditions)
 
     def logical_id_of_arn(self, arn: str) -> str:
         return next(name for (name, attribute), value in self.attributes.items() if attribute == "Arn" and value == arn)
@@ -286,7 +287,9 @@ def provision(
     parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()} | dict(
         parameter_overrides or {}
     )
-    stack = LocalStack(stack_name=stack_name, region=region, parameters=parameters)
+    stack = LocalStack(
+        stack_name=stack_name, region=region, parameters=parameters, conditions=dict(template.get("Conditions", {}))
+    )
     pending = {name: resource for name, resource in template["Resources"].items() if resource["Type"] in CREATORS}
     while pending:
         ready = [

@@ -62,6 +62,29 @@ class Resolver:
     refs: Mapping[str, str] = field(default_factory=dict)
     attributes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     on_missing: Callable[[str], str] | None = None
+    conditions: Mapping[str, Any] = field(default_factory=dict)  # the template's Conditions, unresolved
+
+    def condition(self, name: str) -> bool:
+        try:
+            return self._truth(self.conditions[name])
+        except KeyError:
+            raise UnresolvableError(f"Condition {name} is not in the template") from None
+
+    def _truth(self, value: Any) -> bool:
+        """A condition expression: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition."""
+        ((key, argument),) = value.items()
+        if key == "Fn::Equals":
+            left, right = (self.resolve(item) for item in argument)
+            return bool(str(left) == str(right))
+        if key == "Fn::Not":
+            return not self._truth(argument[0])
+        if key == "Fn::And":
+            return all(self._truth(item) for item in argument)
+        if key == "Fn::Or":
+            return any(self._truth(item) for item in argument)
+        if key == "Condition":
+            return self.condition(argument)
+        raise UnresolvableError(f"Condition function {key} is not known to the local stack")
 
     def ref(self, name: str) -> str:
         if name in self.parameters:
@@ -93,6 +116,9 @@ class Resolver:
                 return self.get_att(*argument)
             if key == "Fn::Sub":
                 return self._sub(argument)
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
             if key == "Fn::Join":
                 separator, items = argument
                 return separator.join(str(self.resolve(item)) for item in items)

@@ -365,7 +365,9 @@ def upload_gateways(
     (functions by their logical ids; anything else the stack lacks, the API itself say, by a placeholder)."""
     base = stack.resolver(on_missing=lambda name: f"local-{name}")
     function_arns = {(name, "Arn"): f"arn:aws:lambda:{stack.region}:{ACCOUNT_ID}:function:{name}" for name in functions}
-    resolver = Resolver(base.parameters, base.refs, {**base.attributes, **function_arns}, base.on_missing)
+    resolver = Resolver(
+        base.parameters, base.refs, {**base.attributes, **function_arns}, base.on_missing, base.conditions
+    )
     return [
         LocalUploadGateway(api, template, resolver, functions, stage, stack.region) for api in defined_apis(template)
     ]

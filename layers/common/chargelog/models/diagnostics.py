@@ -3,8 +3,10 @@
 Support asks for a file (POST /diagnostics/requests); chargelog issues an upload address, ``remote_location`` =
 ``{upload base URL}/u/{charger id}/{token}/``, that the CSMS sends in OCPP 2.0.1 GetLog or 1.6 GetDiagnostics.
 The token is ``{request_id}.{secret}``: the request id (32 hex digits) says which request the upload belongs to,
-the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. Only the secret's
-SHA-256 is stored; the secret itself is never stored or logged.
+the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. The upload
+authorizer checks the secret against its SHA-256 (``secret_sha256``); the whole address is kept on the request as
+well (``remote_location``), so that support can see it again (GET /diagnostics/{id}) - whoever reads the table can
+read it. Neither is ever logged.
 
 Uploaded files land in the diagnostics bucket under `object_key`, their names made safe by `safe_filename`.
 
@@ -21,12 +23,13 @@ import secrets
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Final, Literal, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from chargelog.dal.records import timestamp_key
+from chargelog.models.logs import ChargerId
 from chargelog.models.records import UtcDatetime
 
 LogType = Literal["DiagnosticsLog", "SecurityLog"]
@@ -179,3 +182,119 @@ class DiagnosticsFile(BaseModel):
     received_at: UtcDatetime
     upload_method: UploadMethod
     multipart: bool = False
+
+
+# ---------------------------------------------------------------------------------------------- the API's shapes
+
+RequestState = Literal["requested", "uploading", "uploaded", "failed", "expired"]
+# How long an upload address works: a day unless asked otherwise, a week at most.
+DEFAULT_EXPIRES_IN_MINUTES: Final = 24 * 60
+MAX_EXPIRES_IN_MINUTES: Final = 7 * 24 * 60
+MIN_EXPIRES_IN_MINUTES: Final = 5
+OCPP_MAX_INTEGER: Final = 2**31 - 1
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date_time_text(value: object) -> object:
+    # pydantic would also read numbers ("1763000000") as Unix times; GetLog takes ISO 8601, so this API does too.
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value.strip()):
+        raise ValueError("Give an ISO 8601 date-time with an offset, e.g. 2026-11-20T08:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_date_time_text)]
+OcppCount = Annotated[StrictInt, Field(ge=0, le=OCPP_MAX_INTEGER)]
+
+
+class NewDiagnosticsRequest(BaseModel):
+    """Body of POST /diagnostics/requests: which charger, which log, and how GetLog / GetDiagnostics should ask."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    charger_id: ChargerId = Field(description="The charger (its OCPP identity, as in the collected logs)")
+    log_type: LogType = Field(default="DiagnosticsLog", description="GetLog's logType (1.6 knows only diagnostics)")
+    oldest_timestamp: IsoDateTime | None = Field(
+        default=None, description="Oldest log entries to include, ISO 8601 with offset"
+    )
+    latest_timestamp: IsoDateTime | None = Field(
+        default=None, description="Latest log entries to include, ISO 8601 with offset; not before the oldest"
+    )
+    retries: OcppCount | None = Field(default=None, description="Upload attempts the charger may retry")
+    retry_interval: OcppCount | None = Field(default=None, description="Seconds between retries")
+    expires_in_minutes: StrictInt = Field(
+        default=DEFAULT_EXPIRES_IN_MINUTES,
+        ge=MIN_EXPIRES_IN_MINUTES,
+        le=MAX_EXPIRES_IN_MINUTES,
+        description="How long the upload address works: 24 hours unless asked, 5 minutes to 7 days",
+    )
+
+
+class StatusNotification(BaseModel):
+    """A LogStatusNotification (2.0.1) or DiagnosticsStatusNotification (1.6) the charger sent about the upload,
+    as its vendor's log holds it."""
+
+    timestamp: datetime
+    action: str
+    status: str
+    ocpp_request_id: int | None = Field(default=None, description="LogStatusNotification's requestId")
+
+
+class DiagnosticsFileView(BaseModel):
+    """A file received for a request, with a short-lived download link."""
+
+    filename: str
+    size: int = Field(description="Bytes")
+    sha256: str = Field(description="Hex SHA-256 of the stored bytes")
+    content_type: str
+    compression: Compression
+    received_at: datetime
+    upload_method: UploadMethod
+    multipart: bool
+    kept_until: datetime = Field(description="When the bucket's lifecycle deletes the file")
+    download_url: str | None = Field(description="Presigned GET of the file; null once it has been deleted")
+    download_expires_at: datetime | None = None
+
+
+class DiagnosticsRequestSummary(BaseModel):
+    """A request as lists show it: no upload address (it holds the token), no files."""
+
+    request_id: str
+    charger_id: str
+    log_type: LogType
+    ocpp_request_id: int = Field(description="GetLog's requestId; LogStatusNotifications carry it")
+    oldest_timestamp: datetime | None = None
+    latest_timestamp: datetime | None = None
+    retries: int | None = None
+    retry_interval: int | None = None
+    requested_at: datetime
+    upload_expires_at: datetime = Field(description="When the upload address stops working")
+    state: RequestState = Field(
+        description="uploaded: a file arrived; failed: the charger reported a failure (or the last upload was "
+        "rejected) and no file arrived; uploading: an upload was let through, or the charger reported Uploading; "
+        "expired: the address expired with no file; else requested"
+    )
+    upload_attempts: int = Field(description="Uploads the upload address let through")
+    last_attempt_at: datetime | None = None
+    files_received: int
+    last_file_at: datetime | None = None
+    last_upload_error: str | None = Field(default=None, description="Why the last upload was rejected, if it was")
+
+
+class DiagnosticsRequestDetail(DiagnosticsRequestSummary):
+    """A request with its upload address, the OCPP payloads that send it, its files and the charger's reports."""
+
+    remote_location: str = Field(
+        description="The upload address (at most 512 characters, ends with /); it holds the request's secret token"
+    )
+    getlog: dict[str, Any] = Field(description="The OCPP 2.0.1 GetLog request payload, ready to send")
+    getdiagnostics: dict[str, Any] = Field(description="The OCPP 1.6 GetDiagnostics request payload, ready to send")
+    files: list[DiagnosticsFileView]
+    status_notifications: list[StatusNotification] = Field(
+        description="The charger's LogStatusNotification (same requestId) or DiagnosticsStatusNotification (between "
+        "the request and its expiry) records collected from its vendor, in time order"
+    )
+
+
+class DiagnosticsRequestList(BaseModel):
+    requests: list[DiagnosticsRequestSummary] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
