@@ -352,3 +352,31 @@ def test_a_malformed_form_records_the_error_and_keeps_nothing(
     refreshed = diagnostics_dal.get_request(request.request_id)
     assert refreshed is not None
     assert refreshed.last_upload_error
+
+
+def test_the_integration_role_confines_api_gateway_to_incoming(
+    uploads: UploadStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local S3 integration runs as UploadApiRole: were the authorizer to name a key outside incoming/, S3 would
+    refuse the role (403), which the integration response turns into a 502 problem; nothing is stored."""
+    from chargelog.logic import uploads as upload_logic
+
+    monkeypatch.setattr(upload_logic, "incoming_key", lambda request_id, received_at: f"diagnostics/x/{request_id}/y")
+    _, location = new_request(uploads.url)
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"hello\n")
+    result = curl("-T", str(path), location, tmp_path=tmp_path)
+    assert result.status == 502
+    assert result.content_type == "application/problem+json"
+    assert json.loads(result.body)["status"] == 502
+    assert uploads.keys() == []
+
+
+def test_success_is_exactly_200_with_a_short_text_body(uploads: UploadStack, tmp_path: Path) -> None:
+    _, location = new_request(uploads.url)
+    path = tmp_path / "log.txt"
+    path.write_bytes(b"hello\n")
+    for arguments in (["-T", str(path), location], ["-X", "POST", "--data-binary", f"@{path}", f"{location}named.log"]):
+        result = curl(*arguments, tmp_path=tmp_path)
+        assert (result.status, result.body) == (200, "OK")
+        assert result.content_type.startswith("text/plain")

@@ -196,7 +196,8 @@ class LocalUploadGateway:
                 return self.gateway_error("AUTHORIZER_FAILURE", "Authorizer error")
             authorizer_context = dict(result.get("context") or {})
             if not _policy_allows(result["policyDocument"], method_arn):
-                logger.info("%s %s -> denied", request.method, raw_path)
+                # The resource, not the path: the path carries the token.
+                logger.info("%s %s -> denied: %s", request.method, operation.path, authorizer_context.get("reason"))
                 return self.gateway_error(
                     "ACCESS_DENIED", "User is not authorized to access this resource", authorizer_context
                 )
