@@ -28,6 +28,9 @@ class Settings(BaseModel):
     cursor_secret_name: str = Field(alias="CHARGELOG_CURSOR_SECRET")
     retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RETENTION_DAYS")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")
+    # The API's only (template.yaml: ApiFunction): where upload addresses point, and how long files are kept.
+    upload_base_url: str = Field(default="", alias="CHARGELOG_UPLOAD_BASE_URL")
+    diagnostics_retention_days: int = Field(default=90, ge=1, alias="CHARGELOG_DIAGNOSTICS_RETENTION_DAYS")
 
     def queue_url(self, vendor: str) -> str:
         """The work queue of one vendor's collection jobs."""

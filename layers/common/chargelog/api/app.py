@@ -12,14 +12,15 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, OpenAPI, Server
 
 from chargelog import __version__
-from chargelog.api import collectors, exchanges, exports, health, logs, openapi, problems, sources
+from chargelog.api import collectors, diagnostics, exchanges, exports, health, logs, openapi, problems, sources
 
 API_KEY_SCHEME = "api_key"  # the name SAM gives the scheme in the API definition it deploys
 # What API Gateway serves without a key (template.yaml: Auth.ApiKeyRequired false); every other route needs one.
 OPEN_ROUTES = frozenset({("get", "/health")})
 
 DESCRIPTION = """\
-Collected OCPP logs of EV chargers, per charger, site and fleet; the sources chargelog collects; collector health.
+Collected OCPP logs of EV chargers, per charger, site and fleet; the sources chargelog collects; collector health;
+diagnostics requests (upload addresses for GetLog / GetDiagnostics) and the files chargers upload to them.
 
 Every route except `GET /health` needs the API key in the `x-api-key` header. Errors are
 `application/problem+json` bodies with `type`, `title`, `status` and `detail`.
@@ -44,6 +45,7 @@ app.include_router(collectors.router)
 app.include_router(logs.router)
 app.include_router(exchanges.router)
 app.include_router(exports.router)
+app.include_router(diagnostics.router)
 
 app.configure_openapi(
     title="chargelog API",

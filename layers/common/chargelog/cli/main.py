@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_api_options(add_logs_arguments(commands))
 
+    from chargelog.cli.diagnostics import add_arguments as add_diagnostics_arguments
+
+    for diagnostics_action in add_diagnostics_arguments(commands):
+        _add_api_options(diagnostics_action)
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -108,6 +113,13 @@ def _run_logs(args: argparse.Namespace) -> int:
             return 0
 
 
+def _run_diagnostics(args: argparse.Namespace) -> int:
+    from chargelog.cli.diagnostics import run_diagnostics
+
+    with _client(args) as client:
+        return run_diagnostics(client, args, sys.stdout, sys.stderr)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -148,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "logs":
             return _run_logs(args)
+        if args.command == "diagnostics":
+            return _run_diagnostics(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
