@@ -28,6 +28,8 @@ The shape (every field optional; only what a record holds is set):
   are given (as ChargePilot computes its totals);
 - ``vendor``: the vendor's own extracted fields as it sent them (non-null ones only; ChargePilot).
 
+Payload keys may be camelCase (as OCPP defines them) or snake_case (as OCPPLAB logs them: ``id_tag``).
+
 Standard library and pydantic only: this module loads on every Lambda cold start. Nothing here raises on an
 odd payload: a shape it does not know leaves the fields absent.
 """
@@ -159,8 +161,8 @@ def with_vendor_fields(fields: ExtractedFields, action: str | None, raw: dict[st
 def _extract(
     action: str | None, message_type: str | None, payload: dict[str, Any] | None, result: dict[str, Any] | None
 ) -> ExtractedFields:
-    request = payload if isinstance(payload, dict) else {}
-    answer = result if isinstance(result, dict) and message_type != "CALLERROR" else {}
+    request = _camel_keys(payload) if isinstance(payload, dict) else {}
+    answer = _camel_keys(result) if isinstance(result, dict) and message_type != "CALLERROR" else {}
     if action is None and message_type == "CALLRESULT" and "transactionId" in answer and "idTagInfo" in answer:
         action = "StartTransaction"  # a StartTransaction.conf logged without its action
     found: dict[str, Any] = {}
@@ -282,16 +284,8 @@ def _with_vendor_fields(fields: ExtractedFields, action: str | None, raw: dict[s
         if value is not None and name not in filled:
             filled[name] = value
     meter = _vendor_meter(action, own)
-    if meter:
-        present = filled.get("meter", {})
-        phases = present.get("phases", {})
-        for phase, quantities in meter.pop("phases", {}).items():
-            for quantity, value in quantities.items():
-                phases.setdefault(phase, {}).setdefault(quantity, value)
-        present = meter | present
-        if phases:
-            present["phases"] = phases
-        filled["meter"] = present
+    if meter and "meter" not in filled:  # the payload's sample, when there is one, is the better source
+        filled["meter"] = meter
     filled["vendor"] = own
     return ExtractedFields.model_validate(filled)
 
@@ -319,6 +313,22 @@ def _vendor_meter(action: str | None, own: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- values
+def _camel_keys(value: Any) -> Any:
+    """JSON data with snake_case keys (as OCPPLAB logs payloads: ``id_tag_info``) in OCPP's camelCase."""
+    if isinstance(value, dict):
+        return {_camel(key) if isinstance(key, str) else key: _camel_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(item) for item in value]
+    return value
+
+
+def _camel(key: str) -> str:
+    if "_" not in key:
+        return key
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
 def _get(document: dict[str, Any], *path: str) -> Any:
     value: Any = document
     for name in path:
