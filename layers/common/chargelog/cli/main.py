@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     for diagnostics_action in add_diagnostics_arguments(commands):
         _add_api_options(diagnostics_action)
 
+    from chargelog.cli.status import add_arguments as add_status_arguments
+
+    _add_api_options(add_status_arguments(commands))
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -120,6 +124,13 @@ def _run_diagnostics(args: argparse.Namespace) -> int:
         return run_diagnostics(client, args, sys.stdout, sys.stderr)
 
 
+def _run_status(args: argparse.Namespace) -> int:
+    from chargelog.cli.status import run_status
+
+    with _client(args) as client:
+        return run_status(client, args, sys.stdout)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -162,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_logs(args)
         if args.command == "diagnostics":
             return _run_diagnostics(args)
+        if args.command == "status":
+            return _run_status(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
