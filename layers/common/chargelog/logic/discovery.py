@@ -40,7 +40,7 @@ def discover_sources(vendor: Vendor, register: bool, remaining_seconds: Callable
     if not collectors.has_adapter(vendor):
         raise ChargelogError(f"chargelog has no collector for {vendor}, so nothing to discover there.")
     try:
-        connection = collectors.connection_for(vendor)
+        connection = collectors.connection_for(vendor, require_credentials=True)
     except VendorNotConfiguredError as error:
         raise VendorNotConfiguredProblem(str(error)) from error
     adapter = collectors.adapter_for(connection, remaining_seconds)
