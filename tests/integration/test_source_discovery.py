@@ -30,6 +30,7 @@ from chargelog.simulators.evenergy import EvEnergySimulator
 from chargelog.simulators.ocpplab import OcpplabSimulator
 from chargelog.simulators.plugchoice import PlugchoiceSimulator
 from chargelog.vendor_http import VendorAuthError
+from chargelog.vendors import SOURCE_KIND
 from conftest import load_event
 
 SECRET_LOGICAL_IDS = {
@@ -174,13 +175,9 @@ def test_pages_through_the_list_to_its_last_source(name: str, extra: int, make_v
     adapter = vendor.adapter()
     found = list(adapter.discover())
     assert [source.source_id for source in found] == vendor.source_ids  # each once, in order, none of another's
-    assert {source.kind for source in found} == {collectors_kind(name)}
+    assert {source.kind for source in found} == {SOURCE_KIND[name]}
     assert adapter.requests_made == (1 if PAGE_SIZES[name] is None else 1 + extra)
     adapter.close()
-
-
-def collectors_kind(name: str) -> str:
-    return {"plugchoice": "charger", "ocpplab": "charger", "chargepilot": "site", "evenergy": "evse"}[name]
 
 
 def test_what_a_vendor_tells_of_its_sources_is_kept(make_vendor: MakeVendor) -> None:
