@@ -136,13 +136,15 @@ def chargelog_command() -> list[str]:
 
 
 @contextmanager
-def running_local_stack(schedule_seconds: int) -> Iterator[RunningStack]:
-    """Starts `chargelog local` on a free 127.0.0.1 port with API_KEY, as a newcomer would; kills it after."""
+def running_local_stack(schedule_seconds: int | None, *options: str) -> Iterator[RunningStack]:
+    """Starts `chargelog local` on a free 127.0.0.1 port with API_KEY, as a newcomer would; kills it after.
+    ``schedule_seconds`` None keeps the default schedule, as `make run` does; ``options`` are more arguments."""
     port = free_port()
+    schedule = [] if schedule_seconds is None else ["--schedule-seconds", str(schedule_seconds)]
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CHARGELOG_"))}
     env["CHARGELOG_API_KEY"] = API_KEY
     process = subprocess.Popen(
-        [*chargelog_command(), "local", "--port", str(port), "--schedule-seconds", str(schedule_seconds)],
+        [*chargelog_command(), "local", "--port", str(port), *schedule, *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -172,8 +174,9 @@ def running_local_stack(schedule_seconds: int) -> Iterator[RunningStack]:
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[RunningStack]:
-    """The local stack for one test module, firing its schedules every second."""
-    with running_local_stack(schedule_seconds=1) as stack:
+    """The local stack for one test module, firing its schedules every second. Source discovery is off: these
+    tests register the sources they collect (tests/e2e/test_discovery_local.py runs the stack as `make run` does)."""
+    with running_local_stack(1, "--no-discover-sources") as stack:
         yield stack
 
 

@@ -1,4 +1,4 @@
-"""A vendor's work queue -> run each collection job; failed jobs go back for retry, then to the DLQ."""
+"""A vendor's work queue -> run each collection or discovery job; failed jobs go back for retry, then to the DLQ."""
 
 from typing import Any
 
@@ -9,13 +9,13 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from chargelog.logic import collection
-from chargelog.models.jobs import CollectionJob
+from chargelog.logic import collection, discovery
+from chargelog.models.jobs import DiscoveryJob, WorkItem
 from chargelog.observability import logger, metrics, tracer
 
 
 class JobRecord(SqsRecordModel):
-    body: Json[CollectionJob]
+    body: Json[WorkItem]
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord)
@@ -29,6 +29,9 @@ def _remaining_seconds() -> float:
 @tracer.capture_method
 def record_handler(record: JobRecord) -> None:
     job = record.body
+    if isinstance(job, DiscoveryJob):
+        _discover(job)
+        return
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
     attempt = int(record.attributes.ApproximateReceiveCount)
     outcome = collection.run_job(job, _remaining_seconds, attempt=attempt)
@@ -48,6 +51,27 @@ def record_handler(record: JobRecord) -> None:
             "detail": outcome.detail,
         },
     )
+
+
+def _discover(job: DiscoveryJob) -> None:
+    logger.remove_keys(["source_id"])
+    logger.append_keys(vendor=job.vendor, job_id=job.job_id)
+    outcome = discovery.run_discovery_job(job, _remaining_seconds)
+    metrics.add_metadata(key="vendor", value=job.vendor)
+    metrics.add_metric(name="SourcesDiscovered", unit=MetricUnit.Count, value=outcome.found)
+    metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=outcome.registered)
+    metrics.add_metric(name="DiscoveryFailures", unit=MetricUnit.Count, value=int(outcome.status == "vendor_failed"))
+    extra = {
+        "status": outcome.status,
+        "found": outcome.found,
+        "registered": outcome.registered,
+        "enqueued": outcome.enqueued,
+        "detail": outcome.detail,
+    }
+    if outcome.status == "vendor_failed":
+        logger.error("Source discovery failed", extra=extra)
+    else:
+        logger.info("Source discovery finished", extra=extra)
 
 
 @logger.inject_lambda_context

@@ -284,3 +284,52 @@ def test_on_a_terminal_progress_goes_to_stderr_and_rows_fit_the_width(monkeypatc
     quiet.add(3)
     quiet.end()
     assert not_a_terminal.getvalue() == ""
+
+
+def test_normalized_field_filters_reach_the_api(
+    api: Api, write: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write([record(n, action="MeterValues", payload={"connectorId": 1, "transactionId": 7 + n % 2}) for n in range(6)])
+    write([record(50, action="StatusNotification", payload={"connectorId": 1, "status": "Faulted", "errorCode": "X"})])
+    code, out, err = run(capsys, monkeypatch, api, "CP-0001", "--transaction-id", "8", "--format", "json")
+    assert code == 0, err
+    assert [r["extracted"]["transaction_id"] for r in json.loads(out)] == ["8", "8", "8"]
+    assert api.queries[-1]["transaction_id"] == ["8"]
+    code, out, _ = run(
+        capsys, monkeypatch, api, "CP-0001", "--connector-status", "Faulted", "--kind", "ocpp", "--format", "csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(row["connector_status"], row["kind"]) for row in rows] == [("Faulted", "ocpp")]
+    assert api.queries[-1]["kind"] == ["ocpp"]
+
+
+def test_status_prints_the_timeline(
+    api: Api, write: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statuses = ("Available", "Charging", "Faulted")
+    write(
+        [
+            record(
+                n,
+                action="StatusNotification",
+                payload={
+                    "connectorId": 1 + n % 2,
+                    "status": statuses[n % 3],
+                    "errorCode": "NoError" if n % 3 < 2 else "GroundFailure",
+                },
+            )
+            for n in range(7)
+        ]
+    )
+    monkeypatch.setenv("CHARGELOG_API_URL", api.url)
+    monkeypatch.setenv("CHARGELOG_API_KEY", API_KEY)
+    assert main(["status", "CP-0001", "--format", "json", "--limit", "5"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["connector_status"] for e in entries] == [statuses[n % 3] for n in range(5)]
+    assert main(["status", "CP-0001", "--order", "desc"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["TIME", "(UTC)", "VENDOR", "CONN", "STATUS"]
+    assert lines[1].split()[1:] == ["ocpplab", "1", "Available"]  # n = 6, newest first
+    assert lines[2].split()[-2:] == ["Faulted", "(GroundFailure)"]
+    assert main(["status", "CP-0001", "--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z"]) == 1
+    assert "after" in capsys.readouterr().err

@@ -32,3 +32,17 @@ class PayloadTooLargeError(ChargelogError):
 class UnsupportedMediaTypeError(ChargelogError):
     status = 415
     title = "Unsupported Media Type"
+
+
+class VendorNotConfiguredProblem(ChargelogError):
+    """The vendor's secret lacks its base URL or credentials."""
+
+    status = 409
+    title = "Vendor Not Configured"
+
+
+class VendorFailedError(ChargelogError):
+    """The vendor refused the credentials, failed or answered nonsense: its message, never a secret."""
+
+    status = 502
+    title = "Bad Gateway"

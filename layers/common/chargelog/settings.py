@@ -27,6 +27,8 @@ class Settings(BaseModel):
     vendor_secret_prefix: str = Field(alias="CHARGELOG_VENDOR_SECRET_PREFIX")
     cursor_secret_name: str = Field(alias="CHARGELOG_CURSOR_SECRET")
     retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RETENTION_DAYS")
+    # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
+    discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")
     # The API's only (template.yaml: ApiFunction): where upload addresses point, and how long files are kept.
     upload_base_url: str = Field(default="", alias="CHARGELOG_UPLOAD_BASE_URL")

@@ -12,7 +12,18 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, OpenAPI, Server
 
 from chargelog import __version__
-from chargelog.api import collectors, diagnostics, exchanges, exports, health, logs, openapi, problems, sources
+from chargelog.api import (
+    collectors,
+    diagnostics,
+    exchanges,
+    exports,
+    health,
+    logs,
+    openapi,
+    problems,
+    sources,
+    status,
+)
 
 API_KEY_SCHEME = "api_key"  # the name SAM gives the scheme in the API definition it deploys
 # What API Gateway serves without a key (template.yaml: Auth.ApiKeyRequired false); every other route needs one.
@@ -46,6 +57,7 @@ app.include_router(logs.router)
 app.include_router(exchanges.router)
 app.include_router(exports.router)
 app.include_router(diagnostics.router)
+app.include_router(status.router)
 
 app.configure_openapi(
     title="chargelog API",

@@ -16,7 +16,7 @@ from chargelog.api import problems
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
 from chargelog.models.logs import ActionName, ChargerId, LogEntry, Text, records_csv, records_ndjson
-from chargelog.models.records import Direction
+from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
@@ -103,6 +103,9 @@ def _filters(
     status: str | None,
     vendor: str | None,
     message_id: str | None,
+    transaction_id: str | None,
+    connector_status: str | None,
+    kind: str | None,
     order: Literal["asc", "desc"],
     limit: int,
 ) -> LogFilters:
@@ -115,6 +118,9 @@ def _filters(
         status=status,
         vendor=vendor,
         message_id=message_id,
+        transaction_id=transaction_id,
+        connector_status=connector_status,
+        kind=kind,
         order=order,
         limit=limit,
     )
@@ -141,6 +147,13 @@ MessageTypeFilter = Annotated[MessageType | None, Query()]
 StatusFilter = Annotated[Text | None, Query()]
 VendorFilter = Annotated[Vendor | None, Query()]
 MessageIdFilter = Annotated[Text | None, Query()]
+TransactionIdFilter = Annotated[
+    Text | None, Query(description="OCPP transaction id (1.6 numbers as text, 2.0.1 ids), whatever the vendor")
+]
+ConnectorStatusFilter = Annotated[
+    Text | None, Query(description="Connector status a StatusNotification reports (Available, Charging, Faulted...)")
+]
+KindFilter = Annotated[RecordKind | None, Query(description="ocpp: OCPP messages; status: vendor status records")]
 OrderParam = Annotated[Literal["asc", "desc"], Query(description="Time order")]
 Limit = Annotated[int, Query(ge=1, le=logs.MAX_LIMIT, description=f"Records per page, at most {logs.MAX_LIMIT}")]
 Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor from the previous page")]
@@ -166,11 +179,28 @@ def charger_logs(
     status: StatusFilter = None,
     vendor: VendorFilter = None,
     message_id: MessageIdFilter = None,
+    transaction_id: TransactionIdFilter = None,
+    connector_status: ConnectorStatusFilter = None,
+    kind: KindFilter = None,
     order: OrderParam = "asc",
     limit: Limit = logs.DEFAULT_LIMIT,
     cursor: Cursor = None,
 ):  # the response is documented in PAGE_RESPONSES: JSON, CSV or NDJSON
-    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    filters = _filters(
+        start,
+        end,
+        actions,
+        direction,
+        message_type,
+        status,
+        vendor,
+        message_id,
+        transaction_id,
+        connector_status,
+        kind,
+        order,
+        limit,
+    )
     page = logs.query_logs(Scope("charger", charger_id), filters, cursor)
     return render_page(page, router.current_event.headers.get("accept"))
 
@@ -207,11 +237,28 @@ def site_logs(
     status: StatusFilter = None,
     vendor: VendorFilter = None,
     message_id: MessageIdFilter = None,
+    transaction_id: TransactionIdFilter = None,
+    connector_status: ConnectorStatusFilter = None,
+    kind: KindFilter = None,
     order: OrderParam = "asc",
     limit: Limit = logs.DEFAULT_LIMIT,
     cursor: Cursor = None,
 ):
-    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    filters = _filters(
+        start,
+        end,
+        actions,
+        direction,
+        message_type,
+        status,
+        vendor,
+        message_id,
+        transaction_id,
+        connector_status,
+        kind,
+        order,
+        limit,
+    )
     page = logs.query_logs(Scope("site", site_id), filters, cursor)
     return render_page(page, router.current_event.headers.get("accept"))
 
@@ -230,10 +277,27 @@ def fleet_logs(
     status: StatusFilter = None,
     vendor: VendorFilter = None,
     message_id: MessageIdFilter = None,
+    transaction_id: TransactionIdFilter = None,
+    connector_status: ConnectorStatusFilter = None,
+    kind: KindFilter = None,
     order: OrderParam = "asc",
     limit: Limit = logs.DEFAULT_LIMIT,
     cursor: Cursor = None,
 ):
-    filters = _filters(start, end, actions, direction, message_type, status, vendor, message_id, order, limit)
+    filters = _filters(
+        start,
+        end,
+        actions,
+        direction,
+        message_type,
+        status,
+        vendor,
+        message_id,
+        transaction_id,
+        connector_status,
+        kind,
+        order,
+        limit,
+    )
     page = logs.query_logs(Scope("fleet"), filters, cursor)
     return render_page(page, router.current_event.headers.get("accept"))

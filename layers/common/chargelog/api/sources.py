@@ -10,8 +10,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chargelog.api import problems
-from chargelog.logic import sources
-from chargelog.models.sources import Source, SourceCreate, SourceId, SourceList, SourceUpdate
+from chargelog.logic import discovery, sources
+from chargelog.models.sources import (
+    DiscoverRequest,
+    DiscoveryResult,
+    Source,
+    SourceCreate,
+    SourceId,
+    SourceList,
+    SourceUpdate,
+)
 from chargelog.observability import logger, metrics
 from chargelog.vendors import Vendor
 
@@ -43,6 +51,39 @@ def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
         body=source,
         headers={"Location": f"/sources/{source.vendor}/{source.source_id}"},
     )
+
+
+@router.post(
+    "/sources/discover",
+    summary="Discover (and register) the sources a vendor's credentials can see",
+    description=(
+        "Lists the vendor's chargers (Plugchoice, OCPPLAB), sites (ChargePilot) or EVSEs (ev.energy) and registers, "
+        "enabled, each one not registered yet; sources already registered are left exactly as they are. "
+        'With `"register": false` it only lists them.'
+    ),
+    responses={
+        200: {"description": "What the vendor lists, and what was registered"},
+        **problems.responses(
+            {
+                409: "The vendor is not configured: its secret has no base URL or credentials (the detail says which).",
+                502: "The vendor refused the credentials, failed or answered nonsense (the detail has its message).",
+            }
+        ),
+    },
+)
+def discover_sources(request: Annotated[DiscoverRequest, Body()]) -> DiscoveryResult:
+    context = router.lambda_context
+    result = discovery.discover_sources(
+        request.vendor,
+        register=request.register_new,
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    logger.info(
+        "Sources discovered",
+        extra={"vendor": request.vendor, "found": len(result.sources), "registered": result.registered},
+    )
+    metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=result.registered)
+    return result
 
 
 @router.patch(

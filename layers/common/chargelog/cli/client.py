@@ -53,6 +53,9 @@ class ChargelogClient:
             body["name"] = name
         return dict(self.request("POST", "/sources", json=body))
 
+    def discover_sources(self, vendor: str, register: bool) -> dict[str, Any]:
+        return dict(self.request("POST", "/sources/discover", json={"vendor": vendor, "register": register}))
+
     def update_source(self, vendor: str, source_id: str, **changes: Any) -> dict[str, Any]:
         return dict(self.request("PATCH", f"/sources/{vendor}/{source_id}", json=changes))
 

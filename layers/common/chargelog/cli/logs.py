@@ -90,6 +90,9 @@ def add_arguments(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--message-type", choices=("CALL", "CALLRESULT", "CALLERROR"))
     parser.add_argument("--message-id", help="the OCPP message id (pairs a CALL with its answer)")
     parser.add_argument("--status", help="status, or a CALLERROR's error code")
+    parser.add_argument("--transaction-id", help="OCPP transaction id, whatever the vendor")
+    parser.add_argument("--connector-status", help="connector status a StatusNotification reports (e.g. Faulted)")
+    parser.add_argument("--kind", choices=("ocpp", "status"), help="OCPP messages or vendor status records")
     parser.add_argument("--order", choices=("asc", "desc"), default="asc", help="time order (default asc)")
     parser.add_argument("--limit", type=_positive, metavar="N", help="stop after N records (default: all)")
     parser.add_argument(
@@ -127,7 +130,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         params["to"] = args.end.isoformat()
     if args.actions:
         params["action"] = list(args.actions)
-    for name in ("direction", "message_type", "message_id", "status"):
+    for name in ("direction", "message_type", "message_id", "status", "transaction_id", "connector_status", "kind"):
         if getattr(args, name):
             params[name] = getattr(args, name)
     return params

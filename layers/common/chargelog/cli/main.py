@@ -36,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule-seconds",
         type=float,
         default=60.0,
-        help="fire the template's schedules this often; 0 turns them off (default 60)",
+        help="fire the template's schedules this often, the first time at start; 0 turns them off (default 60)",
+    )
+    local.add_argument(
+        "--no-discover-sources",
+        dest="discover_sources",
+        action="store_false",
+        help="do not discover and register the vendors' sources on each pass (register them with POST /sources)",
     )
 
     from chargelog.cli.collect import add_arguments as add_collect_arguments
@@ -52,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     for diagnostics_action in add_diagnostics_arguments(commands):
         _add_api_options(diagnostics_action)
 
+    from chargelog.cli.status import add_arguments as add_status_arguments
+
+    _add_api_options(add_status_arguments(commands))
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -65,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove = source_commands.add_parser("remove", help="unregister a source")
     remove.add_argument("vendor", choices=VENDORS)
     remove.add_argument("source_id")
+    discover = source_commands.add_parser(
+        "discover", help="list the chargers, sites or EVSEs a vendor's credentials see, and register the new ones"
+    )
+    discover.add_argument("vendor", choices=VENDORS)
+    discover.add_argument("--dry-run", action="store_true", help="only list them; register nothing")
+    discover.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for action in ("enable", "disable"):
         toggle = source_commands.add_parser(action, help=f"{action} collection of a source")
         toggle.add_argument("vendor", choices=VENDORS)
@@ -85,6 +101,42 @@ def _print_sources(sources: list[dict[str, Any]]) -> None:
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+def _print_discovered(result: dict[str, Any]) -> None:
+    sources = result["sources"]
+    if not sources:
+        print(f"{result['vendor']} lists no sources for these credentials.")
+        return
+
+    def status(source: dict[str, Any]) -> str:
+        if source["registered"]:
+            return "registered"
+        if source["known"]:
+            return "known, " + ("enabled" if source["enabled"] else "disabled")
+        return "not registered"
+
+    columns = ("SOURCE_ID", "KIND", "NAME", "DETAILS", "STATUS")
+    rows = [
+        [
+            source["source_id"],
+            source["kind"],
+            source["name"],
+            ", ".join(f"{k}={v}" for k, v in sorted(source["details"].items())),
+            status(source),
+        ]
+        for source in sources
+    ]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    if result["dry_run"]:
+        print(f"{len(sources)} found; dry run, nothing registered.")
+    else:
+        print(f"{len(sources)} found, {result['registered']} newly registered.")
+    for skipped in result.get("skipped") or []:
+        print(f"Left out {skipped!r}: not a valid source id.", file=sys.stderr)
 
 
 def _client(args: argparse.Namespace) -> ChargelogClient:
@@ -120,6 +172,13 @@ def _run_diagnostics(args: argparse.Namespace) -> int:
         return run_diagnostics(client, args, sys.stdout, sys.stderr)
 
 
+def _run_status(args: argparse.Namespace) -> int:
+    from chargelog.cli.status import run_status
+
+    with _client(args) as client:
+        return run_status(client, args, sys.stdout)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -131,6 +190,12 @@ def _run_sources(args: argparse.Namespace) -> int:
                 print(json.dumps(sources, indent=2))
             else:
                 _print_sources(sources)
+        elif args.action == "discover":
+            result = client.discover_sources(args.vendor, register=not args.dry_run)
+            if args.json:
+                print(json.dumps(result, indent=2))
+            else:
+                _print_discovered(result)
         elif args.action == "remove":
             client.remove_source(args.vendor, args.source_id)
             print(f"Removed {args.vendor}/{args.source_id}.")
@@ -146,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "local":
         from chargelog.local.runner import LocalOptions, run
 
-        return run(LocalOptions(port=args.port, schedule_seconds=args.schedule_seconds))
+        return run(
+            LocalOptions(port=args.port, schedule_seconds=args.schedule_seconds, discover_sources=args.discover_sources)
+        )
     if args.command == "collect":
         from chargelog.cli.collect import collect
 
@@ -162,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_logs(args)
         if args.command == "diagnostics":
             return _run_diagnostics(args)
+        if args.command == "status":
+            return _run_status(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)

@@ -15,6 +15,7 @@ from chargelog.collectors.base import AdapterFactory, VendorAdapter, VendorConne
 from chargelog.settings import get_settings
 
 _ADAPTERS: dict[str, tuple[VendorProfile, AdapterFactory]] = {}
+_REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {}
 SECRET_CACHE_SECONDS = 300
 
 
@@ -22,12 +23,17 @@ class VendorNotConfiguredError(Exception):
     pass
 
 
-def register(vendor: str, profile: VendorProfile, factory: AdapterFactory) -> None:
+def register(
+    vendor: str, profile: VendorProfile, factory: AdapterFactory, required_credentials: tuple[str, ...] = ()
+) -> None:
+    """``required_credentials``: the keys of the vendor's secret that must be set (besides base_url)."""
     _ADAPTERS[vendor] = (profile, factory)
+    _REQUIRED_CREDENTIALS[vendor] = required_credentials
 
 
 def unregister(vendor: str) -> None:
     _ADAPTERS.pop(vendor, None)
+    _REQUIRED_CREDENTIALS.pop(vendor, None)
 
 
 def has_adapter(vendor: str) -> bool:
@@ -35,16 +41,22 @@ def has_adapter(vendor: str) -> bool:
     return vendor in _ADAPTERS
 
 
-def connection_for(vendor: str) -> VendorConnection:
-    """The vendor's connection settings from its secret (cached for a few minutes)."""
+def connection_for(vendor: str, require_credentials: bool = False) -> VendorConnection:
+    """The vendor's connection settings from its secret (cached for a few minutes). Raises VendorNotConfiguredError
+    without a base_url, or (``require_credentials``) without each credential the vendor's adapter needs."""
     _load_builtin_adapters()
     profile, _ = _ADAPTERS[vendor]
     name = f"{get_settings().vendor_secret_prefix}{vendor}"
     raw = parameters.get_secret(name, max_age=SECRET_CACHE_SECONDS)
     secret = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    base_url = str(secret.get("base_url") or "")
-    if not base_url:
-        raise VendorNotConfiguredError(f"The {vendor} secret ({name}) has no base_url: set it to collect.")
+    required = ("base_url", *(_REQUIRED_CREDENTIALS.get(vendor, ()) if require_credentials else ()))
+    missing = [key for key in required if not secret.get(key)]
+    if missing:
+        raise VendorNotConfiguredError(
+            f"The {vendor} secret ({name}) has no {', '.join(missing)}: set {' and '.join(missing)} in it "
+            f"(aws secretsmanager put-secret-value --secret-id {name} ...)."
+        )
+    base_url = str(secret["base_url"])
     credentials = {k: str(v) for k, v in secret.items() if k != "base_url" and isinstance(v, str)}
     return VendorConnection(vendor=vendor, base_url=base_url, credentials=credentials, profile=profile.tuned(secret))
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chargelog.models.records import LogRecord
+from chargelog.vendors import SourceKind
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,16 @@ class Page:
     request: dict[str, Any]  # what was asked, for the raw archive
     next_cursor: str | None  # where the next page starts; None when this was the last
     total: int | None  # the vendor's count of records matching the query, when it gives one
+
+
+@dataclass(frozen=True)
+class DiscoveredSource:
+    """One charger, site or EVSE a vendor's credentials can see: what a source would be registered as."""
+
+    source_id: str  # the id the vendor's log API is addressed by
+    kind: SourceKind
+    name: str | None = None  # the vendor's display name, if it gives one
+    details: Mapping[str, str] = field(default_factory=dict)  # what else helps a person: OCPP identity, site...
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,11 @@ class VendorAdapter(Protocol):
 
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         """One vendor record as a LogRecord; raises ValueError when it cannot be parsed."""
+        ...
+
+    def discover(self) -> Iterator[DiscoveredSource]:
+        """Every source the credentials can see, paging through the vendor's list as its docs say; raises a
+        ``VendorError`` when the vendor refuses or fails."""
         ...
 
     def close(self) -> None: ...

@@ -20,16 +20,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
 
 from chargelog import collectors
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
 from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
 
@@ -121,6 +131,13 @@ class _LogPage(BaseModel):
     count: StrictInt = Field(ge=0)
 
 
+class _SiteItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr | StrictInt
+    name: StrictStr | None = None
+
+
 class _LogItem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -130,6 +147,9 @@ class _LogItem(BaseModel):
     site_id: StrictStr | None = None
     charger_id: StrictStr = Field(min_length=1)
     connector_id: StrictInt | None = Field(default=None, ge=0)
+
+
+_SiteList = TypeAdapter(list[_SiteItem])
 
 
 def _param_time(moment: datetime) -> str:
@@ -200,6 +220,19 @@ class ChargepilotAdapter:
             total=page.count,
         )
 
+    def discover(self) -> Iterator[DiscoveredSource]:
+        """``GET /sites`` (signed): the API key's sites, one bare array, unpaged."""
+        path = "/sites"
+        body, _ = self._http.get_json(path)
+        try:
+            sites = _SiteList.validate_python(body)
+        except ValidationError as error:
+            raise VendorResponseError(
+                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
+            ) from error
+        for site in sites:
+            yield DiscoveredSource(source_id=str(site.id), kind="site", name=site.name)
+
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:
             entry = _LogItem.model_validate(item)
@@ -240,4 +273,4 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-collectors.register(VENDOR, PROFILE, ChargepilotAdapter)
+collectors.register(VENDOR, PROFILE, ChargepilotAdapter, required_credentials=("api_key", "api_secret"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from chargelog import collectors
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.vendor_http import (
     DEADLINE_MARGIN_SECONDS,
@@ -242,6 +242,14 @@ class _StatusLog(BaseModel):
         return value
 
 
+class _Evse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr
+    url: StrictStr | None = None
+    name: StrictStr | None = None
+
+
 def _param_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -297,19 +305,46 @@ class EvenergyAdapter:
                 "sampled_at__lte": _param_time(window.end),
                 "page_size": self._page_size,
             }
-            request = {"path": str(self._base.join(target).path), "params": params}
+            path = str(self._base.join(target).path)
+            request: dict[str, Any] = {"path": path, "params": params}
         else:
             target, params = cursor, None  # the vendor's next link carries the filters and the position
             url = httpx.URL(cursor)
-            request = {"path": url.path, "params": dict(url.params)}
+            path = url.path
+            request = {"path": path, "params": dict(url.params)}
+        body, response = self._get_list(target, params, path)
+        return Page(items=body, body=body, request=request, next_cursor=self._next_link(response), total=None)
+
+    def discover(self) -> Iterator[DiscoveredSource]:
+        """``GET /evses``: the client's EVSEs, a bare array a page, following the ``Link`` header's next."""
+        target: str | None = "evses"
+        params: dict[str, Any] | None = {"page_size": self._page_size}
+        path = str(self._base.join("evses").path)
+        while target is not None:
+            body, response = self._get_list(target, params, path)
+            try:
+                evses = [_Evse.model_validate(item) for item in body]
+            except ValidationError as error:
+                raise VendorResponseError(
+                    f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
+                ) from error
+            for evse in evses:
+                yield DiscoveredSource(
+                    source_id=evse.id, kind="evse", name=evse.name, details={"url": evse.url} if evse.url else {}
+                )
+            # An empty page ends the paging even if a link says otherwise.
+            target, params = (self._next_link(response) if evses else None), None
+
+    def _get_list(self, target: str, params: dict[str, Any] | None, path: str) -> tuple[list[Any], httpx.Response]:
+        """One page of a list (paced to the hour's budget): a bare JSON array of objects, and the response."""
         self._pace()
         body, response = self._http.get_json(target, params)
         self._pacer.observe(response)
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
             raise VendorResponseError(
-                f"{VENDOR} GET {request['path']} answered with an unexpected body: expected a JSON array of objects"
+                f"{VENDOR} GET {path} answered with an unexpected body: expected a JSON array of objects"
             )
-        return Page(items=body, body=body, request=request, next_cursor=self._next_link(response), total=None)
+        return body, response
 
     def _pace(self) -> None:
         pause = min(self._pacer.pause_seconds(), self._remaining() - DEADLINE_MARGIN_SECONDS)
@@ -355,4 +390,4 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-collectors.register(VENDOR, PROFILE, EvenergyAdapter)
+collectors.register(VENDOR, PROFILE, EvenergyAdapter, required_credentials=("client_id", "client_secret"))

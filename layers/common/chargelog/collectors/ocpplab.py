@@ -7,7 +7,7 @@ a JSON string; a source is one charger deployment id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
@@ -15,13 +15,14 @@ from urllib.parse import quote
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 from chargelog.ocpp_frames import MalformedFrameError, parse_frame
 from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
 
 VENDOR: Final = "ocpplab"
 MAX_LIMIT = 1000
+CHARGERS_MAX_LIMIT = 100  # of the charger list (GET /ocpp/chargers)
 PROFILE = VendorProfile(
     lookback=timedelta(minutes=30),
     settle_delay=timedelta(seconds=30),
@@ -41,6 +42,21 @@ class _LogPage(BaseModel):
     total: StrictInt
     limit: StrictInt
     offset: StrictInt
+
+
+class _ChargerPage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    data: list[Any]
+    total: StrictInt | None = None
+
+
+class _ChargerItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr
+    identity: StrictStr | None = None
+    name: StrictStr | None = None
 
 
 class _LogItem(BaseModel):
@@ -115,6 +131,33 @@ class OcpplabAdapter:
             total=page.total,
         )
 
+    def discover(self) -> Iterator[DiscoveredSource]:
+        """``GET /ocpp/chargers?page=&limit=``: the tenant's chargers, 100 a page (the most it gives), pages
+        from 1, until the pages hold ``total`` chargers, or a page comes back short or empty."""
+        path = "/ocpp/chargers"
+        page_number, seen = 1, 0
+        while True:
+            params = {"page": page_number, "limit": CHARGERS_MAX_LIMIT}
+            body, _ = self._http.get_json(path, params)
+            try:
+                page = _ChargerPage.model_validate(body)
+                chargers = [_ChargerItem.model_validate(item) for item in page.data]
+            except ValidationError as error:
+                raise VendorResponseError(
+                    f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
+                ) from error
+            for charger in chargers:
+                yield DiscoveredSource(
+                    source_id=charger.id,
+                    kind="charger",
+                    name=charger.name or charger.identity,
+                    details={"identity": charger.identity} if charger.identity else {},
+                )
+            seen += len(chargers)
+            if not chargers or len(chargers) < CHARGERS_MAX_LIMIT or (page.total is not None and seen >= page.total):
+                return
+            page_number += 1
+
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:
             entry = _LogItem.model_validate(item)
@@ -163,4 +206,4 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-collectors.register(VENDOR, PROFILE, OcpplabAdapter)
+collectors.register(VENDOR, PROFILE, OcpplabAdapter, required_credentials=("token",))

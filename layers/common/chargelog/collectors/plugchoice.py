@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs, quote, urlsplit
@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
 
@@ -73,6 +73,17 @@ class _LogPage(BaseModel):
         if self.links is not None:
             return self.links.next
         return self.next_page_url
+
+
+class _ChargerItem(BaseModel):
+    """One charger of ``GET /v3/chargers``: its ``uuid`` addresses its logs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    uuid: StrictStr
+    id: StrictInt | None = None
+    identity: StrictStr | None = None
+    name: StrictStr | None = None
 
 
 class _LogItem(BaseModel):
@@ -162,6 +173,37 @@ class PlugchoiceAdapter:
         }
         if action:
             params["filter[method]"] = action
+        page, body, next_cursor = self._get_page(path, params)
+        return Page(
+            items=page.data,
+            body=body,
+            request={"path": path, "params": params},
+            next_cursor=next_cursor,
+            total=None,
+        )
+
+    def discover(self) -> Iterator[DiscoveredSource]:
+        """``GET /v3/chargers``: the chargers the token can see, paged like the logs (``links.next``)."""
+        path = "/v3/chargers"
+        cursor: str | None = "1"
+        while cursor is not None:
+            page, _, cursor = self._get_page(path, {"page": int(cursor)})
+            for item in page.data:
+                try:
+                    charger = _ChargerItem.model_validate(item)
+                except ValidationError as error:
+                    raise VendorResponseError(
+                        f"{VENDOR} GET {path} listed a charger without a uuid: {_describe(error)}"
+                    ) from error
+                details = {"identity": charger.identity} if charger.identity else {}
+                if charger.id is not None:
+                    details["plugchoice_id"] = str(charger.id)
+                yield DiscoveredSource(
+                    source_id=charger.uuid, kind="charger", name=charger.name or charger.identity, details=details
+                )
+
+    def _get_page(self, path: str, params: dict[str, Any]) -> tuple[_LogPage, Any, str | None]:
+        """One page of a simple-paginated list: the page, its body and the next page's number (None: the last)."""
         body, _ = self._http.get_json(path, params)
         try:
             page = _LogPage.model_validate(body)
@@ -174,13 +216,7 @@ class PlugchoiceAdapter:
         next_cursor = page_number_of(next_url) if next_url and page.data else None
         if next_cursor is not None and int(next_cursor) <= params["page"]:
             raise VendorResponseError(f"{VENDOR} GET {path} page {params['page']} links back to page {next_cursor}")
-        return Page(
-            items=page.data,
-            body=body,
-            request={"path": path, "params": params},
-            next_cursor=next_cursor,
-            total=None,
-        )
+        return page, body, next_cursor
 
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:
@@ -215,4 +251,4 @@ def _describe(error: ValidationError) -> str:
     )
 
 
-collectors.register(VENDOR, PROFILE, PlugchoiceAdapter)
+collectors.register(VENDOR, PROFILE, PlugchoiceAdapter, required_credentials=("token",))

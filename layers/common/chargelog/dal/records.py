@@ -1,7 +1,10 @@
 """Normalized log records in the table, written as idempotent upserts.
 
 Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``, and for
-records with an OCPP action ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"``, ``gsi1sk = sk``. A record
+records with an OCPP action ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"`` (status records:
+``"CHARGER#<charger_id>#KIND#status"``), ``gsi1sk = sk``. The fields extracted from the payloads
+(``extracted``) are kept as JSON text, and the ones queries filter on (``transaction_id``,
+``connector_status``) also as top-level attributes. A record
 always lands on the same key, so a re-read page, a retry or an overlapping window overwrites it with the
 same content instead of adding a copy.
 """
@@ -48,6 +51,11 @@ def action_partition(charger_id: str, action: str) -> str:
     return f"CHARGER#{charger_id}#ACTION#{action}"
 
 
+def kind_partition(charger_id: str, kind: str) -> str:
+    """A charger's records of a kind that has no OCPP action (status records), on index gsi1."""
+    return f"CHARGER#{charger_id}#KIND#{kind}"
+
+
 def site_partition(site_id: str) -> str:
     return f"SITE#{site_id}"
 
@@ -68,6 +76,10 @@ KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", 
 
 # Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps.
 JSON_TEXT_FIELDS = ("payload", "result", "raw")
+# Also JSON text (small, never moved to S3 with the documents above); its FILTERED_FIELDS are copied to the item's
+# top level, where FilterExpressions can reach them.
+EXTRACTED_FIELD = "extracted"
+FILTERED_FIELDS = ("transaction_id", "connector_status")
 
 
 def _json_text(value: Any) -> str:
@@ -82,9 +94,11 @@ def charger_items(table_name: str, charger_id: str) -> Iterator[dict[str, Any]]:
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item back as the record's fields (JSON text decoded, keys and TTL dropped)."""
     record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k != "expires_at"}
-    for field in JSON_TEXT_FIELDS:
+    for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
         if isinstance(record.get(field), str):
             record[field] = json.loads(record[field])
+    for field in FILTERED_FIELDS:
+        record.pop(field, None)  # copies of what `extracted` holds
     if "connector_id" in record:
         record["connector_id"] = int(record["connector_id"])
     return record
@@ -102,7 +116,14 @@ class RecordWriter:
 
     def item_for(self, record: LogRecord) -> dict[str, Any]:
         sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"
-        item: dict[str, Any] = record.model_dump(mode="json", exclude_none=True, exclude=set(JSON_TEXT_FIELDS))
+        item: dict[str, Any] = record.model_dump(
+            mode="json", exclude_none=True, exclude={*JSON_TEXT_FIELDS, EXTRACTED_FIELD}
+        )
+        if record.extracted is not None:
+            item[EXTRACTED_FIELD] = record.extracted.model_dump_json(exclude_none=True)
+            item.update(
+                {name: value for name in FILTERED_FIELDS if (value := getattr(record.extracted, name)) is not None}
+            )
         documents = {
             field: _json_text(value) for field in JSON_TEXT_FIELDS if (value := getattr(record, field)) is not None
         }
@@ -114,6 +135,8 @@ class RecordWriter:
         if record.action:
             item.update(gsi1pk=action_partition(record.charger_id, record.action), gsi1sk=sort_key)
             item.update(gsi3pk=fleet_action_partition(record.action, record.timestamp.date()), gsi3sk=sort_key)
+        elif record.kind != "ocpp":
+            item.update(gsi1pk=kind_partition(record.charger_id, record.kind), gsi1sk=sort_key)
         if record.site_id:
             item.update(gsi2pk=site_partition(record.site_id), gsi2sk=sort_key)
         if sum(map(len, documents.values())) > MAX_INLINE_ITEM_BYTES:

@@ -89,6 +89,8 @@ def free_port() -> int:
 class LocalOptions:
     port: int = 3000
     schedule_seconds: float = 60.0
+    # Each scheduled pass discovers the vendors' sources (the simulators' fleets) and registers them.
+    discover_sources: bool = True
     stack_name: str = "chargelog-local"
     region: str = "us-east-1"
     api_key: str | None = None
@@ -132,7 +134,7 @@ class LocalRunner:
         self._start_triggers(specs, self.stack)
 
     def _parameter_overrides(self) -> dict[str, str]:
-        return {"Stage": "local"}
+        return {"Stage": "local", "DiscoverSources": "true" if self.options.discover_sources else "false"}
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -226,8 +228,14 @@ class LocalRunner:
             function = self.functions[spec.logical_id]
             if self.options.schedule_seconds > 0:
                 for rule in spec.schedules:
+                    # The first pass runs right away, so the discovered fleet shows within seconds of the start.
                     ScheduleTrigger(
-                        function, rule, self.options.schedule_seconds, self.options.region, self._stop
+                        function,
+                        rule,
+                        self.options.schedule_seconds,
+                        self.options.region,
+                        self._stop,
+                        fire_at_start=True,
                     ).start()
             for queue_arn_expr, batch_size, reports in spec.queues:
                 queue_arn = resolver.resolve(queue_arn_expr)
@@ -246,6 +254,9 @@ class LocalRunner:
             f"  Schedules fire every {self.options.schedule_seconds:g} s"
             if self.options.schedule_seconds > 0
             else "  Schedules are off (--schedule-seconds 0)",
+            "  Each pass discovers and registers the vendors' sources (--no-discover-sources: register by hand)"
+            if self.options.discover_sources
+            else "  Source discovery is off: register sources with POST /sources",
         ]
         for omission in self.stack.local_omissions:
             lines.append(f"  Not applied locally: {omission}")

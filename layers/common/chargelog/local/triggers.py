@@ -74,9 +74,16 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> di
 
 class ScheduleTrigger(threading.Thread):
     def __init__(
-        self, function: LocalFunction, rule_name: str, interval: float, region: str, stop: threading.Event
+        self,
+        function: LocalFunction,
+        rule_name: str,
+        interval: float,
+        region: str,
+        stop: threading.Event,
+        fire_at_start: bool = False,
     ) -> None:
         super().__init__(name=f"schedule-{rule_name}", daemon=True)
+        self.fire_at_start = fire_at_start
         self.function = function
         self.rule_name = rule_name
         self.interval = interval
@@ -87,11 +94,16 @@ class ScheduleTrigger(threading.Thread):
         return self.function.invoke(scheduled_event(self.rule_name, self.region))
 
     def run(self) -> None:
+        if self.fire_at_start:
+            self._fire_logged()
         while not self._stop.wait(self.interval):
-            try:
-                self.fire()
-            except Exception:
-                logger.exception("Scheduled invocation of %s failed", self.function.name)
+            self._fire_logged()
+
+    def _fire_logged(self) -> None:
+        try:
+            self.fire()
+        except Exception:
+            logger.exception("Scheduled invocation of %s failed", self.function.name)
 
 
 class SqsTrigger(threading.Thread):

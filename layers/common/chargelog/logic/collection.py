@@ -24,17 +24,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, Window
 from chargelog.dal.archive import RawArchive
-from chargelog.dal.queue import WorkQueue
+from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.records import RecordWriter
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore
-from chargelog.models.jobs import CollectionJob
+from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.records import LogRecord
 from chargelog.observability import logger
 from chargelog.settings import Settings, get_settings
+from chargelog.vendors import VENDORS
 
 MAX_CHUNK_RECORDS = 10_000
 MAX_PASSES = 3
@@ -55,12 +58,15 @@ class DispatchSummary:
     enqueued: int
     without_adapter: int
     not_due: int
+    discoveries: int = 0  # discovery jobs queued (DiscoverSources on)
+    discovery_failures: int = 0  # vendors whose discovery job could not be queued
 
 
 def dispatch(now: datetime) -> DispatchSummary:
     """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy
-    or backed off after failures."""
+    or backed off after failures; with source discovery on, first a discovery job per vendor."""
     settings = get_settings()
+    discoveries, discovery_failures = _dispatch_discovery(settings, now) if settings.discover_sources else (0, 0)
     states = {(s.vendor, s.source_id): s for s in CollectorStateStore(settings.table_name).list()}
     jobs: dict[str, list[CollectionJob]] = defaultdict(list)
     without_adapter = not_due = 0
@@ -74,7 +80,29 @@ def dispatch(now: datetime) -> DispatchSummary:
             continue
         jobs[source.vendor].append(CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now))
     enqueued = sum(WorkQueue(settings.queue_url(vendor)).send(batch) for vendor, batch in jobs.items())
-    return DispatchSummary(enqueued=enqueued, without_adapter=without_adapter, not_due=not_due)
+    return DispatchSummary(
+        enqueued=enqueued,
+        without_adapter=without_adapter,
+        not_due=not_due,
+        discoveries=discoveries,
+        discovery_failures=discovery_failures,
+    )
+
+
+def _dispatch_discovery(settings: Settings, now: datetime) -> tuple[int, int]:
+    """A discovery job on each vendor's work queue, run by the worker (which holds the vendor secrets and
+    skips vendors without credentials). One vendor's queue failing never stops the others."""
+    queued = failed = 0
+    for vendor in VENDORS:
+        if not collectors.has_adapter(vendor):
+            continue
+        try:
+            job = DiscoveryJob.model_validate({"vendor": vendor, "scheduled_at": now})
+            queued += WorkQueue(settings.queue_url(vendor)).send([job])
+        except (QueueSendError, BotoCoreError, ClientError) as error:
+            failed += 1
+            logger.error("Could not queue source discovery", extra={"vendor": vendor, "error": str(error)})
+    return queued, failed
 
 
 @dataclass

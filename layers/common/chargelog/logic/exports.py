@@ -70,6 +70,9 @@ def _scope_and_filters(request: ExportRequest) -> tuple[Scope, LogFilters]:
         status=request.status,
         vendor=request.vendor,
         message_id=request.message_id,
+        transaction_id=request.transaction_id,
+        connector_status=request.connector_status,
+        kind=request.kind,
         order=request.order,
         limit=PAGE_SIZE,
     )

@@ -46,6 +46,19 @@ class InvalidQueryError(ChargelogError):
     title = "Bad Request"
 
 
+# LogFilters fields that are FilterExpressions on the item attribute of the same name.
+FILTERED_ATTRIBUTES = (
+    "direction",
+    "message_type",
+    "status",
+    "vendor",
+    "message_id",
+    "transaction_id",
+    "connector_status",
+    "kind",
+)
+
+
 @dataclass(frozen=True)
 class LogFilters:
     start: datetime | None = None
@@ -56,6 +69,9 @@ class LogFilters:
     status: str | None = None
     vendor: str | None = None
     message_id: str | None = None
+    transaction_id: str | None = None
+    connector_status: str | None = None
+    kind: str | None = None
     order: Order = "asc"
     limit: int = DEFAULT_LIMIT
 
@@ -69,6 +85,9 @@ class LogFilters:
             "status": self.status,
             "vendor": self.vendor,
             "message_id": self.message_id,
+            "transaction_id": self.transaction_id,
+            "connector_status": self.connector_status,
+            "kind": self.kind,
             "order": self.order,
         }
 
@@ -107,7 +126,7 @@ def listed_record(item: dict[str, Any]) -> dict[str, Any]:
 
 def _filter(filters: LogFilters, scope: Scope) -> ConditionBase | None:
     conditions: list[ConditionBase] = []
-    for name in ("direction", "message_type", "status", "vendor", "message_id"):
+    for name in FILTERED_ATTRIBUTES:
         value = getattr(filters, name)
         if value is not None:
             conditions.append(Attr(name).eq(value))
@@ -210,11 +229,14 @@ def read_page(query: LogQuery, limit: int, after: str | None = None) -> tuple[li
 def query_logs(scope: Scope, filters: LogFilters, cursor: str | None = None, now: datetime | None = None) -> LogPage:
     """One page of records in a scope, and a cursor for the next (None when there is none)."""
     query = plan_query(scope, filters, now or datetime.now(UTC))
-    digest = query_digest(
-        {"scope": [scope.kind, scope.value], **filters.described(), "resolved": [str(query.start), str(query.end)]}
-    )
+    return paged(query, {"scope": [scope.kind, scope.value], **filters.described()}, filters.limit, cursor)
+
+
+def paged(query: LogQuery, described: dict[str, Any], limit: int, cursor: str | None) -> LogPage:
+    """One page of a planned query, resumed at a signed cursor issued for the same ``described`` query."""
+    digest = query_digest({**described, "resolved": [str(query.start), str(query.end)]})
     after = decode_cursor(cursor, digest) if cursor else None
-    records, page = read_page(query, filters.limit, after)
+    records, page = read_page(query, limit, after)
     return LogPage(
         records=records,
         next_cursor=encode_cursor(page.last_key, digest) if page.last_key else None,

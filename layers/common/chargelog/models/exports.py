@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chargelog.models.logs import ActionName, ChargerId, Text
-from chargelog.models.records import Direction
+from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
@@ -41,6 +41,9 @@ class ExportRequest(BaseModel):
     status: Text | None = None
     vendor: Vendor | None = None
     message_id: Text | None = None
+    transaction_id: Text | None = Field(default=None, description="OCPP transaction id, whatever the vendor")
+    connector_status: Text | None = Field(default=None, description="Connector status of StatusNotifications")
+    kind: RecordKind | None = Field(default=None, description="ocpp or status records")
     order: Literal["asc", "desc"] = Field(default="asc", description="Time order")
     format: ExportFormat = Field(default="ndjson", description="ndjson (one JSON record per line) or csv")
 

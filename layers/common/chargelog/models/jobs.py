@@ -62,3 +62,20 @@ class CollectionJob(BaseModel):
                 "action": action,
             }
         )
+
+
+class DiscoveryJob(BaseModel):
+    """List the sources a vendor's credentials can see, register the new ones and collect them right away: what a
+    scheduled pass queues per vendor when source discovery is on (``DiscoverSources``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["discover"] = "discover"
+    job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    vendor: Vendor
+    scheduled_at: AwareDatetime
+
+
+# What a vendor's work queue carries. A collection job has no ``kind`` (messages queued before discovery existed
+# stay valid) and a discovery job no ``source_id``; both forbid unknown fields, so no message parses as both.
+WorkItem = CollectionJob | DiscoveryJob

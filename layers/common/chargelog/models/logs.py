@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from chargelog.models.extracted import ExtractedFields
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
@@ -42,9 +43,14 @@ CSV_COLUMNS = (
     "status",
     "ocpp_version",
     "record_id",
+    "transaction_id",
+    "connector_status",
     "payload",
     "result",
+    "extracted",
 )
+# Columns read out of ``extracted`` (see chargelog.models.extracted).
+EXTRACTED_COLUMNS = ("transaction_id", "connector_status")
 
 
 class LogEntry(BaseModel):
@@ -66,17 +72,27 @@ class LogEntry(BaseModel):
     result: dict[str, Any] | None = None
     ocpp_version: str | None = None
     payload_ref: str | None = Field(default=None, description="Set when the payload was too large to list")
+    extracted: ExtractedFields | None = Field(
+        default=None,
+        description="What the payloads say, the same for every vendor: connector status and error code, id tag, "
+        "transaction id, firmware / diagnostics status, GetLog request id, the latest meter sample (W, Wh, A, V, "
+        "%), and the vendor's own extracted fields under 'vendor'",
+    )
 
 
 def records_csv(records: Iterable[LogEntry], header: bool = True) -> str:
-    """CSV rows (``CSV_COLUMNS``; payload and result as compact JSON), after a header line unless told not to."""
+    """CSV rows (``CSV_COLUMNS``; payload, result and extracted as compact JSON), after a header line unless told
+    not to."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
     for record in records:
-        row = record.model_dump(mode="json")
-        for name in ("payload", "result"):
+        row = record.model_dump(mode="json", exclude_none=True)
+        extracted = row.get("extracted") or {}
+        for name in EXTRACTED_COLUMNS:
+            row[name] = extracted.get(name)
+        for name in ("payload", "result", "extracted"):
             if row.get(name) is not None:
                 row[name] = json.dumps(row[name], separators=(",", ":"))
         writer.writerow(row)

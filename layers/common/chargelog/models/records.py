@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from chargelog.models.extracted import ExtractedFields, extract_fields, with_vendor_fields
 from chargelog.models.sources import SourceId
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import VENDORS, Vendor
@@ -44,6 +45,8 @@ NonEmptyStr = Annotated[str, StringConstraints(strict=True, min_length=1)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 ConnectorId = Annotated[int, Strict(), Field(ge=0)]
 OcppVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]+(\.[0-9]+)+$")]
+# Vendors whose log entries carry fields they extracted themselves (kept under ``extracted.vendor``).
+VENDORS_WITH_OWN_FIELDS: Final = frozenset({"chargepilot"})
 
 
 class LogRecord(BaseModel):
@@ -93,11 +96,28 @@ class LogRecord(BaseModel):
     """Stable id of the record, unique within the vendor; see `record_id_for`."""
     raw: dict[str, Any]
     """The vendor's log entry exactly as received, so nothing is lost to normalization."""
+    extracted: ExtractedFields | None = None
+    """What the payloads say (connector status, transaction id, meter values...), the same for every vendor.
+
+    Left out, it is computed from the record's other fields (`chargelog.models.extracted`); None when the
+    record holds none of them.
+    """
 
     @model_validator(mode="after")
     def _record_id_names_vendor(self) -> LogRecord:
         if not self.record_id.startswith(f"{self.vendor}:"):
             raise ValueError(f"record_id {self.record_id!r} must start with '{self.vendor}:' (see record_id_for)")
+        return self
+
+    @model_validator(mode="after")
+    def _extract(self) -> LogRecord:
+        """Fill ``extracted`` for every vendor in this one place, unless it was given."""
+        if self.extracted is None and self.kind == "ocpp":
+            fields = extract_fields(self.action, self.message_type, self.payload, self.result, self.ocpp_version)
+            if self.vendor in VENDORS_WITH_OWN_FIELDS:
+                fields = with_vendor_fields(fields, self.action, self.raw)
+            if not fields.is_empty():
+                self.__dict__["extracted"] = fields  # frozen: set once, while validating
         return self
 
 

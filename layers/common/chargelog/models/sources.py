@@ -50,3 +50,40 @@ class Source(BaseModel):
 
 class SourceList(BaseModel):
     sources: list[Source]
+
+
+class DiscoverRequest(BaseModel):
+    """Body of POST /sources/discover."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    vendor: Vendor
+    # "register" on the wire; the attribute name would shadow BaseModel.register.
+    register_new: StrictBool = Field(
+        default=True,
+        alias="register",
+        description="Register what is not registered yet; false only lists (a dry run).",
+    )
+
+
+class DiscoveredSourceResult(BaseModel):
+    """One source the vendor's credentials can see, and what discovery did with it."""
+
+    vendor: Vendor
+    source_id: SourceId
+    kind: SourceKind
+    name: str = Field(description="The vendor's display name, else the source id")
+    details: dict[str, str] = Field(description="What else the vendor tells: OCPP identity, URL...")
+    registered: bool = Field(description="Registered by this discovery (false: already known, or a dry run)")
+    known: bool = Field(description="Was registered before this discovery")
+    enabled: bool | None = Field(description="Whether it is collected: as registered; null when not registered")
+
+
+class DiscoveryResult(BaseModel):
+    vendor: Vendor
+    dry_run: bool
+    sources: list[DiscoveredSourceResult]
+    registered: int = Field(description="How many sources this discovery registered")
+    skipped: list[str] = Field(
+        default_factory=list, description="Ids the vendor listed that are not valid source ids, left out"
+    )

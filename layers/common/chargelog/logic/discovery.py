@@ -1,0 +1,136 @@
+"""Source discovery: list what a vendor's credentials can see and register what is not registered yet.
+
+Registration never touches a source that exists: a source a user disabled or renamed stays as it is. A discovery
+job (queued by a scheduled pass when ``DiscoverSources`` is on) also queues a collection job for each source it
+registered, so new sources are collected right away rather than on the next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Literal
+
+from pydantic import ValidationError
+
+from chargelog import collectors
+from chargelog.collectors import VendorNotConfiguredError
+from chargelog.collectors.base import DiscoveredSource, VendorAdapter
+from chargelog.dal.queue import WorkQueue
+from chargelog.dal.sources import SourceStore
+from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredProblem
+from chargelog.logic import sources
+from chargelog.models.jobs import CollectionJob, DiscoveryJob
+from chargelog.models.sources import DiscoveredSourceResult, DiscoveryResult, Source, SourceCreate
+from chargelog.observability import logger
+from chargelog.settings import get_settings
+from chargelog.vendor_http import VendorError
+from chargelog.vendors import Vendor
+
+# More sources than any fleet has: a vendor whose paging never ends cannot make discovery run forever.
+MAX_DISCOVERED_SOURCES = 10_000
+NAME_MAX_LENGTH = 200
+
+
+def discover_sources(vendor: Vendor, register: bool, remaining_seconds: Callable[[], float]) -> DiscoveryResult:
+    """What the vendor's credentials can see, each registered (enabled) unless it is already or ``register`` is
+    false. Raises VendorNotConfiguredProblem (409) or VendorFailedError (502, the vendor's message)."""
+    if not collectors.has_adapter(vendor):
+        raise ChargelogError(f"chargelog has no collector for {vendor}, so nothing to discover there.")
+    try:
+        connection = collectors.connection_for(vendor, require_credentials=True)
+    except VendorNotConfiguredError as error:
+        raise VendorNotConfiguredProblem(str(error)) from error
+    adapter = collectors.adapter_for(connection, remaining_seconds)
+    try:
+        found = _list(adapter)
+    except VendorError as error:
+        raise VendorFailedError(str(error)) from error
+    finally:
+        adapter.close()
+    return _register(vendor, found, register)
+
+
+def _list(adapter: VendorAdapter) -> list[DiscoveredSource]:
+    return list(islice(adapter.discover(), MAX_DISCOVERED_SOURCES))
+
+
+def _register(vendor: Vendor, found: list[DiscoveredSource], register: bool) -> DiscoveryResult:
+    store = SourceStore(get_settings().table_name)
+    known: dict[str, Source] = {source.source_id: source for source in store.list(vendor=vendor)}
+    results: list[DiscoveredSourceResult] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for discovered in found:
+        if discovered.source_id in seen:
+            continue  # listed twice (a page shifted while paging): once is enough
+        seen.add(discovered.source_id)
+        name = " ".join((discovered.name or "").split())[:NAME_MAX_LENGTH] or discovered.source_id
+        try:
+            request = SourceCreate(vendor=vendor, source_id=discovered.source_id, name=name)
+        except ValidationError:
+            skipped.append(discovered.source_id[:NAME_MAX_LENGTH])
+            logger.warning(
+                "Discovered source id is not a valid source id; left out",
+                extra={"vendor": vendor, "source_id": discovered.source_id[:NAME_MAX_LENGTH]},
+            )
+            continue
+        existing = known.get(discovered.source_id)
+        registered = False
+        if existing is None and register:
+            try:
+                existing = sources.create_source(request)
+                registered = True
+            except ConflictError:  # registered meanwhile, by a user or another discovery
+                existing = store.get(vendor, discovered.source_id)
+        results.append(
+            DiscoveredSourceResult(
+                vendor=request.vendor,
+                source_id=request.source_id,
+                kind=discovered.kind,
+                name=name,
+                details=dict(discovered.details),
+                registered=registered,
+                known=existing is not None and not registered,
+                enabled=existing.enabled if existing is not None else None,
+            )
+        )
+    return DiscoveryResult(
+        vendor=vendor,
+        dry_run=not register,
+        sources=results,
+        registered=sum(result.registered for result in results),
+        skipped=skipped,
+    )
+
+
+@dataclass(frozen=True)
+class DiscoveryOutcome:
+    status: Literal["done", "not_configured", "vendor_failed"]
+    found: int = 0
+    registered: int = 0
+    enqueued: int = 0
+    detail: str = ""
+
+
+def run_discovery_job(job: DiscoveryJob, remaining_seconds: Callable[[], float]) -> DiscoveryOutcome:
+    """Discover and register the vendor's sources, and queue a collection job for each new one.
+
+    A vendor without credentials or failing is an outcome, not an error: the next scheduled pass tries again, and
+    the job never blocks the vendor's queue with retries."""
+    try:
+        result = discover_sources(job.vendor, register=True, remaining_seconds=remaining_seconds)
+    except VendorNotConfiguredProblem as error:
+        return DiscoveryOutcome(status="not_configured", detail=error.detail)
+    except VendorFailedError as error:
+        return DiscoveryOutcome(status="vendor_failed", detail=error.detail)
+    now = datetime.now(UTC)
+    jobs = [
+        CollectionJob(vendor=job.vendor, source_id=source.source_id, scheduled_at=now)
+        for source in result.sources
+        if source.registered
+    ]
+    enqueued = WorkQueue(get_settings().queue_url(job.vendor)).send(jobs) if jobs else 0
+    return DiscoveryOutcome(status="done", found=len(result.sources), registered=result.registered, enqueued=enqueued)

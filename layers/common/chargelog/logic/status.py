@@ -1,0 +1,60 @@
+"""A charger's status timeline: what state it and its connectors were in, over time, whatever the vendor.
+
+Two kinds of records say it: vendor status records (kind ``status``, e.g. ev.energy's plugged-in / charging
+samples) and OCPP StatusNotifications (a connector's status and error code). Both are index gsi1 partitions of
+the charger (``CHARGER#c#KIND#status`` and ``CHARGER#c#ACTION#StatusNotification``), merged in time order and
+paged with signed cursors by the logs listing's own machinery (`chargelog.logic.logs`). A FilterExpression keeps
+only records that report a status (a StatusNotification's CALLRESULT, logged apart by some vendors, does not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+
+from chargelog.dal.record_queries import Partition
+from chargelog.dal.records import action_partition, kind_partition
+from chargelog.logic import logs
+from chargelog.logic.logs import LogFilters, LogPage, Scope
+
+STATUS_ACTIONS = ("StatusNotification",)
+STATUS_KIND = "status"
+# Facts a vendor status record (kind "status") carries in its payload.
+STATUS_RECORD_FIELDS = ("is_plugged_in", "is_charging", "charge_rate_watts", "sampled_at", "logged_at")
+OCPP_STATUS_FIELDS = ("connector_status", "error_code")
+
+
+def status_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A listed record as a timeline entry: when, who, and the status facts it reports."""
+    entry = {
+        name: record.get(name)
+        for name in ("id", "timestamp", "vendor", "source_id", "charger_id", "connector_id", "kind", "action")
+    }
+    if record.get("kind") == STATUS_KIND:
+        payload = record.get("payload") or {}
+        entry.update({name: payload.get(name) for name in STATUS_RECORD_FIELDS})
+    else:
+        extracted = record.get("extracted") or {}
+        entry.update({name: extracted.get(name) for name in OCPP_STATUS_FIELDS})
+    return entry
+
+
+def status_timeline(
+    charger_id: str, filters: LogFilters, cursor: str | None = None, now: datetime | None = None
+) -> LogPage:
+    """One page of a charger's status timeline (entries as `status_entry` makes them) and the next cursor."""
+    scope = Scope("charger", charger_id)
+    planned = logs.plan_query(scope, filters, now or datetime.now(UTC))
+    query = replace(
+        planned,
+        partitions=[
+            [Partition(kind_partition(charger_id, STATUS_KIND), "gsi1")],
+            *([Partition(action_partition(charger_id, action), "gsi1")] for action in STATUS_ACTIONS),
+        ],
+        filter=Attr("kind").eq(STATUS_KIND) | Attr("connector_status").exists(),
+    )
+    page = logs.paged(query, {"view": "status", "charger": charger_id, **filters.described()}, filters.limit, cursor)
+    return LogPage([status_entry(record) for record in page.records], page.next_cursor, page.items_read)
