@@ -13,12 +13,13 @@ Three measurements:
    warm-up each): the time until the upload's 200 (gateway, authorizer, PutObject into moto), and until the file is
    indexed (the indexer's put_file has written the file item: S3 notification, SQS, the indexer's read, unwrap,
    hash, conditional put and item). p50/p95/max.
-2. The indexer alone, per size and body (raw, multipart), each in a fresh child process so that its memory says
-   what one file costs: the incoming object is put into moto untimed, then `index_upload` runs on it directly.
-   Wall time (median of --runs), the process's peak RSS growth during the call (Linux: VmHWM reset through
-   /proc/self/clear_refs, less VmRSS before; largest of the runs), and one more run under tracemalloc for the peak
-   Python heap. The indexer streams (256 KB chunks, a spool of at most 1 MB in memory, then /tmp), so the heap must
-   stay far below the file's size however large the file is.
+2. The indexer alone, per size and body (raw, multipart): this process puts --runs + 1 incoming objects into moto
+   (as the S3 integration stores them), then a fresh child process, warmed up on a 1 KB file, runs `index_upload`
+   on each directly. Wall time (median of --runs); the child's peak RSS growth during each call (Linux: VmHWM reset
+   through /proc/self/clear_refs, less VmRSS before; the first call, in a process that never held a large file, and
+   the largest); and, for the last object, the peak Python heap under tracemalloc. The indexer streams (256 KB
+   chunks, a spool of at most 1 MB in memory, then /tmp), so heap and RSS must stay far below the file's size
+   however large the file is.
 3. The authorizer's decision, --decisions times each: `authorize_upload` allowed (one GetItem + one UpdateItem) and
    denied (a wrong secret: one GetItem), the whole handler (Powertools decorators, the policy) on the same event,
    and a floor: the same GetItem + UpdateItem with bare boto3.
@@ -28,7 +29,7 @@ takes most of the time; on AWS, API Gateway streams the body to S3 and SQS deliv
 What carries over: the gap between each row and its floor, and the indexer's memory against the file size.
 
     .venv/bin/python bench/upload.py                                    # 100 KB, 1 MB, 9 MB; 10 runs each
-    .venv/bin/python bench/upload.py --sizes 100000 9437184 --runs 5     # as `make bench` runs it
+    .venv/bin/python bench/upload.py --runs 5 --decisions 100            # as `make bench` runs it
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ FILENAME = "diagnostics.tar.gz"
 DEFAULT_SIZES = (100 * 1024, 1024 * 1024, 9 * 1024 * 1024)
 METHODS = ("PUT", "POST")  # raw body (curl -T), multipart/form-data (curl -F)
 INDEXED_TIMEOUT_SECONDS = 60.0
+WARM_UP_BYTES = 1024
 
 
 # --------------------------------------------------------------------------------------------- the stack
@@ -137,7 +139,8 @@ def _start_stack(moto_url: str) -> UploadStack:
     template = tpl.load_template()
     stack = provision(template, "bench-upload", REGION, {"Stage": "local"})
     os.environ.update(function_environment(template, stack))
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the template's LogLevel is INFO: one line per upload
+    # The template's LogLevel is INFO (a line per upload) and its functions publish metrics (EMF on stdout).
+    os.environ.update({"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"})
     get_settings.cache_clear()
     specs = {spec.logical_id: spec for spec in tpl.functions(template)}
     local = {
@@ -358,61 +361,59 @@ def _reset_peak_rss() -> bool:
     return True
 
 
-def _indexer_child(size: int, body_kind: str, runs: int, seed: int) -> None:
-    """Child process: index `runs` + 1 incoming objects of one size and kind; print one JSON line of results.
-    The environment (moto's URL, the functions' settings) comes from the parent."""
+def _put_incoming(bucket: str, body_kind: str, data: bytes) -> str:
+    """A new request's incoming object as the upload API's S3 integration stores it (key, metadata, content type)."""
     import httpx
 
-    from chargelog import aws
     from chargelog.local.uploads import LocalUploadGateway
-    from chargelog.logic.upload_indexer import index_upload
     from chargelog.logic.uploads import incoming_key
+
+    request, _, _ = _new_request("https://uploads.example.com")
+    key = incoming_key(request.request_id, datetime.now(UTC))
+    put: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if body_kind == "multipart":
+        form = httpx.Request("POST", "http://x/", files={"file": (FILENAME, data, "application/octet-stream")})
+        put |= {"Body": form.read(), "ContentType": form.headers["content-type"], "Metadata": {"method": "POST"}}
+    else:
+        put |= {"Body": data, "Metadata": {"method": "PUT", "filename": FILENAME}}
+    LocalUploadGateway._store(put)  # as the local gateway stores it: moto's server would parse a form PUT
+    return key
+
+
+def _indexer_child(size: int) -> None:
+    """Child process: index the incoming objects whose keys come on stdin (the first is a small warm-up); print one
+    JSON line of results. The environment (moto's URL, the functions' settings) comes from the parent, which put
+    the objects, so this process holds nothing but what indexing needs."""
+    from chargelog.logic.upload_indexer import index_upload
+    from chargelog.observability import logger
     from chargelog.settings import get_settings
 
+    logger.setLevel("WARNING")
     bucket = get_settings().diagnostics_bucket
-    rng = random.Random(seed)
+    warm_up, *keys, traced = json.loads(sys.stdin.read())
 
-    def incoming(data: bytes) -> str:
-        """An incoming object as the upload API's S3 integration stores it (same key, metadata, content type)."""
-        request, _, _ = _new_request("https://uploads.example.com")
-        key = incoming_key(request.request_id, datetime.now(UTC))
-        put: dict[str, Any] = {"Bucket": bucket, "Key": key, "Metadata": {"method": "PUT", "filename": FILENAME}}
-        if body_kind == "multipart":
-            built = httpx.Request("POST", "http://x/", files={"file": (FILENAME, data, "application/octet-stream")})
-            put |= {"Body": built.read(), "ContentType": built.headers["content-type"]}
-            put["Metadata"] = {"method": "POST"}
-        else:
-            put |= {"Body": data}
-        LocalUploadGateway._store(put)  # a form goes up as a one-part multipart upload: moto would parse a PUT
-        return key
-
-    def index(key: str) -> None:
+    def index(key: str, expected_size: int) -> None:
         outcome = index_upload(key, bucket=bucket)
-        if outcome.file is None or outcome.file.size != len(data):
+        if outcome.file is None or outcome.file.size != expected_size:
             raise RuntimeError(f"not indexed as uploaded: {outcome}")
 
-    aws.reset()
-    data = _file_bytes(1024, rng)
-    index(incoming(data))  # warm-up: imports, clients, connections
-    data = _file_bytes(size, rng)
+    index(warm_up, WARM_UP_BYTES)  # imports, clients, connections
     seconds: list[float] = []
     rss_growth_kib: list[int] = []
     can_reset = _reset_peak_rss()
-    for _ in range(runs):
-        key = incoming(data)
+    for key in keys:
         gc.collect()
         if can_reset:
             _reset_peak_rss()
         before_kib = _rss_kib("VmRSS") if can_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         began = time.perf_counter()
-        index(key)
+        index(key, size)
         seconds.append(time.perf_counter() - began)
         after_kib = _rss_kib("VmHWM") if can_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rss_growth_kib.append(after_kib - before_kib)
-    key = incoming(data)
     gc.collect()
     tracemalloc.start()
-    index(key)
+    index(traced, size)
     _, peak_heap = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     result = {
@@ -424,12 +425,19 @@ def _indexer_child(size: int, body_kind: str, runs: int, seed: int) -> None:
     print(json.dumps(result), flush=True)
 
 
-def indexer(sizes: list[int], runs: int, seed: int) -> list[dict[str, Any]]:
+def indexer(sizes: list[int], runs: int, rng: random.Random) -> list[dict[str, Any]]:
+    from chargelog.settings import get_settings
+
+    bucket = get_settings().diagnostics_bucket
     rows = []
     for size in sizes:
+        data = _file_bytes(size, rng)
         for body_kind in ("raw", "multipart"):
+            warm_up = _put_incoming(bucket, body_kind, _file_bytes(WARM_UP_BYTES, rng))
+            keys = [_put_incoming(bucket, body_kind, data) for _ in range(runs + 1)]
             child = subprocess.run(
-                [sys.executable, __file__, "--indexer-child", str(size), body_kind, str(runs), str(seed)],
+                [sys.executable, __file__, "--indexer-child", str(size)],
+                input=json.dumps([warm_up, *keys]),
                 capture_output=True,
                 text=True,
                 check=False,
@@ -447,8 +455,9 @@ def indexer(sizes: list[int], runs: int, seed: int) -> list[dict[str, Any]]:
                     "wall_max_ms": max(result["seconds"]) * 1000.0,
                     "peak_heap_bytes": result["peak_heap_bytes"],
                     "peak_heap_per_file_byte": result["peak_heap_bytes"] / size,
+                    "rss_growth_first_bytes": result["rss_growth_bytes"][0],
                     "rss_growth_max_bytes": max(result["rss_growth_bytes"]),
-                    "rss_growth_median_bytes": statistics.median(result["rss_growth_bytes"]),
+                    "rss_growth_bytes": result["rss_growth_bytes"],
                     "rss_method": result["rss_method"],
                 }
             )
@@ -457,7 +466,7 @@ def indexer(sizes: list[int], runs: int, seed: int) -> list[dict[str, Any]]:
 
 
 def render_indexer(rows: list[dict[str, Any]]) -> str:
-    headers = ["indexed body", "runs", "wall p50 ms", "wall max ms", "peak heap", "heap / file", "peak RSS growth"]
+    headers = ["indexed body", "runs", "wall p50 ms", "wall max ms", "peak heap", "heap / file", "RSS growth 1st / max"]
     return _table(
         headers,
         [
@@ -468,7 +477,7 @@ def render_indexer(rows: list[dict[str, Any]]) -> str:
                 f"{row['wall_max_ms']:,.0f}",
                 f"{row['peak_heap_bytes'] / 2**20:.2f} MB",
                 f"{row['peak_heap_per_file_byte']:.2f}",
-                f"{row['rss_growth_max_bytes'] / 2**20:.1f} MB",
+                f"{row['rss_growth_first_bytes'] / 2**20:.1f} / {row['rss_growth_max_bytes'] / 2**20:.1f} MB",
             ]
             for row in rows
         ],
@@ -573,9 +582,9 @@ def render_authorizer(rows: list[dict[str, Any]]) -> str:
 
 # --------------------------------------------------------------------------------------------- main
 def main() -> int:
-    if len(sys.argv) == 6 and sys.argv[1] == "--indexer-child":
+    if len(sys.argv) == 3 and sys.argv[1] == "--indexer-child":
         warnings.filterwarnings("ignore", "No application metrics to publish")
-        _indexer_child(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        _indexer_child(int(sys.argv[2]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="file sizes in bytes")
@@ -603,7 +612,7 @@ def main() -> int:
         decisions = authorizer(stack, args.decisions, rng)
         stack.stop()
         stack = None
-        indexed = indexer(args.sizes, args.runs, args.seed)
+        indexed = indexer(args.sizes, args.runs, rng)
     finally:
         if stack:
             stack.stop()
