@@ -254,7 +254,7 @@ class IndexedWatch:
             watch._entry(file.request_id)[0].set()
             return recorded
 
-        diagnostics_dal.put_file = put_file  # type: ignore[assignment]
+        diagnostics_dal.put_file = put_file
 
     def _entry(self, request_id: str) -> tuple[threading.Event, list[float]]:
         with self._lock:
