@@ -59,6 +59,7 @@ check-layer:  ## check the built layer holds only arm64 / cp313 binaries
 bench: install  ## benchmarks (see bench/)
 	$(VENV)/bin/python bench/coldstart.py
 	$(VENV)/bin/python bench/query.py --records 20000 --runs 30
+	$(VENV)/bin/python bench/upload.py --runs 5 --decisions 100
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
