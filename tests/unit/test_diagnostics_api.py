@@ -227,6 +227,14 @@ def test_the_payloads_validate_against_the_ocpp_schemas(api: LocalStack, lambda_
     assert created(lambda_context, charger_id="CP-2")["ocpp_request_id"] == 1
 
 
+def test_whole_numbers_written_with_a_fraction_are_integers(api: LocalStack, lambda_context: Any) -> None:
+    # JSON Schema's integer (the OpenAPI document's) includes 3.0; a client sending it must not get a 422.
+    answer = created(lambda_context, retries=3.0, retry_interval=60.0, expires_in_minutes=10.0)
+    assert answer["getlog"]["retries"] == 3
+    assert answer["getlog"]["retryInterval"] == 60
+    assert answer["upload_expires_at"] == "2026-11-21T09:10:00Z"
+
+
 def test_the_expiry_can_be_chosen(api: LocalStack, lambda_context: Any) -> None:
     assert created(lambda_context, expires_in_minutes=10)["upload_expires_at"] == "2026-11-21T09:10:00Z"
     assert created(lambda_context, expires_in_minutes=7 * 24 * 60)["upload_expires_at"] == "2026-11-28T09:00:00Z"

@@ -202,8 +202,16 @@ def _iso_date_time_text(value: object) -> object:
     return value
 
 
+def _integral_number(value: object) -> object:
+    # JSON Schema's integer is any number without a fraction, so 3.0 is one; booleans and strings are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_date_time_text)]
-OcppCount = Annotated[StrictInt, Field(ge=0, le=OCPP_MAX_INTEGER)]
+JsonInteger = Annotated[StrictInt, BeforeValidator(_integral_number)]
+OcppCount = Annotated[JsonInteger, Field(ge=0, le=OCPP_MAX_INTEGER)]
 
 
 class NewDiagnosticsRequest(BaseModel):
@@ -221,7 +229,7 @@ class NewDiagnosticsRequest(BaseModel):
     )
     retries: OcppCount | None = Field(default=None, description="Upload attempts the charger may retry")
     retry_interval: OcppCount | None = Field(default=None, description="Seconds between retries")
-    expires_in_minutes: StrictInt = Field(
+    expires_in_minutes: JsonInteger = Field(
         default=DEFAULT_EXPIRES_IN_MINUTES,
         ge=MIN_EXPIRES_IN_MINUTES,
         le=MAX_EXPIRES_IN_MINUTES,
