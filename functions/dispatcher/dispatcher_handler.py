@@ -21,7 +21,13 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
     metrics.add_metric(name="SourcesWithoutAdapter", unit=MetricUnit.Count, value=summary.without_adapter)
     metrics.add_metric(name="SourcesNotDue", unit=MetricUnit.Count, value=summary.not_due)
-    result = {"enqueued": summary.enqueued, "without_adapter": summary.without_adapter, "not_due": summary.not_due}
+    metrics.add_metric(name="SourcesJobPending", unit=MetricUnit.Count, value=summary.pending)
+    result = {
+        "enqueued": summary.enqueued,
+        "without_adapter": summary.without_adapter,
+        "not_due": summary.not_due,
+        "pending": summary.pending,
+    }
     if summary.discoveries or summary.discovery_failures:  # source discovery is on (DiscoverSources)
         metrics.add_metric(name="DiscoveriesEnqueued", unit=MetricUnit.Count, value=summary.discoveries)
         metrics.add_metric(name="DiscoveryEnqueueFailures", unit=MetricUnit.Count, value=summary.discovery_failures)

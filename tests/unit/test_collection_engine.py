@@ -15,10 +15,11 @@ import dispatcher_handler
 import worker_handler
 from chargelog import aws, collectors
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.records import action_partition, charger_items, charger_partition, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
-from chargelog.logic import collection, sources
+from chargelog.logic import backfills, collection, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.records import LogRecord, record_id_for
@@ -202,8 +203,10 @@ def test_low_remaining_time_saves_the_place_and_reenqueues_the_rest(stack: Local
     (continuation,) = [CollectionJob.model_validate_json(m["Body"]) for m in messages]
     assert continuation == job
     assert state(stack).lease_job_id is None  # released for the continuation
+    assert (state(stack).queued_job_id, state(stack).job_queued_at) == (job.job_id, NOW)  # the schedule waits for it
     assert run(continuation).status == "done"
     assert stored_ids(stack) == list(range(1, 13))
+    assert (state(stack).queued_job_id, state(stack).job_queued_at) == (None, None)
 
 
 def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalStack, vendor: FakeVendor) -> None:
@@ -378,7 +381,7 @@ def test_dispatch_enqueues_due_sources_on_their_vendors_queue(
 
     result = dispatcher_handler.lambda_handler(load_event("schedule_collect"), lambda_context)
 
-    assert result == {"enqueued": 1, "without_adapter": 1, "not_due": 2}
+    assert result == {"enqueued": 1, "without_adapter": 1, "not_due": 2, "pending": 0}
     sqs = aws.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"], MaxNumberOfMessages=10)["Messages"]
     job = CollectionJob.model_validate_json(message["Body"])
@@ -419,3 +422,112 @@ def test_charger_time_and_action_queries_read_only_what_they_return(stack: Local
     assert by_action["Count"] == 10
     assert {i["action"] for i in by_action["Items"]} == {"MeterValues"}
     assert by_action["ScannedCount"] <= 2 * by_action["Count"]
+
+
+# ---------------------------------------------------------------------------------------------- pending jobs
+
+
+def queued_jobs(stack: LocalStack) -> list[CollectionJob]:
+    """Take every message off plugchoice's work queue (as a worker would)."""
+    sqs = aws.client("sqs")
+    jobs = []
+    while messages := sqs.receive_message(
+        QueueUrl=stack.refs["PlugchoiceWorkQueue"], MaxNumberOfMessages=10, VisibilityTimeout=0
+    ).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"], ReceiptHandle=message["ReceiptHandle"])
+            jobs.append(CollectionJob.model_validate_json(message["Body"]))
+    return jobs
+
+
+def test_a_source_whose_job_still_waits_gets_no_second_one(stack: LocalStack, vendor: FakeVendor) -> None:
+    add_source("cp-1")
+    add_source("cp-2")
+    first = collection.dispatch(NOW)
+    second = collection.dispatch(NOW + timedelta(minutes=1))
+    assert (first.enqueued, first.pending) == (2, 0)
+    assert (second.enqueued, second.pending, second.not_due) == (0, 2, 0)
+    jobs = queued_jobs(stack)
+    assert sorted(job.source_id for job in jobs) == ["cp-1", "cp-2"]
+    marked = {job.source_id: CollectorStateStore(stack.refs["Table"]).get(VENDOR, job.source_id) for job in jobs}
+    assert {(job.job_id, NOW) for job in jobs} == {(s.queued_job_id, s.job_queued_at) for s in marked.values()}
+
+
+def test_once_a_worker_takes_the_job_the_schedule_queues_the_next(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(3, NOW - timedelta(hours=1), timedelta(minutes=1))
+    add_source("cp-1")
+    collection.dispatch(NOW)
+    (job,) = queued_jobs(stack)
+    assert run(job).status == "done"
+    assert (state(stack).job_queued_at, state(stack).queued_job_id) == (None, None)
+    later = collection.dispatch(NOW + timedelta(minutes=5))
+    assert (later.enqueued, later.pending) == (1, 0)
+    (next_job,) = queued_jobs(stack)
+    assert next_job.job_id != job.job_id
+    assert state(stack).queued_job_id == next_job.job_id
+
+
+def test_a_scheduled_job_skipped_as_busy_clears_its_mark(stack: LocalStack, vendor: FakeVendor) -> None:
+    add_source("cp-1")
+    collection.dispatch(NOW)
+    (job,) = queued_jobs(stack)
+    CollectorStateStore(stack.refs["Table"]).acquire_lease(VENDOR, "cp-1", "a-backfill", NOW, 600)
+    assert run(job).status == "skipped"
+    assert state(stack).job_queued_at is None
+    assert collection.dispatch(NOW + timedelta(minutes=11)).enqueued == 1  # once the backfill's lease is over
+
+
+def test_a_mark_older_than_the_pending_bound_is_queued_again(stack: LocalStack, vendor: FakeVendor) -> None:
+    add_source("cp-1")
+    bound = timedelta(seconds=collection.get_settings().job_pending_seconds)
+    assert bound == timedelta(hours=1)  # the default
+    collection.dispatch(NOW)
+    (lost,) = queued_jobs(stack)  # the message is lost: no worker ever clears its mark
+    assert collection.dispatch(NOW + bound).pending == 1
+    again = collection.dispatch(NOW + bound + timedelta(seconds=1))
+    assert (again.enqueued, again.pending) == (1, 0)
+    (requeued,) = queued_jobs(stack)
+    assert state(stack).queued_job_id == requeued.job_id != lost.job_id
+    assert state(stack).job_queued_at == NOW + bound + timedelta(seconds=1)
+
+
+def test_of_two_dispatchers_racing_only_one_queues_the_job(
+    stack: LocalStack, vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_source("cp-1")
+    # Both read the collector states before either marked the source: the second sees no pending job.
+    monkeypatch.setattr(CollectorStateStore, "list", lambda _self: iter([]))
+    first = collection.dispatch(NOW)
+    second = collection.dispatch(NOW)
+    assert (first.enqueued, first.pending) == (1, 0)
+    assert (second.enqueued, second.pending) == (0, 1)  # its conditional mark failed
+    assert len(queued_jobs(stack)) == 1
+
+
+def test_a_failed_send_clears_the_marks_so_the_next_schedule_queues_again(
+    stack: LocalStack, vendor: FakeVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_source("cp-1")
+
+    def refuse(_self: WorkQueue, _messages: Any, delay_seconds: int = 0) -> int:
+        raise QueueSendError("SQS refused 1 of 1 messages")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WorkQueue, "send", refuse)
+        with pytest.raises(QueueSendError):
+            collection.dispatch(NOW)
+    assert state(stack).job_queued_at is None
+    assert collection.dispatch(NOW + timedelta(minutes=1)).enqueued == 1
+
+
+def test_backfills_neither_set_nor_clear_the_pending_mark(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(3, NOW - timedelta(days=1), timedelta(minutes=1))
+    add_source("cp-1")
+    collection.dispatch(NOW)
+    (scheduled_job,) = queued_jobs(stack)
+    backfill = backfills.queue_backfill(VENDOR, "cp-1", NOW - timedelta(days=2), NOW - timedelta(hours=12), now=NOW)
+    (queued_backfill,) = queued_jobs(stack)  # queued even though a scheduled job is pending
+    assert queued_backfill.job_id == backfill.job_id
+    assert run(queued_backfill).status == "done"
+    assert state(stack).queued_job_id == scheduled_job.job_id  # the scheduled job still waits
+    assert collection.dispatch(NOW + timedelta(minutes=1)).pending == 1

@@ -54,6 +54,7 @@ def test_each_source_reports_its_progress_errors_and_jobs(
     sqs = aws.client("sqs")
     delayed = CollectionJob(vendor="ocpplab", source_id="dep-healthy", scheduled_at=now)
     sqs.send_message(QueueUrl=stack.refs["OcpplabWorkQueue"], MessageBody=delayed.model_dump_json(), DelaySeconds=300)
+    assert store.mark_queued("ocpplab", "dep-healthy", delayed.job_id, now, stale_before=now - timedelta(hours=1))
     sqs.send_message(QueueUrl=stack.refs["WorkDeadLetterQueue"], MessageBody=delayed.model_dump_json())
 
     report = list_collectors(lambda_context)
@@ -68,11 +69,14 @@ def test_each_source_reports_its_progress_errors_and_jobs(
     assert (healthy["records_stored"], healthy["records_quarantined"], healthy["pages_fetched"]) == (42, 1, 3)
     assert (healthy["running"], healthy["running_job_id"]) == (True, "job-2")
     assert healthy["last_error"] is None
+    assert datetime.fromisoformat(healthy["job_queued_at"]) == now  # its scheduled job waits on the queue
+    assert "queued_job_id" not in healthy
     failing = rows["dep-failing"]
     assert failing["status"] == "backing_off"
     assert failing["last_error"] == "HTTPStatusError: 503"
     assert (failing["jobs_dead_lettered"], failing["consecutive_failures"]) == (1, 1)
     assert (failing["running"], failing["running_job_id"]) == (False, None)
+    assert failing["job_queued_at"] is None
     assert rows["dep-new"]["status"] == "never_run"
     assert rows["evse-1"]["status"] == "no_collector"
     assert rows["dep-removed"]["status"] == "unregistered"

@@ -738,3 +738,25 @@ def test_only_the_api_gateway_of_this_stack_may_invoke_the_authorizer(template: 
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["FunctionName"] == {"Fn::GetAtt": ["UploadAuthorizerFunction", "Arn"]}
     assert "${UploadApi}/authorizers/*" in permission["SourceArn"]["Fn::Sub"]
+
+
+def test_the_dispatcher_writes_only_collector_state_items(template: dict[str, Any]) -> None:
+    """It marks each source's scheduled job pending; it may update nothing else in the table."""
+    props = _serverless_functions(template)["DispatcherFunction"]
+    table_grants = [
+        statement
+        for policy in props.get("Policies", [])
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in _statements(policy)
+        if "Table" in str(statement["Resource"])
+    ]
+    assert table_grants == [
+        {
+            "Effect": "Allow",
+            "Action": "dynamodb:UpdateItem",
+            "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["COLLECTOR"]}},
+        }
+    ]
+    assert {"TableName": {"Ref": "Table"}} in [p.get("DynamoDBReadPolicy") for p in props["Policies"]]
+    assert "DynamoDBCrudPolicy" not in str(props["Policies"])

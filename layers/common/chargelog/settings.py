@@ -23,6 +23,9 @@ class Settings(BaseModel):
     dead_letter_queue_url: str = Field(alias="CHARGELOG_DEAD_LETTER_QUEUE_URL")
     export_queue_url: str = Field(alias="CHARGELOG_EXPORT_QUEUE_URL")
     job_max_receives: int = Field(default=5, ge=1, alias="CHARGELOG_JOB_MAX_RECEIVES")
+    # The schedule queues one job per source and adds no other while it waits for a worker, unless it has waited
+    # this long: then its message is taken as lost (expired, purged, never sent) and the source gets a new one.
+    job_pending_seconds: float = Field(default=3600, gt=0, alias="CHARGELOG_JOB_PENDING_SECONDS")
     initial_history_hours: float = Field(default=24, gt=0, alias="CHARGELOG_INITIAL_HISTORY_HOURS")
     vendor_secret_prefix: str = Field(alias="CHARGELOG_VENDOR_SECRET_PREFIX")
     cursor_secret_name: str = Field(alias="CHARGELOG_CURSOR_SECRET")

@@ -51,6 +51,13 @@ class CollectorHealth(BaseModel):
     jobs_dead_lettered: int = Field(description="This source's jobs that failed their last attempt")
     running: bool = Field(description="A job is collecting this source now")
     running_job_id: str | None = Field(description="That job's id (a queued backfill's job_id once it runs)")
+    job_queued_at: datetime | None = Field(
+        default=None,
+        description=(
+            "The schedule queued a job for this source then and no worker has taken it yet; it queues no other "
+            "until one does, or the job has waited an hour (CHARGELOG_JOB_PENDING_SECONDS)"
+        ),
+    )
     vendor_queue: QueueHealth | None = Field(
         description="The vendor's work queue: jobs for all its sources (SQS does not count them per source)"
     )

@@ -1,7 +1,7 @@
 """Collector state per source, in the table: ``pk = "COLLECTOR"``, ``sk = "<vendor>#<source_id>"``.
 
-It holds the high-water mark, the running job's checkpoint and lease, the last success and error, and
-counters. Listing every collector (for health) is one Query.
+It holds the high-water mark, the running job's checkpoint and lease, the scheduled job waiting on the queue
+(its pending mark), the last success and error, and counters. Listing every collector (for health) is one Query.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class CollectorState(BaseModel):
     checkpoint: Checkpoint | None = None
     lease_job_id: str | None = None
     lease_until: AwareDatetime | None = None
+    # A scheduled job the dispatcher queued for this source and no worker has taken yet: since when, and its id.
+    job_queued_at: AwareDatetime | None = None
+    queued_job_id: str | None = None
     last_run_at: AwareDatetime | None = None
     last_success_at: AwareDatetime | None = None
     last_error: str | None = None
@@ -56,6 +59,10 @@ class CollectorState(BaseModel):
 
     def backed_off(self, now: datetime) -> bool:
         return self.backoff_until is not None and self.backoff_until > now
+
+    def job_pending(self, now: datetime, pending_for: timedelta) -> bool:
+        """A scheduled job waits on the queue for this source, queued at most ``pending_for`` ago."""
+        return self.job_queued_at is not None and self.job_queued_at >= now - pending_for
 
 
 def _iso(moment: datetime) -> str:
@@ -127,6 +134,30 @@ class CollectorStateStore:
             source_id,
             {"lease_job_id": job_id, "lease_until": _iso(now + timedelta(seconds=seconds)), "last_run_at": _iso(now)},
             condition=condition,
+        )
+
+    def mark_queued(self, vendor: str, source_id: str, job_id: str, now: datetime, stale_before: datetime) -> bool:
+        """Claim the source's one pending scheduled job for ``job_id`` before it is queued: only if no job is pending,
+        or the pending mark is older than ``stale_before`` (its message lost, expired or never sent). Conditional, so
+        of two dispatchers racing only one wins and queues the job."""
+        condition = Attr("job_queued_at").not_exists() | Attr("job_queued_at").lt(_iso(stale_before))
+        return self._update(
+            vendor, source_id, {"job_queued_at": _iso(now), "queued_job_id": job_id}, condition=condition
+        )
+
+    def mark_requeued(self, vendor: str, source_id: str, job_id: str, now: datetime) -> None:
+        """A scheduled job that re-queues itself to go on later is again the source's pending job."""
+        self._update(vendor, source_id, {"job_queued_at": _iso(now), "queued_job_id": job_id})
+
+    def clear_queued(self, vendor: str, source_id: str, job_id: str) -> bool:
+        """A worker took ``job_id`` off the queue (or it was never sent): the source has no pending job, unless a
+        newer job holds the mark."""
+        return self._update(
+            vendor,
+            source_id,
+            {},
+            remove=("job_queued_at", "queued_job_id"),
+            condition=Attr("queued_job_id").eq(job_id),
         )
 
     def release_lease(self, vendor: str, source_id: str, job_id: str) -> None:

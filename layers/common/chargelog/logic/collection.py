@@ -58,18 +58,27 @@ class DispatchSummary:
     enqueued: int
     without_adapter: int
     not_due: int
+    pending: int = 0  # sources whose scheduled job still waits on the queue (no copy added)
     discoveries: int = 0  # discovery jobs queued (DiscoverSources on)
     discovery_failures: int = 0  # vendors whose discovery job could not be queued
 
 
 def dispatch(now: datetime) -> DispatchSummary:
-    """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy
-    or backed off after failures; with source discovery on, first a discovery job per vendor."""
+    """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy, backed
+    off after failures, or still waiting for its last scheduled job; with source discovery on, first a discovery
+    job per vendor.
+
+    Pending: before a job is queued its source's state is marked (``job_queued_at``, ``queued_job_id``) with a
+    conditional write, so two dispatchers never both queue one; the worker clears the mark when it takes the job.
+    A mark older than ``CHARGELOG_JOB_PENDING_SECONDS`` no longer holds the source back (a lost message, or a
+    dispatcher that died between mark and send). Backfill and discovery jobs leave the mark alone."""
     settings = get_settings()
     discoveries, discovery_failures = _dispatch_discovery(settings, now) if settings.discover_sources else (0, 0)
-    states = {(s.vendor, s.source_id): s for s in CollectorStateStore(settings.table_name).list()}
+    store = CollectorStateStore(settings.table_name)
+    states = {(s.vendor, s.source_id): s for s in store.list()}
+    pending_for = timedelta(seconds=settings.job_pending_seconds)
     jobs: dict[str, list[CollectionJob]] = defaultdict(list)
-    without_adapter = not_due = 0
+    without_adapter = not_due = pending = 0
     for source in SourceStore(settings.table_name).list(enabled_only=True):
         if not collectors.has_adapter(source.vendor):
             without_adapter += 1
@@ -78,15 +87,39 @@ def dispatch(now: datetime) -> DispatchSummary:
         if state is not None and (state.leased(now) or state.backed_off(now)):
             not_due += 1
             continue
-        jobs[source.vendor].append(CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now))
-    enqueued = sum(WorkQueue(settings.queue_url(vendor)).send(batch) for vendor, batch in jobs.items())
+        if state is not None and state.job_pending(now, pending_for):
+            pending += 1
+            continue
+        job = CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now)
+        if not store.mark_queued(job.vendor, job.source_id, job.job_id, now, stale_before=now - pending_for):
+            pending += 1  # another dispatcher queued one since the states were read
+            continue
+        jobs[source.vendor].append(job)
+    enqueued = _send_marked(store, settings, jobs)
     return DispatchSummary(
         enqueued=enqueued,
         without_adapter=without_adapter,
         not_due=not_due,
+        pending=pending,
         discoveries=discoveries,
         discovery_failures=discovery_failures,
     )
+
+
+def _send_marked(store: CollectorStateStore, settings: Settings, jobs: dict[str, list[CollectionJob]]) -> int:
+    """Send each vendor's marked jobs; if a send fails, clear the marks of the jobs not known to be sent (so the next
+    schedule queues them again) and raise."""
+    enqueued = 0
+    sent: set[str] = set()
+    try:
+        for vendor, batch in jobs.items():
+            enqueued += WorkQueue(settings.queue_url(vendor)).send(batch)
+            sent.update(job.job_id for job in batch)
+    except Exception:
+        for job in (job for batch in jobs.values() for job in batch if job.job_id not in sent):
+            store.clear_queued(job.vendor, job.source_id, job.job_id)
+        raise
+    return enqueued
 
 
 def _dispatch_discovery(settings: Settings, now: datetime) -> tuple[int, int]:
@@ -163,7 +196,11 @@ class JobRunner:
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
         job = self.job
-        if not self.states.acquire_lease(job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS):
+        acquired = self.states.acquire_lease(job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS)
+        if job.mode == "scheduled":
+            # Taken off the queue (run now, or skipped as busy): the schedule may queue the source's next job.
+            self.states.clear_queued(job.vendor, job.source_id, job.job_id)
+        if not acquired:
             return self._busy()
         adapter: VendorAdapter | None = None
         try:
@@ -176,6 +213,8 @@ class JobRunner:
                 self._read_window(adapter, window, state)
             self.states.record_success(job.vendor, job.source_id, job.job_id, self.now())
         except _ContinueLater:
+            if job.mode == "scheduled":
+                self.states.mark_requeued(job.vendor, job.source_id, job.job_id, self.now())
             WorkQueue(self.settings.queue_url(job.vendor)).send([job])
             self.states.release_lease(job.vendor, job.source_id, job.job_id)
             self.outcome.status = "continued"

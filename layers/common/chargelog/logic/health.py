@@ -2,7 +2,8 @@
 
 SQS counts messages per queue, not per source: each source's entry carries its vendor's queue depth (the jobs
 waiting for any of that vendor's sources), whether a job is running on it now (its lease) and which, and how
-many of its jobs were dead-lettered (counted by the worker on a job's last attempt).
+many of its jobs were dead-lettered (counted by the worker on a job's last attempt), and since when its scheduled
+job has waited on the queue (``job_queued_at``, cleared when a worker takes it).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def collectors_report(now: datetime | None = None) -> dict[str, Any]:
         source, state = sources.get(key), states.get(key)
         base = state or CollectorState(vendor=key[0], source_id=key[1])
         running = base.leased(now)
-        row = base.model_dump(exclude={"checkpoint", "lease_job_id", "lease_until"})
+        row = base.model_dump(exclude={"checkpoint", "lease_job_id", "lease_until", "queued_job_id"})
         row.update(
             name=source.name if source else None,
             enabled=source.enabled if source else None,
