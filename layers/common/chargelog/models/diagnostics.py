@@ -210,8 +210,7 @@ def _integral_number(value: object) -> object:
 
 
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_date_time_text)]
-JsonInteger = Annotated[StrictInt, BeforeValidator(_integral_number)]
-OcppCount = Annotated[JsonInteger, Field(ge=0, le=OCPP_MAX_INTEGER)]
+OcppCount = Annotated[StrictInt, Field(ge=0, le=OCPP_MAX_INTEGER), BeforeValidator(_integral_number)]
 
 
 class NewDiagnosticsRequest(BaseModel):
@@ -229,7 +228,7 @@ class NewDiagnosticsRequest(BaseModel):
     )
     retries: OcppCount | None = Field(default=None, description="Upload attempts the charger may retry")
     retry_interval: OcppCount | None = Field(default=None, description="Seconds between retries")
-    expires_in_minutes: JsonInteger = Field(
+    expires_in_minutes: Annotated[StrictInt, BeforeValidator(_integral_number)] = Field(
         default=DEFAULT_EXPIRES_IN_MINUTES,
         ge=MIN_EXPIRES_IN_MINUTES,
         le=MAX_EXPIRES_IN_MINUTES,
