@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,15 +21,18 @@ from urllib.parse import parse_qs
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from chargelog import aws
 from chargelog.cli.logs import Page, Progress, TableWriter, summarize
 from chargelog.cli.main import main
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
+from chargelog.dal.sources import source_item
 from chargelog.local import template as tpl
 from chargelog.local.gateway import LocalApiGateway
 from chargelog.local.lambdas import LocalFunction
 from chargelog.local.provision import LocalStack
 from chargelog.models.records import LogRecord, record_id_for
+from chargelog.models.sources import Source
 
 API_KEY = "cli-logs-test-key-0123456789"
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -333,3 +339,42 @@ def test_status_prints_the_timeline(
     assert lines[2].split()[-2:] == ["Faulted", "(GroundFailure)"]
     assert main(["status", "CP-0001", "--from", "2026-11-21T00:00:00Z", "--to", "2026-11-20T00:00:00Z"]) == 1
     assert "after" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["logs", "sources"])
+def test_a_reader_that_goes_away_stops_the_command_quietly(
+    api: Api, write: Any, stack: LocalStack, command: str
+) -> None:
+    if command == "logs":
+        write([record(n) for n in range(2000)])
+        arguments = ["logs", "CP-0001", "--format", "ndjson", "--page-size", "50"]
+    else:
+        now = datetime(2026, 11, 21, tzinfo=UTC)
+        with aws.table(stack.refs["Table"]).batch_writer() as batch:
+            for n in range(1200):
+                source = Source(
+                    vendor="ocpplab",
+                    source_id=f"dep-{n:05d}",
+                    kind="charger",
+                    name=f"Depot {n} " + "x" * 60,
+                    enabled=True,
+                    created_at=now,
+                    updated_at=now,
+                )
+                batch.put_item(Item=source_item(source))
+        arguments = ["sources", "list"]
+    environment = {**os.environ, "CHARGELOG_API_URL": api.url, "CHARGELOG_API_KEY": API_KEY}
+    # `chargelog ... | head -n 1`: the reader closes the pipe after the first line, with more output to come
+    # than the pipe holds.
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "chargelog.cli.main", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline()
+    writer.stdout.close()
+    _, err = writer.communicate(timeout=120)
+    assert err == b""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert writer.returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -154,15 +155,7 @@ def _run_logs(args: argparse.Namespace) -> int:
     from chargelog.cli.logs import run_logs
 
     with _client(args) as client:
-        try:
-            return run_logs(client, args, sys.stdout, sys.stderr)
-        except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other commands do
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
-            return 0
+        return run_logs(client, args, sys.stdout, sys.stderr)
 
 
 def _run_diagnostics(args: argparse.Namespace) -> int:
@@ -235,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader left (`chargelog logs ... | head`, `chargelog sources list | head`): stop quietly, as other
+        # Unix tools do. Point stdout at /dev/null so Python's own flush at exit does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

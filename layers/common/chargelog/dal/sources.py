@@ -30,14 +30,18 @@ def _is_condition_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def source_item(source: Source) -> dict[str, Any]:
+    """A source as its table item."""
+    return {"pk": SOURCE_PARTITION, "sk": _sort_key(source.vendor, source.source_id), **source.model_dump(mode="json")}
+
+
 class SourceStore:
     def __init__(self, table_name: str) -> None:
         self._table = aws.table(table_name)
 
     def create(self, source: Source) -> None:
         """Store a new source; an existing one with the same key is never overwritten."""
-        item = {"pk": SOURCE_PARTITION, "sk": _sort_key(source.vendor, source.source_id)}
-        item.update(source.model_dump(mode="json"))
+        item = source_item(source)
         try:
             self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
         except ClientError as error:
