@@ -409,6 +409,22 @@ def test_a_log_status_upload_failure_with_the_request_id_fails_it(
     assert state(lambda_context, other["request_id"]) == "uploading"  # its own requestId said Uploading
 
 
+def test_status_notifications_logged_in_snake_case_count_too(
+    api: LocalStack, lambda_context: Any, clock: Clock
+) -> None:
+    # OCPPLAB logs payloads with snake_case keys (request_id); the normalizer reads both spellings.
+    body = created(lambda_context)
+    seed_notifications(
+        api,
+        ("LogStatusNotification", T0 + timedelta(minutes=1), {"status": "UploadFailure", "request_id": 1}),
+        ("LogStatusNotification", T0 + timedelta(minutes=2), {"status": "Uploading", "request_id": 7}),
+    )
+    clock.now = T0 + timedelta(minutes=5)
+    detail = get(lambda_context, f"/diagnostics/{body['request_id']}")[2]
+    assert [(n["status"], n["ocpp_request_id"]) for n in detail["status_notifications"]] == [("UploadFailure", 1)]
+    assert detail["state"] == "failed"
+
+
 def test_a_diagnostics_status_upload_failed_in_the_window_fails_it(
     api: LocalStack, lambda_context: Any, clock: Clock
 ) -> None:

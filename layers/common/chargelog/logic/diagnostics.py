@@ -45,6 +45,7 @@ from chargelog.models.diagnostics import (
     remote_location,
     secret_sha256,
 )
+from chargelog.models.extracted import extract_fields
 from chargelog.observability import logger
 from chargelog.settings import get_settings
 
@@ -126,17 +127,19 @@ def _notifications(charger_id: str, window: _Window) -> list[StatusNotification]
         for record in dal.charger_action_records(
             charger_id, action, window.start, window.end, max_items=MAX_NOTIFICATIONS
         ):
-            payload = record.get("payload") or {}
-            status = payload.get("status")
-            if record.get("direction") == "csms_to_cp" or not isinstance(status, str):
-                continue  # the CSMS's answer, or a CALLRESULT logged under the action: not the charger's report
-            request_id = payload.get("requestId")
+            if record.get("direction") == "csms_to_cp":
+                continue  # the CSMS's answer logged under the action: not the charger's report
+            # The normalizer reads either payload spelling (camelCase, or OCPPLAB's snake_case), also for records
+            # stored before `extracted` was.
+            fields = extract_fields(action, record.get("message_type"), record.get("payload"), None)
+            if fields.diagnostics_status is None:
+                continue  # a CALLRESULT logged under the action carries no status
             found.append(
                 StatusNotification(
                     timestamp=record["timestamp"],
                     action=action,
-                    status=status,
-                    ocpp_request_id=request_id if isinstance(request_id, int) else None,
+                    status=fields.diagnostics_status,
+                    ocpp_request_id=fields.log_request_id,
                 )
             )
     return sorted(found, key=lambda notification: notification.timestamp)
