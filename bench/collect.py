@@ -64,28 +64,6 @@ def _start_child(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]
     return child, json.loads(child.stdout.readline())
 
 
-def _start_moto() -> tuple[subprocess.Popen[str], str]:
-    from chargelog.local.runner import free_port
-
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    import httpx
-
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
-            return child, f"http://127.0.0.1:{port}"
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("moto server did not start")
-
-
 def _provision(stack_name: str, simulator_url: str) -> Any:
     from chargelog import aws
     from chargelog.local.provision import function_environment, provision
@@ -163,7 +141,9 @@ def _run_floor(simulator_url: str, table_name: str, start: datetime, end: dateti
 
 
 def measure(records: int) -> dict[str, Any]:
-    moto, moto_url = _start_moto()
+    from processes import start_moto, stop_child
+
+    moto, moto_url = start_moto()
     simulator, info = _start_child([__file__, "--serve-simulator", str(records)])
     try:
         os.environ.update(
@@ -186,14 +166,7 @@ def measure(records: int) -> dict[str, Any]:
         floor = _run_floor(info["url"], stack.refs["Table"], start, end)
     finally:
         for child in (simulator, moto):
-            if child.stdin:
-                child.stdin.close()
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:  # a busy moto server can take its time over SIGTERM
-                child.kill()
-                child.wait()
+            stop_child(child)
     minimum = math.ceil(info["records"] / PAGE_SIZE)
     return {"n": info["records"], "engine": engine, "floor": floor, "minimum_requests": minimum}
 

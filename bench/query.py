@@ -40,7 +40,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -63,28 +62,6 @@ MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 
 
 # --------------------------------------------------------------------------------------------- the stack
-def _start_moto() -> tuple[subprocess.Popen[str], str]:
-    import httpx
-
-    from chargelog.local.runner import free_port
-
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
-            return child, f"http://127.0.0.1:{port}"
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("moto server did not start")
-
-
 @dataclass
 class Api:
     url: str
@@ -435,7 +412,9 @@ def main() -> int:
 
     rng = random.Random(args.seed)
     AWS_CALLS.install()
-    moto, moto_url = _start_moto()
+    from processes import start_moto, stop_child
+
+    moto, moto_url = start_moto()
     api: Api | None = None
     try:
         api = _start_api(moto_url)
@@ -464,14 +443,7 @@ def main() -> int:
     finally:
         if api:
             api.stop()
-        if moto.stdin:
-            moto.stdin.close()
-        moto.terminate()
-        try:
-            moto.wait(10)
-        except subprocess.TimeoutExpired:
-            moto.kill()
-            moto.wait()
+        stop_child(moto)
     rows = [summarise(query) for query in all_queries]
     print(render(rows))
     print(f"{args.runs * len(all_queries):,} requests in {seconds:.0f} s")

@@ -65,39 +65,6 @@ WARM_UP_BYTES = 1024
 
 
 # --------------------------------------------------------------------------------------------- the stack
-def _start_moto() -> tuple[subprocess.Popen[str], str]:
-    import httpx
-
-    from chargelog.local.runner import free_port
-
-    port = free_port()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    for _ in range(100):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/moto-api/", timeout=1)
-            return child, f"http://127.0.0.1:{port}"
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("moto server did not start")
-
-
-def _stop_child(child: subprocess.Popen[str]) -> None:
-    if child.stdin:
-        child.stdin.close()
-    child.terminate()
-    try:
-        child.wait(10)
-    except subprocess.TimeoutExpired:  # a busy moto server can take its time over SIGTERM
-        child.kill()
-        child.wait()
-
-
 def _aws_environment(moto_url: str) -> None:
     os.environ.update(
         {
@@ -602,7 +569,9 @@ def main() -> int:
         f"sizes {', '.join(_size_label(s) for s in args.sizes)}; {args.runs} runs; {args.decisions} decisions",
         flush=True,
     )
-    moto, moto_url = _start_moto()
+    from processes import start_moto, stop_child
+
+    moto, moto_url = start_moto()
     stack: UploadStack | None = None
     began = time.perf_counter()
     try:
@@ -616,7 +585,7 @@ def main() -> int:
     finally:
         if stack:
             stack.stop()
-        _stop_child(moto)
+        stop_child(moto)
     print()
     print(render_indexer(indexed))
     print()
