@@ -3,7 +3,6 @@ merged from the upload path and the charger's own status notifications, and down
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import ocpp
 import pytest
 from jsonschema import Draft4Validator, Draft6Validator
 
-import api_handler
+from api_calls import get_json, post_json
 from chargelog import aws
 from chargelog.dal import diagnostics as dal
 from chargelog.dal.archive import RawArchive
@@ -27,7 +26,6 @@ from chargelog.logic import diagnostics as logic
 from chargelog.models.diagnostics import DiagnosticsFile, object_key, parse_token, secret_sha256
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
-from conftest import load_event
 
 UPLOAD_BASE = "https://uploads.example.com/prod"
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -68,31 +66,12 @@ def api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Ite
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], Any]:
-    response = api_handler.lambda_handler(event, context)
-    body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        headers[name.lower()] = values[-1]
-    return response["statusCode"], headers, json.loads(body) if body else None
-
-
 def post(context: Any, body: Any) -> tuple[int, dict[str, str], Any]:
-    event = load_event("api_create_export")
-    event["path"] = event["resource"] = "/diagnostics/requests"
-    event["body"] = base64.b64encode(body if isinstance(body, bytes) else json.dumps(body).encode()).decode()
-    return call(event, context)
+    return post_json(context, "/diagnostics/requests", body)
 
 
 def get(context: Any, path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-    event = load_event("api_get_charger_logs")
-    event["path"] = event["resource"] = path
-    event["pathParameters"] = None
-    event["queryStringParameters"] = query or None
-    event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} if query else None
-    return call(event, context)
+    return get_json(context, path, query)
 
 
 def created(context: Any, **body: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -12,13 +11,12 @@ from typing import Any
 
 import pytest
 
-import api_handler
+import api_calls
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.local.provision import LocalStack
 from chargelog.logic.exchanges import PAIRING_WINDOW
 from chargelog.models.records import LogRecord, record_id_for
-from conftest import load_event
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 CHARGER = "CP-0001"
@@ -87,27 +85,11 @@ def write(stack: LocalStack, records: list[LogRecord]) -> None:
 def get(
     context: Any, query: dict[str, str | list[str]] | None = None, accept: str = "application/json", path: str = PATH
 ) -> tuple[int, dict[str, str], str]:
-    event = load_event("api_get_charger_exchanges")
-    event["path"] = path
-    event["pathParameters"] = None
-    multi = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
-    event["multiValueQueryStringParameters"] = multi or None
-    event["queryStringParameters"] = {k: v[-1] for k, v in multi.items()} or None
-    event["headers"]["Accept"] = accept
-    event["multiValueHeaders"]["Accept"] = [accept]
-    response = api_handler.lambda_handler(event, context)
-    body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        headers[name.lower()] = values[-1]
-    return response["statusCode"], headers, body
+    return api_calls.get(context, path, query, accept)
 
 
 def get_json(context: Any, query: dict[str, Any] | None = None, path: str = PATH) -> tuple[int, dict[str, str], Any]:
-    status, headers, body = get(context, query, path=path)
-    return status, headers, json.loads(body) if body else None
+    return api_calls.get_json(context, path, query)
 
 
 def exchanges(context: Any, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -118,14 +100,7 @@ def exchanges(context: Any, query: dict[str, Any] | None = None) -> list[dict[st
 
 
 def follow(context: Any, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    cursor = None
-    while True:
-        status, _, body = get_json(context, query | ({"cursor": cursor} if cursor else {}))
-        assert status == 200, body
-        yield from body["exchanges"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return
+    return api_calls.follow(context, PATH, query, key="exchanges")
 
 
 def by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,6 @@ The file an export writes must hold exactly what paging through the logs routes 
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -16,8 +15,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-import api_handler
 import export_handler
+from api_calls import get, get_json, post_json
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.exports import ExportFiles
@@ -65,43 +64,12 @@ def seed(stack: LocalStack, count: int = 200) -> None:
     writer.write([log_record(n) for n in range(count)])
 
 
-def decoded(response: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-    body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        headers[name.lower()] = values[-1]
-    return response["statusCode"], headers, body
-
-
 def post_export(context: Any, body: Any, content_type: str = "application/json") -> tuple[int, dict[str, str], Any]:
-    event = load_event("api_create_export")
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    event["body"] = base64.b64encode(raw).decode()
-    event["headers"]["content-type"] = content_type
-    event["multiValueHeaders"]["content-type"] = [content_type]
-    status, headers, text = decoded(api_handler.lambda_handler(event, context))
-    return status, headers, json.loads(text)
-
-
-def get(
-    context: Any, path: str, query: dict[str, Any] | None = None, accept: str = "application/json"
-) -> tuple[int, dict[str, str], str]:
-    event = load_event("api_get_charger_logs")
-    event["path"] = event["resource"] = path
-    event["pathParameters"] = None
-    multi = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
-    event["multiValueQueryStringParameters"] = multi or None
-    event["queryStringParameters"] = {k: v[-1] for k, v in multi.items()} or None
-    event["headers"]["Accept"] = accept
-    event["multiValueHeaders"]["Accept"] = [accept]
-    return decoded(api_handler.lambda_handler(event, context))
+    return post_json(context, "/exports", body, content_type)
 
 
 def get_export(context: Any, export_id: str) -> tuple[int, dict[str, str], Any]:
-    status, headers, text = get(context, f"/exports/{export_id}")
-    return status, headers, json.loads(text)
+    return get_json(context, f"/exports/{export_id}")
 
 
 def api_pages(context: Any, path: str, query: dict[str, Any], accept: str) -> list[str]:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_exports import post_export
-from test_query_api import follow, get, get_json
 
+from api_calls import follow, get, get_json, post_json
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
@@ -201,27 +200,18 @@ def test_csv_has_transaction_id_and_connector_status_columns(seeded: LocalStack,
 
 def test_exports_take_the_same_filters(seeded: LocalStack, lambda_context: Any) -> None:
     body = {"site_id": SITE, "transaction_id": "101", "connector_status": "Faulted", "kind": "ocpp"}
-    status, _, export = post_export(lambda_context, body)
+    status, _, export = post_json(lambda_context, "/exports", body)
     assert status == 202, export
     assert {k: export["request"][k] for k in body} == body
     _, filters = exports._scope_and_filters(ExportRequest.model_validate(body))
     assert (filters.transaction_id, filters.connector_status, filters.kind) == ("101", "Faulted", "ocpp")
-    status, _, problem = post_export(lambda_context, {"site_id": SITE, "kind": "weird"})
+    status, _, problem = post_json(lambda_context, "/exports", {"site_id": SITE, "kind": "weird"})
     assert status == 422, problem
 
 
 # ---------------------------------------------------------------------------------------------- status timeline
 def follow_status(context: Any, charger: str, query: dict[str, str]) -> list[dict[str, Any]]:
-    entries, cursor = [], None
-    while True:
-        status, _, body = get_json(
-            context, f"/chargers/{charger}/status", query | ({"cursor": cursor} if cursor else {})
-        )
-        assert status == 200, body
-        entries += body["entries"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return entries
+    return list(follow(context, f"/chargers/{charger}/status", query, key="entries"))
 
 
 def test_status_timeline_of_an_evenergy_evse(seeded: LocalStack, lambda_context: Any) -> None:

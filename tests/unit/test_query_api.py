@@ -6,19 +6,17 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-import api_handler
+from api_calls import follow, get, get_json
 from chargelog.dal import record_queries
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.local.provision import LocalStack
 from chargelog.models.records import LogRecord, record_id_for
-from conftest import load_event
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 ACTIONS = ("Heartbeat", "MeterValues", "StatusNotification", "BootNotification")
@@ -58,44 +56,6 @@ def write(stack: LocalStack, records: list[LogRecord]) -> None:
     writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
     for start in range(0, len(records), 1000):
         writer.write(records[start : start + 1000])
-
-
-def get(
-    context: Any, path: str, query: dict[str, str | list[str]] | None = None, accept: str = "application/json"
-) -> tuple[int, dict[str, str], str]:
-    event = json.loads(json.dumps(load_event("api_get_charger_logs")))
-    event["path"] = path
-    event["resource"] = path
-    event["pathParameters"] = None
-    multi = {k: (v if isinstance(v, list) else [v]) for k, v in (query or {}).items()}
-    event["multiValueQueryStringParameters"] = multi or None
-    event["queryStringParameters"] = {k: v[-1] for k, v in multi.items()} or None
-    event["headers"]["Accept"] = accept
-    event["multiValueHeaders"]["Accept"] = [accept]
-    response = api_handler.lambda_handler(event, context)
-    body = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode()
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        headers[name.lower()] = values[-1]
-    return response["statusCode"], headers, body
-
-
-def get_json(context: Any, path: str, query: dict[str, Any] | None = None) -> tuple[int, dict[str, str], Any]:
-    status, headers, body = get(context, path, query)
-    return status, headers, json.loads(body) if body else None
-
-
-def follow(context: Any, path: str, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    cursor = None
-    while True:
-        status, _, body = get_json(context, path, query | ({"cursor": cursor} if cursor else {}))
-        assert status == 200, body
-        yield from body["records"]
-        cursor = body["next_cursor"]
-        if cursor is None:
-            return
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
