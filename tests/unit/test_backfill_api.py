@@ -3,15 +3,14 @@ and the worker runs it."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-import api_handler
 import worker_handler
+from api_calls import call_api
 from chargelog import aws, collectors
 from chargelog.collectors.base import Page, VendorProfile, Window
 from chargelog.dal.records import charger_items, record_from_item
@@ -83,19 +82,15 @@ def register(vendor: str, source_id: str) -> None:
 def post_backfill(
     context: Any, vendor: str, source_id: str, body: Any, raw: bytes | None = None
 ) -> tuple[int, dict[str, str], Any]:
-    event = load_event("api_backfill_source")
-    event["path"] = f"/collectors/{vendor}/{source_id}/backfill"
-    event["pathParameters"] = None
-    event["body"] = base64.b64encode(raw if raw is not None else json.dumps(body).encode()).decode()
-    event["isBase64Encoded"] = True
-    response = api_handler.lambda_handler(event, context)
-    text = response.get("body") or ""
-    if response.get("isBase64Encoded"):
-        text = base64.b64decode(text).decode()
-    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
-    for name, values in (response.get("multiValueHeaders") or {}).items():
-        headers[name.lower()] = values[-1]
-    return response["statusCode"], headers, json.loads(text) if text else None
+    sent = raw if raw is not None else json.dumps(body).encode()
+    response = call_api(
+        context,
+        "POST",
+        f"/collectors/{vendor}/{source_id}/backfill",
+        body=sent,
+        headers={"content-type": "application/json"},
+    )
+    return response.status, response.headers, response.json()
 
 
 def queued(stack: LocalStack, queue: str) -> list[dict[str, Any]]:
