@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 import api_handler
 from chargelog import aws
 from chargelog.local.provision import LocalStack
-from conftest import load_event
+from conftest import REPO_ROOT, load_event
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 
@@ -166,3 +169,21 @@ def test_bad_path_parameters_are_422(stack: LocalStack, lambda_context: Any) -> 
     status, _, body = call(event, lambda_context)
     assert status == 422
     assert body["errors"][0]["loc"] == ["path", "vendor"]
+
+
+def test_the_api_function_does_not_load_the_vendor_adapters_at_cold_start() -> None:
+    # Only POST /sources/discover talks to vendors; the HTTP client and adapters load when it runs, so the
+    # other routes' cold start does not pay for them (bench/coldstart.py measures the difference).
+    program = (
+        "import sys, api_handler; "
+        "print(sorted(m for m in ('httpx', 'tenacity', 'chargelog.vendor_http', 'chargelog.logic.discovery') "
+        "if m in sys.modules))"
+    )
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "functions" / "api"), str(REPO_ROOT / "layers" / "common")]),
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stderr

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from chargelog.api import problems
-from chargelog.logic import discovery, sources
+from chargelog.logic import sources
 from chargelog.models.sources import (
     DiscoverRequest,
     DiscoveryResult,
@@ -72,6 +72,10 @@ def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
     },
 )
 def discover_sources(request: Annotated[DiscoverRequest, Body()]) -> DiscoveryResult:
+    # Imported here: discovery loads the vendor adapters and their HTTP client (httpx, tenacity), about 100 ms
+    # of cold start that every other route of this function would pay for nothing.
+    from chargelog.logic import discovery
+
     context = router.lambda_context
     result = discovery.discover_sources(
         request.vendor,
