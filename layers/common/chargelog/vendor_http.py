@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from chargelog.observability import logger
@@ -54,6 +55,24 @@ class VendorResponseError(VendorError):
     """The vendor answered 2xx with something that is not the documented body (HTML, broken JSON...)."""
 
     retryable = True
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first three problems pydantic found, as ``where: what``, for one-line error messages."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
+    )
+
+
+def parsed_body[Parsed](vendor: str, path: str, body: Any, parse: Callable[[Any], Parsed]) -> Parsed:
+    """A vendor's response body parsed (e.g. by a pydantic model's ``model_validate``); VendorResponseError, naming
+    the vendor, the path and what was wrong, when it does not have the documented shape."""
+    try:
+        return parse(body)
+    except ValidationError as error:
+        raise VendorResponseError(
+            f"{vendor} GET {path} answered with an unexpected body: {describe_validation_error(error)}"
+        ) from error
 
 
 class RateLimiter:

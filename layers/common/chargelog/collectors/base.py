@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chargelog.models.records import LogRecord
+
+if TYPE_CHECKING:  # the HTTP client (httpx) loads with the adapters, not with this interface
+    from chargelog.vendor_http import VendorHttpClient
 from chargelog.vendors import SourceKind
 
 
@@ -96,6 +99,19 @@ class VendorAdapter(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class HttpAdapter:
+    """What every adapter over a `VendorHttpClient` (``self._http``) shares: its request count, and closing it."""
+
+    _http: VendorHttpClient
+
+    @property
+    def requests_made(self) -> int:
+        return self._http.requests_made
+
+    def close(self) -> None:
+        self._http.close()
 
 
 AdapterFactory = Callable[[VendorConnection, Callable[[], float]], VendorAdapter]

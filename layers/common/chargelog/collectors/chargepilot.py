@@ -39,9 +39,14 @@ from pydantic import (
 )
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
+from chargelog.vendor_http import (
+    VendorHttpClient,
+    describe_validation_error,
+    limiter_for,
+    parsed_body,
+)
 
 VENDOR: Final = "chargepilot"
 MAX_TAKE = 1000
@@ -163,7 +168,7 @@ def direction_of(action: str | None) -> Direction | None:
     return "csms_to_cp" if action in CSMS_INITIATED else "cp_to_csms"
 
 
-class ChargepilotAdapter:
+class ChargepilotAdapter(HttpAdapter):
     def __init__(
         self,
         connection: VendorConnection,
@@ -184,13 +189,6 @@ class ChargepilotAdapter:
             transport=transport,
         )
 
-    @property
-    def requests_made(self) -> int:
-        return self._http.requests_made
-
-    def close(self) -> None:
-        self._http.close()
-
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         skip = int(cursor) if cursor else 0
         path = f"/ocpp-logs/site/{quote(source_id, safe='')}"
@@ -204,12 +202,7 @@ class ChargepilotAdapter:
         if action:
             params["actions"] = action
         body, _ = self._http.get_json(path, params)
-        try:
-            page = _LogPage.model_validate(body)
-        except ValidationError as error:
-            raise VendorResponseError(
-                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-            ) from error
+        page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
         end = skip + len(page.ocpp_logs)
         next_cursor = str(end) if page.ocpp_logs and end < page.count else None
         return Page(
@@ -224,12 +217,7 @@ class ChargepilotAdapter:
         """``GET /sites`` (signed): the API key's sites, one bare array, unpaged."""
         path = "/sites"
         body, _ = self._http.get_json(path)
-        try:
-            sites = _SiteList.validate_python(body)
-        except ValidationError as error:
-            raise VendorResponseError(
-                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-            ) from error
+        sites = parsed_body(VENDOR, path, body, _SiteList.validate_python)
         for site in sites:
             yield DiscoveredSource(source_id=str(site.id), kind="site", name=site.name)
 
@@ -237,7 +225,7 @@ class ChargepilotAdapter:
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
-            raise ValueError(f"not a ChargePilot OCPP log entry: {_describe(error)}") from error
+            raise ValueError(f"not a ChargePilot OCPP log entry: {describe_validation_error(error)}") from error
         if entry.site_id is not None and entry.site_id != source_id:
             raise ValueError(f"entry of site {entry.site_id!r} in the log of site {source_id!r}")
         connector_id = entry.connector_id if entry.connector_id is not None else connector_id_from(entry.payload)
@@ -265,12 +253,6 @@ class ChargepilotAdapter:
             ),
             raw=item,
         )
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
-    )
 
 
 collectors.register(VENDOR, PROFILE, ChargepilotAdapter, required_credentials=("api_key", "api_secret"))

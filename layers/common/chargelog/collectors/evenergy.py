@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.vendor_http import (
     DEADLINE_MARGIN_SECONDS,
@@ -46,7 +46,9 @@ from chargelog.vendor_http import (
     VendorHttpClient,
     VendorResponseError,
     VendorUnavailableError,
+    describe_validation_error,
     limiter_for,
+    parsed_body,
     problem_summary,
     retry_after_seconds,
 )
@@ -258,7 +260,7 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-class EvenergyAdapter:
+class EvenergyAdapter(HttpAdapter):
     def __init__(
         self,
         connection: VendorConnection,
@@ -288,13 +290,6 @@ class EvenergyAdapter:
             transport=transport,
         )
 
-    @property
-    def requests_made(self) -> int:
-        return self._http.requests_made
-
-    def close(self) -> None:
-        self._http.close()
-
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         if action:
             raise ValueError(f"{VENDOR} status logs have no OCPP action to filter by ({action!r})")
@@ -322,12 +317,7 @@ class EvenergyAdapter:
         path = str(self._base.join("evses").path)
         while target is not None:
             body, response = self._get_list(target, params, path)
-            try:
-                evses = [_Evse.model_validate(item) for item in body]
-            except ValidationError as error:
-                raise VendorResponseError(
-                    f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-                ) from error
+            evses = parsed_body(VENDOR, path, body, lambda items: [_Evse.model_validate(item) for item in items])
             for evse in evses:
                 yield DiscoveredSource(
                     source_id=evse.id, kind="evse", name=evse.name, details={"url": evse.url} if evse.url else {}
@@ -365,7 +355,7 @@ class EvenergyAdapter:
         try:
             entry = _StatusLog.model_validate(item)
         except ValidationError as error:
-            raise ValueError(f"not an ev.energy status log: {_describe(error)}") from error
+            raise ValueError(f"not an ev.energy status log: {describe_validation_error(error)}") from error
         return LogRecord(
             vendor=VENDOR,
             source_id=source_id,
@@ -382,12 +372,6 @@ class EvenergyAdapter:
             record_id=record_id_for(VENDOR, source_id, None, url=entry.url),
             raw=item,
         )
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
-    )
 
 
 collectors.register(VENDOR, PROFILE, EvenergyAdapter, required_credentials=("client_id", "client_secret"))

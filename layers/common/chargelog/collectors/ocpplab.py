@@ -15,10 +15,15 @@ from urllib.parse import quote
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 from chargelog.ocpp_frames import MalformedFrameError, parse_frame
-from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
+from chargelog.vendor_http import (
+    VendorHttpClient,
+    describe_validation_error,
+    limiter_for,
+    parsed_body,
+)
 
 VENDOR: Final = "ocpplab"
 MAX_LIMIT = 1000
@@ -80,7 +85,7 @@ def ocpp_version_of(action: str | None) -> str | None:
     return None
 
 
-class OcpplabAdapter:
+class OcpplabAdapter(HttpAdapter):
     def __init__(self, connection: VendorConnection, remaining_seconds: Callable[[], float]) -> None:
         self.connection = connection
         profile = connection.profile
@@ -96,13 +101,6 @@ class OcpplabAdapter:
             remaining_seconds=remaining_seconds,
         )
 
-    @property
-    def requests_made(self) -> int:
-        return self._http.requests_made
-
-    def close(self) -> None:
-        self._http.close()
-
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         offset = int(cursor) if cursor else 0
         path = f"/ocpp/chargers/{quote(source_id, safe='')}/logs"
@@ -115,12 +113,7 @@ class OcpplabAdapter:
         if action:
             params["event"] = action
         body, _ = self._http.get_json(path, params)
-        try:
-            page = _LogPage.model_validate(body)
-        except ValidationError as error:
-            raise VendorResponseError(
-                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-            ) from error
+        page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
         end = offset + len(page.data)
         next_cursor = str(end) if page.data and end < page.total else None
         return Page(
@@ -139,13 +132,8 @@ class OcpplabAdapter:
         while True:
             params = {"page": page_number, "limit": CHARGERS_MAX_LIMIT}
             body, _ = self._http.get_json(path, params)
-            try:
-                page = _ChargerPage.model_validate(body)
-                chargers = [_ChargerItem.model_validate(item) for item in page.data]
-            except ValidationError as error:
-                raise VendorResponseError(
-                    f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-                ) from error
+            page = parsed_body(VENDOR, path, body, _ChargerPage.model_validate)
+            chargers = parsed_body(VENDOR, path, page.data, lambda data: [_ChargerItem.model_validate(i) for i in data])
             for charger in chargers:
                 yield DiscoveredSource(
                     source_id=charger.id,
@@ -162,7 +150,7 @@ class OcpplabAdapter:
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
-            raise ValueError(f"not an OCPPLAB log record: {_describe(error)}") from error
+            raise ValueError(f"not an OCPPLAB log record: {describe_validation_error(error)}") from error
         try:
             frame = parse_frame(entry.message)
         except MalformedFrameError as error:
@@ -198,12 +186,6 @@ class OcpplabAdapter:
             raw=item,
             **fields,
         )
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
-    )
 
 
 collectors.register(VENDOR, PROFILE, OcpplabAdapter, required_credentials=("token",))

@@ -32,9 +32,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import VendorHttpClient, VendorResponseError, limiter_for
+from chargelog.vendor_http import (
+    VendorHttpClient,
+    VendorResponseError,
+    describe_validation_error,
+    limiter_for,
+    parsed_body,
+)
 
 VENDOR: Final = "plugchoice"
 PAGE_SIZE: Final = 25  # fixed by the vendor
@@ -139,7 +145,7 @@ def _json_object(value: Any, name: str) -> dict[str, Any] | None:
     raise ValueError(f"{name} is a {type(value).__name__}, not an object")
 
 
-class PlugchoiceAdapter:
+class PlugchoiceAdapter(HttpAdapter):
     def __init__(self, connection: VendorConnection, remaining_seconds: Callable[[], float]) -> None:
         self.connection = connection
         profile = connection.profile
@@ -153,13 +159,6 @@ class PlugchoiceAdapter:
             rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
             remaining_seconds=remaining_seconds,
         )
-
-    @property
-    def requests_made(self) -> int:
-        return self._http.requests_made
-
-    def close(self) -> None:
-        self._http.close()
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         # httpx joins this to the base URL's path: ".../api" + "/v3/...".
@@ -193,7 +192,7 @@ class PlugchoiceAdapter:
                     charger = _ChargerItem.model_validate(item)
                 except ValidationError as error:
                     raise VendorResponseError(
-                        f"{VENDOR} GET {path} listed a charger without a uuid: {_describe(error)}"
+                        f"{VENDOR} GET {path} listed a charger without a uuid: {describe_validation_error(error)}"
                     ) from error
                 details = {"identity": charger.identity} if charger.identity else {}
                 if charger.id is not None:
@@ -205,12 +204,7 @@ class PlugchoiceAdapter:
     def _get_page(self, path: str, params: dict[str, Any]) -> tuple[_LogPage, Any, str | None]:
         """One page of a simple-paginated list: the page, its body and the next page's number (None: the last)."""
         body, _ = self._http.get_json(path, params)
-        try:
-            page = _LogPage.model_validate(body)
-        except ValidationError as error:
-            raise VendorResponseError(
-                f"{VENDOR} GET {path} answered with an unexpected body: {_describe(error)}"
-            ) from error
+        page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
         next_url = page.next_url()
         # An empty page ends the paging even if a link says otherwise: nothing can follow it.
         next_cursor = page_number_of(next_url) if next_url and page.data else None
@@ -222,7 +216,7 @@ class PlugchoiceAdapter:
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
-            raise ValueError(f"not a Plugchoice log record: {_describe(error)}") from error
+            raise ValueError(f"not a Plugchoice log record: {describe_validation_error(error)}") from error
         payload = _json_object(entry.params, "params")
         result = _json_object(entry.result, "result")
         created_at = entry.created_at if entry.created_at.tzinfo else entry.created_at.replace(tzinfo=UTC)
@@ -243,12 +237,6 @@ class PlugchoiceAdapter:
             record_id=record_id_for(VENDOR, source_id, entry.id),
             raw=item,
         )
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors(include_url=False)[:3]
-    )
 
 
 collectors.register(VENDOR, PROFILE, PlugchoiceAdapter, required_credentials=("token",))
