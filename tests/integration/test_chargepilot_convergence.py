@@ -13,54 +13,31 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from boto3.dynamodb.conditions import Key
 
-import worker_handler
-from chargelog import aws, vendor_http
+from chargelog import aws
 from chargelog.dal.records import charger_items, record_from_item, site_partition
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
-from chargelog.logic import collection, sources
+from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
 from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
 from chargelog.simulators.chargepilot import ChargepilotSimulator
 from chargelog.simulators.traffic import Density
+from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 API_KEY, API_SECRET = "cp-test-key", "cp-test-secret"
 SITES = {"site-a": ("CP-A1", "CP-A2", "CP-A3"), "site-b": ("CP-B1",)}
 BUSY = Density(session_gap_seconds=900, session_seconds=1800, meter_interval_seconds=30)
 
 
-class Killed(Exception):
-    """The worker dying between two pages."""
-
-
 @dataclass
-class ShrinkingContext:
-    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
-
-    checks_before_low: int
-    function_name: str = "WorkerFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
-    aws_request_id: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.checks_before_low -= 1
-        return 900_000 if self.checks_before_low > 0 else 30_000
-
-
-@dataclass
-class Harness:
-    stack: LocalStack
+class Harness(WorkerHarness):
+    vendor: ClassVar[str] = "chargepilot"
     simulator: ChargepilotSimulator
-    clock: ManualClock
-    base_url: str
 
     def configure(self, **tuning: Any) -> None:
         secret = {
@@ -70,35 +47,7 @@ class Harness:
             "page_size": 50,
             "requests_per_second": 1000,
         } | tuning
-        aws.client("secretsmanager").put_secret_value(
-            SecretId=self.stack.refs["ChargepilotSecret"], SecretString=json.dumps(secret)
-        )
-        parameters.clear_caches()
-
-    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
-        collection.dispatch(self.clock())
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["ChargepilotWorkQueue"]
-        arn = self.stack.attributes[("ChargepilotWorkQueue", "Arn")]
-        tally: Counter[str] = Counter()
-        for _ in range(max_invocations):
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not messages:
-                return dict(tally)
-            try:
-                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
-                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            except Exception:  # every record failed: Powertools fails the invocation
-                failed = {m["MessageId"] for m in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    tally["retried"] += 1
-                else:
-                    tally["done"] += 1
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
+        self.put_secret(secret)
 
 
 def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -124,11 +73,7 @@ def site_items(stack: LocalStack, site_id: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
-    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
-    aws.client("sqs").set_queue_attributes(
-        QueueUrl=server_stack.refs["ChargepilotWorkQueue"], Attributes={"VisibilityTimeout": "0"}
-    )
+    quick_retries(monkeypatch, server_stack, "chargepilot")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     # Signatures are checked against the real time; the simulated clock only drives the data.
     simulator = ChargepilotSimulator(seed=17, clock=clock)

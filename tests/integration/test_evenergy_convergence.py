@@ -14,53 +14,30 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-import worker_handler
-from chargelog import aws, vendor_http
+from chargelog import vendor_http
 from chargelog.collectors import evenergy
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
-from chargelog.logic import collection, sources
+from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
 from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
 from chargelog.simulators.evenergy import EvEnergySimulator
+from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 CLIENT_ID, CLIENT_SECRET = "chargelog-test", "test-client-secret"
 EVSES = ("evse01HSH04KDEWF6Z4DB2J77J74K5", "evse01HSH0B1Q9N4W7V3XKD2PZ6TMA")
 BUSY_SECONDS = 20.0  # a status sample every 20 s
 
 
-class Killed(Exception):
-    """The worker dying between two pages."""
-
-
 @dataclass
-class ShrinkingContext:
-    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
-
-    checks_before_low: int
-    function_name: str = "WorkerFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
-    aws_request_id: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.checks_before_low -= 1
-        return 900_000 if self.checks_before_low > 0 else 30_000
-
-
-@dataclass
-class Harness:
-    stack: LocalStack
+class Harness(WorkerHarness):
+    vendor: ClassVar[str] = "evenergy"
     simulator: EvEnergySimulator
-    clock: ManualClock
-    base_url: str
 
     def configure(self, **tuning: Any) -> None:
         secret = {
@@ -70,37 +47,7 @@ class Harness:
             "page_size": 50,
             "requests_per_second": 1000,
         } | tuning
-        aws.client("secretsmanager").put_secret_value(
-            SecretId=self.stack.refs["EvenergySecret"], SecretString=json.dumps(secret)
-        )
-        parameters.clear_caches()
-
-    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
-        """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
-        retries (a failed message is redelivered) and continuations."""
-        collection.dispatch(self.clock())
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["EvenergyWorkQueue"]
-        arn = self.stack.attributes[("EvenergyWorkQueue", "Arn")]
-        tally: Counter[str] = Counter()
-        for _ in range(max_invocations):
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not messages:
-                return dict(tally)
-            try:
-                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
-                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            except Exception:  # every record failed: Powertools fails the invocation
-                failed = {m["MessageId"] for m in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    tally["retried"] += 1
-                else:
-                    tally["done"] += 1
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
+        self.put_secret(secret)
 
 
 def stored_raw(stack: LocalStack, evse: str) -> list[dict[str, Any]]:
@@ -118,14 +65,10 @@ def plenty() -> Iterator[ShrinkingContext]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
-    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
+    quick_retries(monkeypatch, server_stack, "evenergy")
     monkeypatch.setattr(vendor_http, "_LIMITERS", {})
     monkeypatch.setattr(evenergy, "_AUTHS", {})
     monkeypatch.setattr(evenergy, "_PACERS", {})
-    aws.client("sqs").set_queue_attributes(
-        QueueUrl=server_stack.refs["EvenergyWorkQueue"], Attributes={"VisibilityTimeout": "0"}
-    )
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     # Tokens live 10 minutes of simulated time: they expire under the worker's cached token (real time).
     simulator = EvEnergySimulator(seed=7, clock=clock, token_seconds=600)

@@ -7,103 +7,40 @@ exactly the simulator's records: none missing, none twice.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-import worker_handler
-from chargelog import aws, vendor_http
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
-from chargelog.logic import collection, health, sources
+from chargelog.logic import health, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
 from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
 from chargelog.simulators.ocpplab import OcpplabSimulator
 from chargelog.simulators.traffic import Density
+from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 TOKEN = "test-token"
 CHARGERS = ("dep-a", "dep-b")
 BUSY = Density(session_gap_seconds=900, session_seconds=1800, meter_interval_seconds=20)
 
 
-class Killed(Exception):
-    """The worker dying between two pages."""
-
-
 @dataclass
-class ShrinkingContext:
-    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
-
-    checks_before_low: int
-    function_name: str = "WorkerFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
-    aws_request_id: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.checks_before_low -= 1
-        return 900_000 if self.checks_before_low > 0 else 30_000
-
-
-@dataclass
-class Harness:
-    stack: LocalStack
+class Harness(WorkerHarness):
+    vendor: ClassVar[str] = "ocpplab"
     simulator: OcpplabSimulator
-    clock: ManualClock
-    base_url: str
 
     def configure(self, **tuning: Any) -> None:
         secret = {"base_url": self.base_url, "token": TOKEN, "page_size": 50, "requests_per_second": 1000} | tuning
-        aws.client("secretsmanager").put_secret_value(
-            SecretId=self.stack.refs["OcpplabSecret"], SecretString=json.dumps(secret)
-        )
-        parameters.clear_caches()  # workers re-read a changed secret within 5 minutes; here, at once
-
-    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
-        """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
-        retries (a failed message is redelivered) and continuations."""
-        collection.dispatch(self.clock())
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["OcpplabWorkQueue"]
-        arn = self.stack.attributes[("OcpplabWorkQueue", "Arn")]
-        tally: Counter[str] = Counter()
-        for _ in range(max_invocations):
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not messages:
-                return dict(tally)
-            try:
-                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
-                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            except Exception:  # every record failed: Powertools fails the invocation
-                failed = {m["MessageId"] for m in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    tally["retried"] += 1  # visibility timeout is 0 here: it comes straight back
-                else:
-                    tally["done"] += 1
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
-
-    def drop_queued_jobs(self) -> None:
-        """What an operator does after fixing the vendor: drop the failing jobs (SQS allows a purge a minute)."""
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["OcpplabWorkQueue"]
-        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        self.put_secret(secret)
 
 
 def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
@@ -116,11 +53,7 @@ def as_multiset(records: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    # Retries back off for real on AWS; here the backoff is a few milliseconds so the test stays fast.
-    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
-    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
-    sqs = aws.client("sqs")
-    sqs.set_queue_attributes(QueueUrl=server_stack.refs["OcpplabWorkQueue"], Attributes={"VisibilityTimeout": "0"})
+    quick_retries(monkeypatch, server_stack, "ocpplab")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     simulator = OcpplabSimulator(seed=11, clock=clock)
     simulator.add_token(TOKEN, "tenant-1")

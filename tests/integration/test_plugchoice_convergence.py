@@ -15,24 +15,21 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-import worker_handler
-from chargelog import aws, vendor_http
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
-from chargelog.logic import collection, sources
+from chargelog.logic import sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
 from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
 from chargelog.simulators.plugchoice import PlugchoiceSimulator
 from chargelog.simulators.traffic import Density
+from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 TOKEN = "test-personal-access-token"
 CHARGERS = ("6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8", "0b9a8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d")
@@ -41,72 +38,14 @@ BUSY = Density(session_gap_seconds=1200, session_seconds=1800, meter_interval_se
 STEP = Density(session_gap_seconds=60, session_seconds=600, meter_interval_seconds=10, heartbeat_interval_seconds=20)
 
 
-class Killed(Exception):
-    """The worker dying between two pages."""
-
-
 @dataclass
-class ShrinkingContext:
-    """A Lambda context whose time runs out after a few checks, so jobs must continue in a new invocation."""
-
-    checks_before_low: int
-    function_name: str = "WorkerFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:WorkerFunction"
-    aws_request_id: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        self.checks_before_low -= 1
-        return 900_000 if self.checks_before_low > 0 else 30_000
-
-
-@dataclass
-class Harness:
-    stack: LocalStack
+class Harness(WorkerHarness):
+    vendor: ClassVar[str] = "plugchoice"
     simulator: PlugchoiceSimulator
-    clock: ManualClock
-    base_url: str
 
     def configure(self, **tuning: Any) -> None:
         secret = {"base_url": self.base_url, "token": TOKEN, "requests_per_second": 1000} | tuning
-        aws.client("secretsmanager").put_secret_value(
-            SecretId=self.stack.refs["PlugchoiceSecret"], SecretString=json.dumps(secret)
-        )
-        parameters.clear_caches()
-
-    def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
-        """One scheduled pass: dispatch, then run the worker on the queue until it is empty (SQS redelivers
-        failed messages at once: the visibility timeout is 0 here)."""
-        collection.dispatch(self.clock())
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["PlugchoiceWorkQueue"]
-        arn = self.stack.attributes[("PlugchoiceWorkQueue", "Arn")]
-        tally: Counter[str] = Counter()
-        for _ in range(max_invocations):
-            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, AttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not messages:
-                return dict(tally)
-            try:
-                result = worker_handler.lambda_handler(sqs_event(messages, arn, "us-east-1"), next(contexts))
-                failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
-            except Exception:
-                failed = {m["MessageId"] for m in messages}
-            for message in messages:
-                if message["MessageId"] in failed:
-                    tally["retried"] += 1
-                else:
-                    tally["done"] += 1
-                    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-        raise AssertionError(f"the queue did not drain in {max_invocations} invocations: {tally}")
-
-    def drop_queued_jobs(self) -> None:
-        sqs = aws.client("sqs")
-        queue = self.stack.refs["PlugchoiceWorkQueue"]
-        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-            for message in messages:
-                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        self.put_secret(secret)
 
 
 def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
@@ -123,11 +62,7 @@ def contexts_forever() -> Iterator[ShrinkingContext]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    monkeypatch.setattr(vendor_http, "INITIAL_BACKOFF_SECONDS", 0.001)
-    monkeypatch.setattr(vendor_http, "MAX_BACKOFF_SECONDS", 0.01)
-    aws.client("sqs").set_queue_attributes(
-        QueueUrl=server_stack.refs["PlugchoiceWorkQueue"], Attributes={"VisibilityTimeout": "0"}
-    )
+    quick_retries(monkeypatch, server_stack, "plugchoice")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     # The per-minute limit counts wall-clock minutes; this test makes far more requests a minute than a real
     # worker may (its limiter is set to 1000/s), so only the throttle fault answers 429 here.
