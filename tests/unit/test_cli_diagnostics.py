@@ -3,7 +3,6 @@ ApiFunction behind the local API Gateway on 127.0.0.1), downloads through real p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -21,8 +20,9 @@ from chargelog.local import template as tpl
 from chargelog.local.gateway import LocalApiGateway
 from chargelog.local.lambdas import LocalFunction
 from chargelog.local.provision import LocalStack
-from chargelog.models.diagnostics import DiagnosticsFile, object_key, parse_token
+from chargelog.models.diagnostics import DiagnosticsFile, parse_token
 from chargelog.settings import get_settings
+from diagnostics_files import store_file
 
 API_KEY = "cli-diagnostics-test-key-0123456789"
 UPLOAD_BASE = "https://uploads.example.com/prod"
@@ -73,24 +73,18 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def receive(stack: LocalStack, request_id: str, name: str, data: bytes, at: datetime) -> DiagnosticsFile:
-    """As the upload path does it: the object under diagnostics/, then its record."""
-    key = object_key("CP-1", request_id, at, name)
-    aws.client("s3").put_object(Bucket=stack.refs["DiagnosticsBucket"], Key=key, Body=data)
-    file = DiagnosticsFile(
-        request_id=request_id,
-        charger_id="CP-1",
-        key=key,
-        filename=name,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+    """As the upload path does it: the object under diagnostics/, then its record (a multipart POST)."""
+    return store_file(
+        stack,
+        request_id,
+        at,
+        name,
+        data,
         content_type="application/octet-stream",
         compression="none",
-        received_at=at,
         upload_method="POST",
         multipart=True,
     )
-    assert dal.put_file(file)
-    return file
 
 
 def request_id_of(capsys: pytest.CaptureFixture[str]) -> str:

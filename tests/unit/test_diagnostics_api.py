@@ -23,9 +23,10 @@ from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.local.provision import LocalStack
 from chargelog.logic import diagnostics as logic
-from chargelog.models.diagnostics import DiagnosticsFile, object_key, parse_token, secret_sha256
+from chargelog.models.diagnostics import parse_token, secret_sha256
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
+from diagnostics_files import store_file
 
 UPLOAD_BASE = "https://uploads.example.com/prod"
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -103,25 +104,6 @@ def seed_notifications(stack: LocalStack, *notifications: tuple[str, datetime, d
             )
         )
     writer.write(records)
-
-
-def store_file(stack: LocalStack, request_id: str, at: datetime, name: str, data: bytes) -> DiagnosticsFile:
-    key = object_key("CP-1", request_id, at, name)
-    aws.client("s3").put_object(Bucket=stack.refs["DiagnosticsBucket"], Key=key, Body=data)
-    file = DiagnosticsFile(
-        request_id=request_id,
-        charger_id="CP-1",
-        key=key,
-        filename=name,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        content_type="application/gzip",
-        compression="gzip",
-        received_at=at,
-        upload_method="PUT",
-    )
-    assert dal.put_file(file)
-    return file
 
 
 # ---------------------------------------------------------------------------------------------- POST
