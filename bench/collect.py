@@ -38,9 +38,9 @@ TOKEN = "bench-token"
 
 def _serve_simulator(records: int) -> None:
     """Child process: a seeded OCPPLAB simulator; prints its URL, the record count and the window, then serves."""
-    from chargelog.simulators.base import SimulatorServer
-    from chargelog.simulators.ocpplab import OcpplabSimulator
-    from chargelog.simulators.traffic import Density
+    from chargelog_simulators.base import SimulatorServer
+    from chargelog_simulators.ocpplab import OcpplabSimulator
+    from chargelog_simulators.traffic import Density
 
     simulator = OcpplabSimulator(seed=2026)
     simulator.add_token(TOKEN)
@@ -66,9 +66,9 @@ def _start_child(args: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]
 
 def _provision(stack_name: str, simulator_url: str) -> Any:
     from chargelog import aws
-    from chargelog.local.provision import function_environment, provision
-    from chargelog.local.template import load_template
     from chargelog.settings import get_settings
+    from chargelog_local.provision import function_environment, provision
+    from chargelog_local.template import load_template
 
     template = load_template()
     stack = provision(template, stack_name, "us-east-1")

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from chargelog.local.runner import free_port
+from chargelog_local.runner import free_port
 
 
 def start_moto() -> tuple[subprocess.Popen[str], str]:

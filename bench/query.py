@@ -8,7 +8,7 @@ What runs where, as `chargelog local` runs it:
 So every figure includes the gateway, the handler (Powertools routing and validation, the query logic,
 boto3) and moto's DynamoDB.
 
-Seeded data: N records of one busy charger (realistic OCPP 1.6 traffic from chargelog.simulators.traffic:
+Seeded data: N records of one busy charger (realistic OCPP 1.6 traffic from chargelog_simulators.traffic:
 MeterValues, Heartbeats, sessions, CSMS operations and their answers, a few CALLERRORs), spread over a
 few days; and a smaller fleet of chargers on two sites, starting at random times in the same span.
 Written with RecordWriter (batches of 1,000), as the collector writes them.
@@ -87,11 +87,11 @@ def _start_api(moto_url: str) -> Api:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     from chargelog import aws
-    from chargelog.local import template as tpl
-    from chargelog.local.gateway import LocalApiGateway
-    from chargelog.local.lambdas import LocalFunction
-    from chargelog.local.provision import function_environment, provision
     from chargelog.settings import get_settings
+    from chargelog_local import template as tpl
+    from chargelog_local.gateway import LocalApiGateway
+    from chargelog_local.lambdas import LocalFunction
+    from chargelog_local.provision import function_environment, provision
 
     aws.reset()
     template = tpl.load_template()
@@ -164,7 +164,7 @@ class Seeded:
 def seed(refs: dict[str, str], records: int, fleet_chargers: int, fleet_records: int, rng: random.Random) -> Seeded:
     from chargelog.dal.archive import RawArchive
     from chargelog.dal.records import RecordWriter
-    from chargelog.simulators.traffic import Density, iter_traffic
+    from chargelog_simulators.traffic import Density, iter_traffic
 
     writer = RecordWriter(refs["Table"], RawArchive(refs["RawBucket"]), retention_days=3650)
     began = time.perf_counter()

@@ -3,7 +3,7 @@
 What runs where, as `chargelog local` runs it:
 - moto's server in its own process, with the template's table, diagnostics bucket and upload queue (provisioned
   from template.yaml; moto's S3 announces each new incoming/ object on the queue itself);
-- in this process, the template's UploadApi served by chargelog.local.uploads on 127.0.0.1 (werkzeug, threaded:
+- in this process, the template's UploadApi served by chargelog_local.uploads on 127.0.0.1 (werkzeug, threaded:
   the REQUEST authorizer function, the S3 integration into moto), the indexer function fed by the template's SQS
   event source (one poller thread, long polls of 1 s, as the local stack runs it), and the HTTP client (httpx,
   keep-alive) that uploads the way chargers do: raw PUT (`curl -T`) and multipart POST (`curl -F file=@...`).
@@ -95,12 +95,12 @@ def _start_stack(moto_url: str) -> UploadStack:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     from chargelog import aws
-    from chargelog.local import template as tpl
-    from chargelog.local.lambdas import LocalFunction
-    from chargelog.local.provision import function_environment, provision
-    from chargelog.local.triggers import SqsTrigger
-    from chargelog.local.uploads import upload_gateways
     from chargelog.settings import get_settings
+    from chargelog_local import template as tpl
+    from chargelog_local.lambdas import LocalFunction
+    from chargelog_local.provision import function_environment, provision
+    from chargelog_local.triggers import SqsTrigger
+    from chargelog_local.uploads import upload_gateways
 
     aws.reset()
     template = tpl.load_template()
@@ -332,8 +332,8 @@ def _put_incoming(bucket: str, body_kind: str, data: bytes) -> str:
     """A new request's incoming object as the upload API's S3 integration stores it (key, metadata, content type)."""
     import httpx
 
-    from chargelog.local.uploads import LocalUploadGateway
     from chargelog.logic.uploads import incoming_key
+    from chargelog_local.uploads import LocalUploadGateway
 
     request, _, _ = _new_request("https://uploads.example.com")
     key = incoming_key(request.request_id, datetime.now(UTC))

@@ -22,11 +22,11 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from chargelog import aws, collectors
-from chargelog.local.lambdas import LocalLambdaContext
-from chargelog.local.provision import LocalStack, function_environment, provision
-from chargelog.local.runner import free_port
-from chargelog.local.template import load_template
 from chargelog.settings import get_settings
+from chargelog_local.lambdas import LocalLambdaContext
+from chargelog_local.provision import LocalStack, function_environment, provision
+from chargelog_local.runner import free_port
+from chargelog_local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -132,7 +132,7 @@ class RunningStack:
 
 def chargelog_command() -> list[str]:
     executable = shutil.which("chargelog", path=os.path.dirname(sys.executable))
-    return [executable] if executable else [sys.executable, "-m", "chargelog.cli.main"]
+    return [executable] if executable else [sys.executable, "-m", "chargelog_cli.main"]
 
 
 @contextmanager

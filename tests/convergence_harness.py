@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities import parameters
 
 import worker_handler
 from chargelog import aws, vendor_http
-from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
 from chargelog.logic import collection
-from chargelog.simulators.base import ManualClock
+from chargelog_local.provision import LocalStack
+from chargelog_local.triggers import sqs_event
+from chargelog_simulators.base import ManualClock
 
 
 class Killed(Exception):

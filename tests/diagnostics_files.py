@@ -9,8 +9,8 @@ from typing import Any
 
 from chargelog import aws
 from chargelog.dal import diagnostics as dal
-from chargelog.local.provision import LocalStack
 from chargelog.models.diagnostics import DiagnosticsFile, object_key
+from chargelog_local.provision import LocalStack
 
 CHARGER = "CP-1"
 

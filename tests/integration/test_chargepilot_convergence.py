@@ -21,12 +21,12 @@ from boto3.dynamodb.conditions import Key
 from chargelog import aws
 from chargelog.dal.records import charger_items, record_from_item, site_partition
 from chargelog.dal.state import CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.chargepilot import ChargepilotSimulator
-from chargelog.simulators.traffic import Density
+from chargelog_local.provision import LocalStack
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.chargepilot import ChargepilotSimulator
+from chargelog_simulators.traffic import Density
 from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 API_KEY, API_SECRET = "cp-test-key", "cp-test-secret"

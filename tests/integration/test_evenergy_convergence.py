@@ -22,11 +22,11 @@ from chargelog import vendor_http
 from chargelog.collectors import evenergy
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.evenergy import EvEnergySimulator
+from chargelog_local.provision import LocalStack
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.evenergy import EvEnergySimulator
 from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 CLIENT_ID, CLIENT_SECRET = "chargelog-test", "test-client-secret"

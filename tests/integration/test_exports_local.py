@@ -15,11 +15,11 @@ import api_handler
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
-from chargelog.local.template import functions
-from chargelog.local.triggers import SqsTrigger
 from chargelog.models.records import LogRecord, record_id_for
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
+from chargelog_local.template import functions
+from chargelog_local.triggers import SqsTrigger
 from conftest import REGION, load_event
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -87,7 +87,7 @@ def test_the_export_bucket_and_queue_are_provisioned_as_the_template_says(server
 def test_the_local_stack_runs_an_export_and_its_link_downloads_the_file(
     template: dict[str, Any], server_stack: LocalStack, moto_server: str, lambda_context: Any
 ) -> None:
-    # ExportFunction's SQS event source, resolved against the stack as chargelog.local.runner does.
+    # ExportFunction's SQS event source, resolved against the stack as chargelog_local.runner does.
     (spec,) = [spec for spec in functions(template) if spec.logical_id == "ExportFunction"]
     ((queue_arn_expr, batch_size, reports_failures),) = spec.queues
     queue_arn = server_stack.resolver().resolve(queue_arn_expr)

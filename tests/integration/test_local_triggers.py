@@ -25,10 +25,10 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 
 from chargelog import aws
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
-from chargelog.local.template import FunctionSpec, functions
-from chargelog.local.triggers import SQS_MAX_BATCH, ScheduleTrigger, SqsTrigger
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
+from chargelog_local.template import FunctionSpec, functions
+from chargelog_local.triggers import SQS_MAX_BATCH, ScheduleTrigger, SqsTrigger
 from conftest import REGION, load_event
 
 HANDLER_SOURCE = '''

@@ -21,14 +21,14 @@ import pytest
 
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.plugchoice import PlugchoiceSimulator
-from chargelog.simulators.traffic import Density
+from chargelog_local.provision import LocalStack
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.plugchoice import PlugchoiceSimulator
+from chargelog_simulators.traffic import Density
 from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
 
 TOKEN = "test-personal-access-token"

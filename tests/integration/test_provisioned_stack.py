@@ -11,9 +11,9 @@ import pytest
 from chargelog import aws
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ConflictError, NotFoundError
-from chargelog.local.provision import LocalStack
-from chargelog.local.runner import SIMULATORS, LocalOptions, LocalRunner
 from chargelog.models.sources import Source
+from chargelog_local.provision import LocalStack
+from chargelog_local.runner import SIMULATORS, LocalOptions, LocalRunner
 
 
 def test_table_has_ttl_pitr_and_encryption(server_stack: LocalStack) -> None:

@@ -18,19 +18,19 @@ import worker_handler
 from chargelog import aws, collectors, vendor_http
 from chargelog.collectors import evenergy
 from chargelog.collectors.base import VendorAdapter, VendorConnection
-from chargelog.local.lambdas import LocalLambdaContext
-from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
 from chargelog.logic import collection, discovery, sources
 from chargelog.models.jobs import DiscoveryJob
 from chargelog.models.sources import SourceCreate, SourceUpdate
-from chargelog.simulators.base import SimulatorServer, VendorSimulator
-from chargelog.simulators.chargepilot import ChargepilotSimulator
-from chargelog.simulators.evenergy import EvEnergySimulator
-from chargelog.simulators.ocpplab import OcpplabSimulator
-from chargelog.simulators.plugchoice import PlugchoiceSimulator
 from chargelog.vendor_http import VendorAuthError
 from chargelog.vendors import SOURCE_KIND
+from chargelog_local.lambdas import LocalLambdaContext
+from chargelog_local.provision import LocalStack
+from chargelog_local.triggers import sqs_event
+from chargelog_simulators.base import SimulatorServer, VendorSimulator
+from chargelog_simulators.chargepilot import ChargepilotSimulator
+from chargelog_simulators.evenergy import EvEnergySimulator
+from chargelog_simulators.ocpplab import OcpplabSimulator
+from chargelog_simulators.plugchoice import PlugchoiceSimulator
 from conftest import load_event
 
 SECRET_LOGICAL_IDS = {

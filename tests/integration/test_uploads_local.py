@@ -1,6 +1,6 @@
 """Diagnostics uploads through the local upload API, with real curl, the way chargers send them.
 
-The upload API is the template's UploadApi served by chargelog.local.uploads (DefinitionBody routes, the
+The upload API is the template's UploadApi served by chargelog_local.uploads (DefinitionBody routes, the
 UploadAuthorizerFunction as REQUEST authorizer, the S3 integration into moto's server); moto's own S3 -> SQS
 notification feeds DiagnosticsIndexerFunction through the template's SQS event source. Requests are created with
 the diagnostics dal, as POST /diagnostics/requests would.
@@ -26,11 +26,6 @@ from werkzeug.serving import make_server
 
 from chargelog import aws
 from chargelog.dal import diagnostics as diagnostics_dal
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
-from chargelog.local.template import functions
-from chargelog.local.triggers import SqsTrigger
-from chargelog.local.uploads import upload_gateways
 from chargelog.models.diagnostics import (
     DiagnosticsRequest,
     format_token,
@@ -39,6 +34,11 @@ from chargelog.models.diagnostics import (
     remote_location,
     secret_sha256,
 )
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
+from chargelog_local.template import functions
+from chargelog_local.triggers import SqsTrigger
+from chargelog_local.uploads import upload_gateways
 from conftest import REGION
 
 CURL = "curl"

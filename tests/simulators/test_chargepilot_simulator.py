@@ -17,9 +17,9 @@ import pytest
 from jsonschema import Draft4Validator
 
 from chargelog.collectors.chargepilot import ChargepilotSignature, signature
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.chargepilot import ACTIONS, ChargepilotSimulator, start_local
-from chargelog.simulators.traffic import generate_heartbeats
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.chargepilot import ACTIONS, ChargepilotSimulator, start_local
+from chargelog_simulators.traffic import generate_heartbeats
 
 API_KEY, API_SECRET = "key-1", "secret-1"
 OTHER_KEY, OTHER_SECRET = "key-2", "secret-2"

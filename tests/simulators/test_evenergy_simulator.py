@@ -16,8 +16,8 @@ from chargelog import vendor_http
 from chargelog.collectors import evenergy
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.evenergy import EvenergyAdapter
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.evenergy import EvEnergySimulator, start_local
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.evenergy import EvEnergySimulator, start_local
 
 CLIENT_ID, CLIENT_SECRET = "app-1", "app-1-secret"
 EVSE, OTHER_CLIENTS_EVSE = "evse01A", "evse99Z"

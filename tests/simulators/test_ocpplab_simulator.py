@@ -25,9 +25,9 @@ import pytest
 from jsonschema import Draft4Validator
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 
-from chargelog.simulators.base import ManualClock, SimulatorServer
-from chargelog.simulators.ocpplab import OcpplabSimulator, snake_case_keys, start_local
-from chargelog.simulators.traffic import CALL, CALLERROR, CALLRESULT, Density, TrafficFrame, generate_traffic
+from chargelog_simulators.base import ManualClock, SimulatorServer
+from chargelog_simulators.ocpplab import OcpplabSimulator, snake_case_keys, start_local
+from chargelog_simulators.traffic import CALL, CALLERROR, CALLRESULT, Density, TrafficFrame, generate_traffic
 
 NOW = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
 TOKEN = "tenant-1-token"

@@ -19,9 +19,9 @@ import ocpp
 import pytest
 from jsonschema import Draft4Validator
 
-from chargelog.simulators.base import Faults, ManualClock, SimulatorServer
-from chargelog.simulators.plugchoice import PER_PAGE, PlugchoiceSimulator, start_local
-from chargelog.simulators.traffic import CALL, CALLERROR, CALLRESULT, TrafficFrame
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.plugchoice import PER_PAGE, PlugchoiceSimulator, start_local
+from chargelog_simulators.traffic import CALL, CALLERROR, CALLRESULT, TrafficFrame
 
 NOW = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
 TOKEN = "user-1-token"

@@ -13,7 +13,7 @@ import pytest
 
 import api_handler
 from chargelog import aws
-from chargelog.local.provision import LocalStack
+from chargelog_local.provision import LocalStack
 from conftest import REPO_ROOT, load_event
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}

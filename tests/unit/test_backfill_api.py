@@ -15,11 +15,11 @@ from chargelog import aws, collectors
 from chargelog.collectors.base import Page, VendorProfile, Window
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import sources
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
+from chargelog_local.provision import LocalStack
 from conftest import load_event
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -23,9 +23,9 @@ from chargelog import collectors, vendor_http
 from chargelog.collectors import chargepilot
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.chargepilot import ChargepilotAdapter, ChargepilotSignature, signature, signing_key
-from chargelog.simulators.base import ManualClock, SimulatorServer
-from chargelog.simulators.chargepilot import ChargepilotSimulator
 from chargelog.vendor_http import VendorAuthError, VendorRequestError, VendorResponseError
+from chargelog_simulators.base import ManualClock, SimulatorServer
+from chargelog_simulators.chargepilot import ChargepilotSimulator
 
 API_KEY = "cp-key-1"
 API_SECRET = "my-api-secret"

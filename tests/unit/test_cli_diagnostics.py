@@ -14,14 +14,14 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from chargelog import aws
-from chargelog.cli.main import main
 from chargelog.dal import diagnostics as dal
-from chargelog.local import template as tpl
-from chargelog.local.gateway import LocalApiGateway
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
 from chargelog.models.diagnostics import DiagnosticsFile, parse_token
 from chargelog.settings import get_settings
+from chargelog_cli.main import main
+from chargelog_local import template as tpl
+from chargelog_local.gateway import LocalApiGateway
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
 from diagnostics_files import store_file
 
 API_KEY = "cli-diagnostics-test-key-0123456789"

@@ -22,17 +22,17 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from chargelog import aws
-from chargelog.cli.logs import Page, Progress, TableWriter, summarize
-from chargelog.cli.main import main
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.dal.sources import source_item
-from chargelog.local import template as tpl
-from chargelog.local.gateway import LocalApiGateway
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import Source
+from chargelog_cli.logs import Page, Progress, TableWriter, summarize
+from chargelog_cli.main import main
+from chargelog_local import template as tpl
+from chargelog_local.gateway import LocalApiGateway
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
 
 API_KEY = "cli-logs-test-key-0123456789"
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -367,7 +367,7 @@ def test_a_reader_that_goes_away_stops_the_command_quietly(
     # `chargelog ... | head -n 1`: the reader closes the pipe after the first line, with more output to come
     # than the pipe holds.
     writer = subprocess.Popen(
-        [sys.executable, "-m", "chargelog.cli.main", *arguments],
+        [sys.executable, "-m", "chargelog_cli.main", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=environment,

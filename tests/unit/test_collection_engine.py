@@ -18,12 +18,12 @@ from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Win
 from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.records import action_partition, charger_items, charger_partition, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import backfills, collection, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
+from chargelog_local.provision import LocalStack
 from conftest import load_event
 
 VENDOR = "plugchoice"  # the fake adapter stands in for the built-in one

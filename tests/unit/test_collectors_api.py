@@ -9,10 +9,10 @@ from typing import Any
 import api_handler
 from chargelog import aws
 from chargelog.dal.state import Checkpoint, CollectorStateStore
-from chargelog.local.provision import LocalStack
 from chargelog.logic import backfills, sources
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
+from chargelog_local.provision import LocalStack
 from conftest import load_event
 
 

@@ -21,11 +21,11 @@ from chargelog import aws
 from chargelog.dal import diagnostics as dal
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.local.provision import LocalStack
 from chargelog.logic import diagnostics as logic
 from chargelog.models.diagnostics import parse_token, secret_sha256
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
+from chargelog_local.provision import LocalStack
 from diagnostics_files import store_file
 
 UPLOAD_BASE = "https://uploads.example.com/prod"

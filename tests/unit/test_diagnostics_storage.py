@@ -11,7 +11,6 @@ from botocore.exceptions import ClientError
 
 from chargelog import aws
 from chargelog.dal import diagnostics as dal
-from chargelog.local.provision import LocalStack
 from chargelog.models.diagnostics import (
     DEFAULT_FILENAME,
     MAX_FILENAME_BYTES,
@@ -29,6 +28,7 @@ from chargelog.models.diagnostics import (
     secret_sha256,
 )
 from chargelog.settings import get_settings
+from chargelog_local.provision import LocalStack
 
 AT = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
 REQUEST_ID = "0123456789abcdef0123456789abcdef"

@@ -14,9 +14,9 @@ import pytest
 import api_calls
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.local.provision import LocalStack
 from chargelog.logic.exchanges import PAIRING_WINDOW
 from chargelog.models.records import LogRecord, record_id_for
+from chargelog_local.provision import LocalStack
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 CHARGER = "CP-0001"

@@ -21,12 +21,12 @@ from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.exports import ExportFiles
 from chargelog.dal.records import RecordWriter
-from chargelog.local.lambdas import LocalLambdaContext
-from chargelog.local.provision import LocalStack
-from chargelog.local.triggers import sqs_event
 from chargelog.logic import exports
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
+from chargelog_local.lambdas import LocalLambdaContext
+from chargelog_local.provision import LocalStack
+from chargelog_local.triggers import sqs_event
 from conftest import REGION, load_event
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)

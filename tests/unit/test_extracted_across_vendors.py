@@ -17,10 +17,10 @@ import pytest
 from chargelog.collectors import chargepilot, ocpplab, plugchoice
 from chargelog.collectors.base import VendorConnection
 from chargelog.models.records import LogRecord
-from chargelog.simulators.chargepilot import exchanges, log_entry
-from chargelog.simulators.ocpplab import record_item
-from chargelog.simulators.plugchoice import PlugchoiceSimulator
-from chargelog.simulators.traffic import TrafficFrame, generate_traffic
+from chargelog_simulators.chargepilot import exchanges, log_entry
+from chargelog_simulators.ocpplab import record_item
+from chargelog_simulators.plugchoice import PlugchoiceSimulator
+from chargelog_simulators.traffic import TrafficFrame, generate_traffic
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 CHARGER = "CP-NORM-1"

@@ -24,10 +24,10 @@ import pytest
 from werkzeug.test import Client, EnvironBuilder, TestResponse
 from werkzeug.wrappers import Response
 
-from chargelog.local import gateway as gateway_module
-from chargelog.local.gateway import API_GATEWAY_MAX_REQUEST_BYTES, LAMBDA_MAX_PAYLOAD_BYTES, LocalApiGateway
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.template import ApiRoute, FunctionSpec, binary_media_types, gateway_responses
+from chargelog_local import gateway as gateway_module
+from chargelog_local.gateway import API_GATEWAY_MAX_REQUEST_BYTES, LAMBDA_MAX_PAYLOAD_BYTES, LocalApiGateway
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.template import ApiRoute, FunctionSpec, binary_media_types, gateway_responses
 from conftest import load_event
 
 API_KEY = "local-test-key-0123456789"

@@ -15,10 +15,10 @@ from api_calls import follow, get, get_json, post_json
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.local.provision import LocalStack
 from chargelog.logic import exports
 from chargelog.models.exports import ExportRequest
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
+from chargelog_local.provision import LocalStack
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 SITE = "depot-n"

@@ -24,10 +24,10 @@ from chargelog.collectors import ocpplab
 from chargelog.collectors.base import Page, VendorConnection, Window
 from chargelog.collectors.ocpplab import MAX_LIMIT, OcpplabAdapter
 from chargelog.models.records import LogRecord
-from chargelog.simulators.base import ManualClock, SimulatorServer
-from chargelog.simulators.ocpplab import OcpplabSimulator
-from chargelog.simulators.traffic import CALL, CALLERROR, CALLRESULT, TrafficFrame
 from chargelog.vendor_http import VendorAuthError, VendorHttpClient, VendorRequestError, VendorResponseError
+from chargelog_simulators.base import ManualClock, SimulatorServer
+from chargelog_simulators.ocpplab import OcpplabSimulator
+from chargelog_simulators.traffic import CALL, CALLERROR, CALLRESULT, TrafficFrame
 
 TOKEN = "tenant-1-token"
 CHARGER = "dep-123"

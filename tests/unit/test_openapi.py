@@ -13,7 +13,7 @@ import pytest
 import api_handler
 from chargelog.api import openapi
 from chargelog.api.app import API_KEY_SCHEME, app
-from chargelog.local.template import load_template
+from chargelog_local.template import load_template
 from conftest import load_event
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

@@ -22,12 +22,12 @@ from chargelog import collectors, vendor_http
 from chargelog.collectors import plugchoice
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.plugchoice import PlugchoiceAdapter
-from chargelog.local.runner import SIMULATORS
 from chargelog.models.records import LogRecord
-from chargelog.simulators.base import ManualClock, SimulatorServer
-from chargelog.simulators.plugchoice import LOCAL_FLEET, PlugchoiceSimulator
-from chargelog.simulators.traffic import CALL, CALLRESULT, TrafficFrame
 from chargelog.vendor_http import VendorAuthError, VendorHttpClient, VendorResponseError
+from chargelog_local.runner import SIMULATORS
+from chargelog_simulators.base import ManualClock, SimulatorServer
+from chargelog_simulators.plugchoice import LOCAL_FLEET, PlugchoiceSimulator
+from chargelog_simulators.traffic import CALL, CALLRESULT, TrafficFrame
 
 TOKEN = "personal-access-token"
 CHARGER = "9a3c1f0e-5b7d-4c2a-8e61-0f2d3b4a5c6d"

@@ -15,8 +15,8 @@ from api_calls import follow, get, get_json
 from chargelog.dal import record_queries
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.local.provision import LocalStack
 from chargelog.models.records import LogRecord, record_id_for
+from chargelog_local.provision import LocalStack
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 ACTIONS = ("Heartbeat", "MeterValues", "StatusNotification", "BootNotification")

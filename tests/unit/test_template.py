@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chargelog.local.template import TEMPLATE_PATH, load_template
+from chargelog_local.template import TEMPLATE_PATH, load_template
 
 VENDORS = frozenset({"plugchoice", "ocpplab", "chargepilot", "evenergy"})
 RUNTIME = "python3.13"

@@ -15,10 +15,10 @@ import pytest
 
 from chargelog import aws
 from chargelog.dal import diagnostics as diagnostics_dal
-from chargelog.local.lambdas import LocalLambdaContext
-from chargelog.local.provision import LocalStack
 from chargelog.logic import upload_indexer, uploads
 from chargelog.models.diagnostics import DiagnosticsRequest, format_token, new_secret, secret_sha256
+from chargelog_local.lambdas import LocalLambdaContext
+from chargelog_local.provision import LocalStack
 from conftest import load_event
 from diagnostics_indexer_handler import lambda_handler as indexer_handler
 from upload_authorizer_handler import lambda_handler as authorizer_handler

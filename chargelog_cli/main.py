@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
-    from chargelog.cli.client import ChargelogClient
+    from chargelog_cli.client import ChargelogClient
 
 
 def _add_api_options(parser: argparse.ArgumentParser) -> None:
@@ -46,20 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not discover and register the vendors' sources on each pass (register them with POST /sources)",
     )
 
-    from chargelog.cli.collect import add_arguments as add_collect_arguments
+    from chargelog_cli.collect import add_arguments as add_collect_arguments
 
     add_collect_arguments(commands, VENDORS)
 
-    from chargelog.cli.logs import add_arguments as add_logs_arguments
+    from chargelog_cli.logs import add_arguments as add_logs_arguments
 
     _add_api_options(add_logs_arguments(commands))
 
-    from chargelog.cli.diagnostics import add_arguments as add_diagnostics_arguments
+    from chargelog_cli.diagnostics import add_arguments as add_diagnostics_arguments
 
     for diagnostics_action in add_diagnostics_arguments(commands):
         _add_api_options(diagnostics_action)
 
-    from chargelog.cli.status import add_arguments as add_status_arguments
+    from chargelog_cli.status import add_arguments as add_status_arguments
 
     _add_api_options(add_status_arguments(commands))
 
@@ -141,7 +141,7 @@ def _print_discovered(result: dict[str, Any]) -> None:
 
 
 def _client(args: argparse.Namespace) -> ChargelogClient:
-    from chargelog.cli.client import ChargelogClient
+    from chargelog_cli.client import ChargelogClient
 
     if not args.api_url or not args.api_key:
         raise SystemExit(
@@ -152,21 +152,21 @@ def _client(args: argparse.Namespace) -> ChargelogClient:
 
 
 def _run_logs(args: argparse.Namespace) -> int:
-    from chargelog.cli.logs import run_logs
+    from chargelog_cli.logs import run_logs
 
     with _client(args) as client:
         return run_logs(client, args, sys.stdout, sys.stderr)
 
 
 def _run_diagnostics(args: argparse.Namespace) -> int:
-    from chargelog.cli.diagnostics import run_diagnostics
+    from chargelog_cli.diagnostics import run_diagnostics
 
     with _client(args) as client:
         return run_diagnostics(client, args, sys.stdout, sys.stderr)
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from chargelog.cli.status import run_status
+    from chargelog_cli.status import run_status
 
     with _client(args) as client:
         return run_status(client, args, sys.stdout)
@@ -202,20 +202,20 @@ def _run_sources(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "local":
-        from chargelog.local.runner import LocalOptions, run
+        from chargelog_local.runner import LocalOptions, run
 
         return run(
             LocalOptions(port=args.port, schedule_seconds=args.schedule_seconds, discover_sources=args.discover_sources)
         )
     if args.command == "collect":
-        from chargelog.cli.collect import collect
+        from chargelog_cli.collect import collect
 
         return collect(args.vendor, args.source)
     if args.command == "backfill":
-        from chargelog.cli.collect import backfill
+        from chargelog_cli.collect import backfill
 
         return backfill(args.vendor, args.source_id, args.start, args.end, args.action)
-    from chargelog.cli.client import ApiError
+    from chargelog_cli.client import ApiError
 
     try:
         if args.command == "logs":

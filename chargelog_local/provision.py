@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chargelog import aws
-from chargelog.local.template import Resolver
+from chargelog_local.template import Resolver
 
 ACCOUNT_ID = "123456789012"
 
@@ -314,7 +314,7 @@ def function_environment(template: Mapping[str, Any], stack: LocalStack) -> dict
     Locally every function runs in one process, so they must agree on each variable (keep them in
     Globals); anything that is not a local resource (the API itself, say) resolves to a placeholder.
     """
-    from chargelog.local.template import functions
+    from chargelog_local.template import functions
 
     resolver = stack.resolver(on_missing=lambda name: f"local-{name}")
     environment: dict[str, str] = {}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 from urllib.parse import quote
 
 if TYPE_CHECKING:
-    from chargelog.cli.client import ChargelogClient
+    from chargelog_cli.client import ChargelogClient
 
 Format = Literal["table", "json", "ndjson", "csv"]
 FORMATS: tuple[Format, ...] = ("table", "json", "ndjson", "csv")

@@ -37,8 +37,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog.simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
-from chargelog.simulators.traffic import (
+from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.traffic import (
     Density,
     TrafficFrame,
     from_ms,

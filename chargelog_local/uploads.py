@@ -30,15 +30,15 @@ from botocore.exceptions import ClientError
 from werkzeug.wrappers import Request, Response
 
 from chargelog import aws
-from chargelog.local.gateway import (
+from chargelog_local.gateway import (
     API_GATEWAY_MAX_REQUEST_BYTES,
     compile_path,
     render_gateway_response,
     request_context,
 )
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack
-from chargelog.local.template import DefinedApi, Resolver, defined_apis
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack
+from chargelog_local.template import DefinedApi, Resolver, defined_apis
 
 logger = logging.getLogger("chargelog_local.uploads")
 

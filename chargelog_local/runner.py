@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from chargelog import aws
-from chargelog.local import template as tpl
-from chargelog.local.gateway import LocalApiGateway
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.provision import LocalStack, function_environment, provision
-from chargelog.local.triggers import ScheduleTrigger, SqsTrigger
+from chargelog_local import template as tpl
+from chargelog_local.gateway import LocalApiGateway
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.provision import LocalStack, function_environment, provision
+from chargelog_local.triggers import ScheduleTrigger, SqsTrigger
 
 VENDOR_TAG = "chargelog:vendor"
 # Environment variable suffix -> key in the vendor's secret.
@@ -48,25 +48,25 @@ SimulatorStarter = Callable[[], tuple[str, dict[str, str], Callable[[], None]]]
 
 
 def _start_ocpplab() -> tuple[str, dict[str, str], Callable[[], None]]:
-    from chargelog.simulators.ocpplab import start_local
+    from chargelog_simulators.ocpplab import start_local
 
     return start_local()
 
 
 def _start_chargepilot() -> tuple[str, dict[str, str], Callable[[], None]]:
-    from chargelog.simulators.chargepilot import start_local
+    from chargelog_simulators.chargepilot import start_local
 
     return start_local()
 
 
 def _start_plugchoice() -> tuple[str, dict[str, str], Callable[[], None]]:
-    from chargelog.simulators.plugchoice import start_local
+    from chargelog_simulators.plugchoice import start_local
 
     return start_local()
 
 
 def _start_evenergy() -> tuple[str, dict[str, str], Callable[[], None]]:
-    from chargelog.simulators.evenergy import start_local
+    from chargelog_simulators.evenergy import start_local
 
     return start_local()
 
@@ -208,7 +208,7 @@ class LocalRunner:
         """The upload API (UploadApi's DefinitionBody) on its own port; the API function's upload addresses use it."""
         from werkzeug.serving import make_server
 
-        from chargelog.local.uploads import upload_gateways
+        from chargelog_local.uploads import upload_gateways
 
         for gateway in upload_gateways(self.template, stack, self.functions, stage="local"):
             server = make_server("127.0.0.1", self.options.upload_port, gateway, threaded=True)

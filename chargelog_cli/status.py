@@ -10,10 +10,10 @@ import json
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
-from chargelog.cli.logs import MAX_PAGE_SIZE, _positive, parse_aware_time
+from chargelog_cli.logs import MAX_PAGE_SIZE, _positive, parse_aware_time
 
 if TYPE_CHECKING:
-    from chargelog.cli.client import ChargelogClient
+    from chargelog_cli.client import ChargelogClient
 
 
 def add_arguments(commands: Any) -> argparse.ArgumentParser:

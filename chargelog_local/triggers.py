@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chargelog import aws
-from chargelog.local.lambdas import LocalFunction
+from chargelog_local.lambdas import LocalFunction
 
 logger = logging.getLogger("chargelog_local.triggers")
 

@@ -37,7 +37,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog.simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
 
 API_VERSION = "2"
 PUBLIC_BASE = "https://api.ev.energy/v2"  # where records' urls point, as the real API's do

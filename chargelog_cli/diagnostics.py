@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
-from chargelog.cli.logs import parse_aware_time
+from chargelog_cli.logs import parse_aware_time
 
 if TYPE_CHECKING:
-    from chargelog.cli.client import ChargelogClient
+    from chargelog_cli.client import ChargelogClient
 
 LOG_TYPES = ("DiagnosticsLog", "SecurityLog")
 LIST_PAGE_SIZE = 100

@@ -43,8 +43,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from chargelog.models.records import connector_id_from
-from chargelog.simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
-from chargelog.simulators.traffic import (
+from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.traffic import (
     CALL,
     CALLRESULT,
     Density,

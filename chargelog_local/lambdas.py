@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chargelog.local.template import FunctionSpec
+from chargelog_local.template import FunctionSpec
 
 
 @dataclass

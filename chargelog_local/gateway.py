@@ -28,8 +28,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from chargelog.local.lambdas import LocalFunction
-from chargelog.local.template import ApiRoute
+from chargelog_local.lambdas import LocalFunction
+from chargelog_local.template import ApiRoute
 
 logger = logging.getLogger("chargelog_local.api")
 
