@@ -30,10 +30,11 @@ install: $(VENV)/.installed  ## create .venv with chargelog and its dev tools
 run: install  ## start the local stack: moto, simulators, API on 127.0.0.1:3000, schedules (ARGS="--port 3001")
 	$(VENV)/bin/chargelog local $(ARGS)
 
-lint: install  ## ruff, formatting and mypy
+lint: install  ## ruff, formatting, mypy and the import contracts (pyproject.toml [tool.importlinter])
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint $(SAM_VENV)/.installed  ## every test: unit, integration (moto server), end-to-end (chargelog local)
 	CHARGELOG_SAM_PYTHON=$(SAM_VENV)/bin/python $(VENV)/bin/pytest $(ARGS)
