@@ -46,7 +46,7 @@ $(SAM_VENV)/.installed:
 	@touch $@
 
 openapi: install  ## regenerate docs/openapi.json from the API's code
-	$(VENV)/bin/python -m chargelog.api.openapi
+	$(VENV)/bin/python -m chargelog_cli.openapi
 
 validate: install $(SAM_VENV)/.installed  ## sam validate --lint
 	$(SAM) validate --lint

@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import PositiveDataAcceptanceConfig
 
-from chargelog.api.openapi import DOCUMENT_PATH
+from chargelog_cli.openapi import DOCUMENT_PATH
 from conftest import RunningStack, chargelog_command, running_local_stack
 
 pytestmark = pytest.mark.e2e

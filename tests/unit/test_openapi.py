@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import api_handler
-from chargelog.api import openapi
 from chargelog.api.app import API_KEY_SCHEME, app
+from chargelog_cli import openapi
 from chargelog_local.template import load_template
 from conftest import load_event
 

@@ -1,7 +1,7 @@
 """The API's resolver: every router, the error mapping, and the OpenAPI document it serves.
 
 ``GET /openapi.json`` serves the document, ``GET /docs`` a Swagger UI over it (and ``/docs?format=json``).
-``python -m chargelog.api.openapi`` writes the same document to docs/openapi.json.
+``make openapi`` writes the same document to docs/openapi.json (``chargelog_cli.openapi``).
 """
 
 from __future__ import annotations

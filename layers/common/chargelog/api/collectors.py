@@ -12,9 +12,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chargelog.api import problems
-from chargelog.api.logs import ActionName
 from chargelog.logic import backfills, health
 from chargelog.models.jobs import CollectionJob
+from chargelog.models.logs import ActionName
 from chargelog.models.sources import SourceId
 from chargelog.observability import metrics
 from chargelog.vendors import Vendor

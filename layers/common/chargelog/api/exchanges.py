@@ -14,22 +14,11 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from chargelog.api import problems
-from chargelog.api.logs import (
-    CSV,
-    JSON,
-    NDJSON,
-    Actions,
-    ChargerId,
-    Cursor,
-    DirectionFilter,
-    From,
-    LogEntry,
-    OrderParam,
-    To,
-    response_format,
-)
-from chargelog.logic import exchanges, logs
-from chargelog.logic.exchanges import ExchangeFilters, ExchangePage
+from chargelog.api.filters import Cursor, ExchangeQuery, expand_query_models
+from chargelog.api.logs import CSV, JSON, NDJSON, response_format
+from chargelog.logic import exchanges
+from chargelog.logic.exchanges import ExchangePage
+from chargelog.models.logs import ChargerId, LogEntry
 from chargelog.models.records import Direction
 
 router = Router()
@@ -87,10 +76,6 @@ EXCHANGE_RESPONSES: dict[int, OpenAPIResponse] = {
     **problems.responses({400: "'from' is after 'to', or the cursor is not one this API issued for this query."}),
 }
 
-ExchangeLimit = Annotated[
-    int, Query(ge=1, le=logs.MAX_LIMIT, description=f"CALLs (exchanges) per page, at most {logs.MAX_LIMIT}")
-]
-
 
 def exchanges_csv(rows: list[Exchange]) -> str:
     out = io.StringIO()
@@ -142,18 +127,11 @@ def render_exchanges(page: ExchangePage, accept: str | None) -> Response[Any]:
     summary="A charger's OCPP CALLs paired with their CALLRESULT / CALLERROR, with response times, page by page",
     responses=EXCHANGE_RESPONSES,
 )
+@expand_query_models
 def charger_exchanges(
     charger_id: Annotated[ChargerId, Path()],
-    start: From = None,
-    end: To = None,
-    actions: Actions = None,
-    direction: DirectionFilter = None,
-    order: OrderParam = "asc",
-    limit: ExchangeLimit = logs.DEFAULT_LIMIT,
+    filters: Annotated[ExchangeQuery, Query()],
     cursor: Cursor = None,
 ):  # the response is documented in EXCHANGE_RESPONSES: JSON, CSV or NDJSON
-    filters = ExchangeFilters(
-        start=start, end=end, actions=tuple(actions or ()), direction=direction, order=order, limit=limit
-    )
-    page = exchanges.query_exchanges(charger_id, filters, cursor)
+    page = exchanges.query_exchanges(charger_id, filters.exchange_filters(), cursor)
     return render_exchanges(page, router.current_event.headers.get("accept"))

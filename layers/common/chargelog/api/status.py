@@ -7,14 +7,14 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from chargelog.api import problems
-from chargelog.api.logs import JSON, Cursor, From, Limit, OrderParam, To
-from chargelog.logic import logs, status
-from chargelog.logic.logs import LogFilters
+from chargelog.api.filters import Cursor, StatusQuery, expand_query_models
+from chargelog.api.logs import JSON
+from chargelog.logic import status
 from chargelog.models.logs import ChargerId
 from chargelog.models.records import RecordKind
 from chargelog.vendors import Vendor
@@ -56,16 +56,13 @@ STATUS_RESPONSES: dict[int, OpenAPIResponse] = {
     summary="A charger's status timeline: vendor status records and OCPP StatusNotifications, page by page",
     responses=STATUS_RESPONSES,
 )
+@expand_query_models
 def charger_status(
     charger_id: Annotated[ChargerId, Path()],
-    start: From = None,
-    end: To = None,
-    order: OrderParam = "asc",
-    limit: Limit = logs.DEFAULT_LIMIT,
+    filters: Annotated[StatusQuery, Query()],
     cursor: Cursor = None,
 ) -> Response[dict[str, object]]:
-    filters = LogFilters(start=start, end=end, order=order, limit=limit)
-    page = status.status_timeline(charger_id, filters, cursor)
+    page = status.status_timeline(charger_id, filters.log_filters(), cursor)
     body = StatusPageBody.model_validate({"entries": page.records, "next_cursor": page.next_cursor})
     headers = {"X-Items-Read": str(page.items_read)}
     if page.next_cursor:
