@@ -16,7 +16,8 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 import worker_handler
-from chargelog import aws, vendor_http
+from chargelog import aws
+from chargelog.collectors import vendor_http
 from chargelog.logic import collection
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event

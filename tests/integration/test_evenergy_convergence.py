@@ -18,8 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from chargelog import vendor_http
-from chargelog.collectors import evenergy
+from chargelog.collectors import evenergy, vendor_http
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources

@@ -40,13 +40,13 @@ from pydantic import (
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "chargepilot"
 MAX_TAKE = 1000

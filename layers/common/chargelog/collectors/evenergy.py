@@ -39,8 +39,7 @@ from pydantic import (
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.vendor_http import (
     DEADLINE_MARGIN_SECONDS,
     VendorAuthError,
     VendorHttpClient,
@@ -52,6 +51,7 @@ from chargelog.vendor_http import (
     problem_summary,
     retry_after_seconds,
 )
+from chargelog.models.records import LogRecord, record_id_for
 
 VENDOR: Final = "evenergy"
 API_VERSION: Final = "2"

@@ -16,14 +16,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr,
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-from chargelog.ocpp_frames import MalformedFrameError, parse_frame
-from chargelog.vendor_http import (
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import LogRecord, connector_id_from, record_id_for
+from chargelog.ocpp_frames import MalformedFrameError, parse_frame
 
 VENDOR: Final = "ocpplab"
 MAX_LIMIT = 1000

@@ -33,14 +33,14 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     VendorResponseError,
     describe_validation_error,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "plugchoice"
 PAGE_SIZE: Final = 25  # fixed by the vendor
