@@ -169,11 +169,11 @@ def test_a_record_logged_after_its_window_was_read_is_stored_by_a_later_run(harn
         clock.advance(3600)
         harness.schedule(plenty())
     stored = {r["sampled_at"]: r for r in stored_raw(harness.stack, evse)}
-    late = stored.get(evenergy._param_time(sampled))
+    late = stored.get(vendor_http.iso_utc(sampled))
     assert late is not None, "the record logged within the lookback was never stored"
     assert late["url"] not in urls
     # Logged later than the lookback reaches: the documented limit of the setting (tune lookback_seconds).
-    assert evenergy._param_time(sampled + timedelta(seconds=1)) not in stored
+    assert vendor_http.iso_utc(sampled + timedelta(seconds=1)) not in stored
     visible = simulator.visible_records(evse)
     assert len(stored) == len(visible) - 1
 

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
@@ -43,6 +43,7 @@ from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, Vendo
 from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
 )
@@ -157,10 +158,6 @@ class _LogItem(BaseModel):
 _SiteList = TypeAdapter(list[_SiteItem])
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def direction_of(action: str | None) -> Direction | None:
     """Who sent the request an entry logs: the central system's actions, DataTransfer (either) or the charger."""
     if action is None or action in EITHER_SIDE:
@@ -193,8 +190,8 @@ class ChargepilotAdapter(HttpAdapter):
         skip = int(cursor) if cursor else 0
         path = f"/ocpp-logs/site/{quote(source_id, safe='')}"
         params: dict[str, Any] = {
-            "from": _param_time(window.start),
-            "to": _param_time(window.end),
+            "from": iso_utc(window.start),
+            "to": iso_utc(window.end),
             "sort_order": "asc",
             "take": self._page_size,
             "skip": skip,

@@ -21,7 +21,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -46,6 +46,7 @@ from chargelog.collectors.vendor_http import (
     VendorResponseError,
     VendorUnavailableError,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
     problem_summary,
@@ -252,10 +253,6 @@ class _Evse(BaseModel):
     name: StrictStr | None = None
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
@@ -296,8 +293,8 @@ class EvenergyAdapter(HttpAdapter):
         if cursor is None:
             target = f"evses/{quote(source_id, safe='')}/status_logs"
             params: dict[str, Any] | None = {
-                "sampled_at__gte": _param_time(window.start),
-                "sampled_at__lte": _param_time(window.end),
+                "sampled_at__gte": iso_utc(window.start),
+                "sampled_at__lte": iso_utc(window.end),
                 "page_size": self._page_size,
             }
             path = str(self._base.join(target).path)
@@ -366,8 +363,8 @@ class EvenergyAdapter(HttpAdapter):
                 "is_plugged_in": entry.is_plugged_in,
                 "is_charging": entry.is_charging,
                 "charge_rate_watts": entry.charge_rate_watts,
-                "sampled_at": _param_time(entry.sampled_at),
-                "logged_at": _param_time(entry.logged_at),
+                "sampled_at": iso_utc(entry.sampled_at),
+                "logged_at": iso_utc(entry.logged_at),
             },
             record_id=record_id_for(VENDOR, source_id, None, url=entry.url),
             raw=item,

@@ -8,7 +8,7 @@ a JSON string; a source is one charger deployment id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, Vendo
 from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
 )
@@ -73,10 +74,6 @@ class _LogItem(BaseModel):
     timestamp: AwareDatetime
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def ocpp_version_of(action: str | None) -> str | None:
     if action in _ONLY_16:
         return "1.6"
@@ -105,8 +102,8 @@ class OcpplabAdapter(HttpAdapter):
         offset = int(cursor) if cursor else 0
         path = f"/ocpp/chargers/{quote(source_id, safe='')}/logs"
         params: dict[str, Any] = {
-            "start_date": _param_time(window.start),
-            "end_date": _param_time(window.end),
+            "start_date": iso_utc(window.start),
+            "end_date": iso_utc(window.end),
             "limit": self._page_size,
             "offset": offset,
         }
