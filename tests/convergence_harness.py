@@ -1,7 +1,8 @@
 """What the vendors' convergence tests (tests/integration/test_*_convergence.py) share: a worker run the way
-Lambda runs it on the vendor's work queue, a Lambda context whose time runs out, and fast retries.
+Lambda runs it on the vendor's work queue, a Lambda context whose time runs out, fast retries, every fault a
+simulator can make, and a worker killed between pages.
 
-Each test module subclasses `WorkerHarness` with its vendor and its secret (`configure`).
+Each test module starts one `WorkerHarness` (`worker_harness`) with its vendor, its simulator and its secret.
 """
 
 from __future__ import annotations
@@ -9,18 +10,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
 import worker_handler
-from chargelog import aws, vendor_http
+from chargelog import aws
+from chargelog.collectors import vendor_http
+from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import collection
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event
-from chargelog_simulators.base import ManualClock
+from chargelog_simulators.base import Faults, ManualClock, SimulatorServer, VendorSimulator
 
 
 class Killed(Exception):
@@ -42,6 +46,36 @@ class ShrinkingContext:
         return 900_000 if self.checks_before_low > 0 else 30_000
 
 
+def running_low_every_third() -> Iterator[ShrinkingContext]:
+    """Invocations of which every third runs low on time after a few pages and hands over to a continuation."""
+    return iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+
+
+def plenty() -> Iterator[ShrinkingContext]:
+    """Invocations that never run low on time."""
+    while True:
+        yield ShrinkingContext(10**6)
+
+
+def every_fault(**changes: Any) -> Faults:
+    """Every fault on: 5xx, 429 (no wait), slow answers, records inserted while a client pages, late records, and
+    two truncated bodies; ``changes`` tune it for a vendor."""
+    faults = Faults(
+        error_rate=0.15,
+        throttle_rate=0.1,
+        retry_after_seconds=0,
+        slow_rate=0.05,
+        slow_seconds=0.02,
+        insert_while_paging_rate=0.1,
+        insert_count=3,
+        late_rate=0.1,
+        late_seconds=240,
+        bad_response="truncated",
+        bad_response_count=2,
+    )
+    return replace(faults, **changes)
+
+
 def logical_prefix(vendor: str) -> str:
     """The template's name stem of a vendor's resources: ``ocpplab`` -> ``Ocpplab`` (OcpplabWorkQueue...)."""
     return vendor.capitalize()
@@ -58,15 +92,44 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch, stack: LocalStack, vendor: st
 
 
 @dataclass
-class WorkerHarness:
+class WorkerHarness[Simulator: VendorSimulator]:
     """A vendor's simulator behind its secret, the template's resources, and a worker run on its queue."""
 
-    vendor: ClassVar[str]
-
+    vendor: str
     stack: LocalStack
-    simulator: Any
+    simulator: Simulator
     clock: ManualClock
     base_url: str
+    secret: dict[str, Any]  # the vendor's credentials and tuning, besides base_url
+    monkeypatch: pytest.MonkeyPatch
+    _save_progress: Any = field(init=False, repr=False)  # the checkpoint writer that does not kill the worker
+
+    def __post_init__(self) -> None:
+        self._save_progress = CollectorStateStore.save_progress
+
+    def configure(self, **tuning: Any) -> None:
+        """Put the vendor's secret: base URL, credentials and tuning, with ``tuning`` over them."""
+        self.put_secret({"base_url": self.base_url, **self.secret} | tuning)
+
+    def kill_worker_after_every(self, checkpoints: int) -> Counter[str]:
+        """Kill the worker now and then between pages: right after every ``checkpoints``-th checkpoint, before
+        the next page. Returns the count of checkpoints saved (``["n"]``)."""
+        store_save = self._save_progress
+        saves = Counter[str]()
+
+        def save_then_maybe_die(store: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
+            store_save(store, *args, **kwargs)
+            saves["n"] += 1
+            if saves["n"] % checkpoints == 0:
+                raise Killed(f"killed after checkpoint {saves['n']}")
+
+        self.monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
+        return saves
+
+    def calm_down(self) -> None:
+        """The vendor makes no more faults, and the worker is no longer killed."""
+        self.simulator.faults = Faults()
+        self.monkeypatch.setattr(CollectorStateStore, "save_progress", self._save_progress)
 
     @property
     def _queue(self) -> tuple[str, str]:
@@ -112,3 +175,25 @@ class WorkerHarness:
         while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
             for message in messages:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+@contextmanager
+def worker_harness[Simulator: VendorSimulator](
+    vendor: str,
+    stack: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator,
+    clock: ManualClock,
+    secret: dict[str, Any],
+    base_path: str = "",
+) -> Iterator[WorkerHarness[Simulator]]:
+    """The simulator served over HTTP at ``base_path`` (the vendor's base URL), its secret put, quick retries:
+    a harness to schedule runs with, until the block ends."""
+    quick_retries(monkeypatch, stack, vendor)
+    server = SimulatorServer(simulator.wsgi_app)
+    harness = WorkerHarness(vendor, stack, simulator, clock, server.start() + base_path, secret, monkeypatch)
+    harness.configure()
+    try:
+        yield harness
+    finally:
+        server.stop()

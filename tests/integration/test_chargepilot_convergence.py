@@ -11,43 +11,28 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from boto3.dynamodb.conditions import Key
 
 from chargelog import aws
 from chargelog.dal.records import charger_items, record_from_item, site_partition
-from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
-from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.base import ManualClock
 from chargelog_simulators.chargepilot import ChargepilotSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
+from convergence_harness import WorkerHarness, every_fault, running_low_every_third, worker_harness
 
 API_KEY, API_SECRET = "cp-test-key", "cp-test-secret"
 SITES = {"site-a": ("CP-A1", "CP-A2", "CP-A3"), "site-b": ("CP-B1",)}
 BUSY = Density(session_gap_seconds=900, session_seconds=1800, meter_interval_seconds=30)
 
 
-@dataclass
-class Harness(WorkerHarness):
-    vendor: ClassVar[str] = "chargepilot"
-    simulator: ChargepilotSimulator
-
-    def configure(self, **tuning: Any) -> None:
-        secret = {
-            "base_url": self.base_url,
-            "api_key": API_KEY,
-            "api_secret": API_SECRET,
-            "page_size": 50,
-            "requests_per_second": 1000,
-        } | tuning
-        self.put_secret(secret)
+type Harness = WorkerHarness[ChargepilotSimulator]
 
 
 def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -73,7 +58,6 @@ def site_items(stack: LocalStack, site_id: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    quick_retries(monkeypatch, server_stack, "chargepilot")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     # Signatures are checked against the real time; the simulated clock only drives the data.
     simulator = ChargepilotSimulator(seed=17, clock=clock)
@@ -84,41 +68,16 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
             simulator.add_charger(site_id, charger, 2)
         simulator.seed(site_id, clock() - timedelta(hours=2), clock(), density=BUSY)
         sources.create_source(SourceCreate.model_validate({"vendor": "chargepilot", "source_id": site_id}))
-    server = SimulatorServer(simulator.wsgi_app)
-    harness = Harness(server_stack, simulator, clock, server.start() + "/rest/v1")
-    harness.configure()
-    yield harness
-    server.stop()
+    secret = {"api_key": API_KEY, "api_secret": API_SECRET, "page_size": 50, "requests_per_second": 1000}
+    with worker_harness("chargepilot", server_stack, monkeypatch, simulator, clock, secret, "/rest/v1") as harness:
+        yield harness
 
 
-def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_entries(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_entries(harness: Harness) -> None:
     simulator, clock = harness.simulator, harness.clock
-    simulator.faults = Faults(
-        error_rate=0.15,
-        throttle_rate=0.1,
-        retry_after_seconds=0,
-        slow_rate=0.05,
-        slow_seconds=0.02,
-        insert_while_paging_rate=0.1,
-        insert_count=3,
-        late_rate=0.1,
-        late_seconds=240,
-        bad_response="truncated",
-        bad_response_count=2,
-    )
-    store_save = CollectorStateStore.save_progress
-    saves = Counter[str]()
-
-    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
-        store_save(self, *args, **kwargs)
-        saves["n"] += 1
-        if saves["n"] % 11 == 0:
-            raise Killed(f"killed after checkpoint {saves['n']}")
-
-    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
-    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+    simulator.faults = every_fault()
+    saves = harness.kill_worker_after_every(11)
+    contexts = running_low_every_third()
 
     tallies = Counter[str]()
     for _ in range(5):
@@ -136,8 +95,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_entri
     assert saves["n"] >= 11
     assert tallies["retried"] > 0
 
-    simulator.faults = Faults()
-    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    harness.calm_down()
     for _ in range(2):
         clock.advance(300)
         harness.schedule(contexts)

@@ -12,42 +12,27 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from chargelog import vendor_http
-from chargelog.collectors import evenergy
+from chargelog.collectors import evenergy, vendor_http
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
-from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.base import ManualClock
 from chargelog_simulators.evenergy import EvEnergySimulator
-from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
+from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
 
 CLIENT_ID, CLIENT_SECRET = "chargelog-test", "test-client-secret"
 EVSES = ("evse01HSH04KDEWF6Z4DB2J77J74K5", "evse01HSH0B1Q9N4W7V3XKD2PZ6TMA")
 BUSY_SECONDS = 20.0  # a status sample every 20 s
 
 
-@dataclass
-class Harness(WorkerHarness):
-    vendor: ClassVar[str] = "evenergy"
-    simulator: EvEnergySimulator
-
-    def configure(self, **tuning: Any) -> None:
-        secret = {
-            "base_url": f"{self.base_url}/v2",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "page_size": 50,
-            "requests_per_second": 1000,
-        } | tuning
-        self.put_secret(secret)
+type Harness = WorkerHarness[EvEnergySimulator]
 
 
 def stored_raw(stack: LocalStack, evse: str) -> list[dict[str, Any]]:
@@ -58,14 +43,8 @@ def as_multiset(records: list[dict[str, Any]]) -> Counter[str]:
     return Counter(json.dumps(r, sort_keys=True) for r in records)
 
 
-def plenty() -> Iterator[ShrinkingContext]:
-    while True:
-        yield ShrinkingContext(10**6)
-
-
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    quick_retries(monkeypatch, server_stack, "evenergy")
     monkeypatch.setattr(vendor_http, "_LIMITERS", {})
     monkeypatch.setattr(evenergy, "_AUTHS", {})
     monkeypatch.setattr(evenergy, "_PACERS", {})
@@ -76,44 +55,20 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     for evse in EVSES:
         simulator.add_evse(evse, CLIENT_ID)
         sources.create_source(SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}))
-    server = SimulatorServer(simulator.wsgi_app)
-    harness = Harness(server_stack, simulator, clock, server.start())
-    harness.configure()
-    yield harness
-    server.stop()
+    secret = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "page_size": 50, "requests_per_second": 1000}
+    with worker_harness("evenergy", server_stack, monkeypatch, simulator, clock, secret, "/v2") as harness:
+        yield harness
 
 
-def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(harness: Harness) -> None:
     simulator, clock = harness.simulator, harness.clock
     harness.configure(page_size=evenergy.MAX_PAGE_SIZE)
     for evse in EVSES:
         simulator.seed(evse, clock() - timedelta(hours=3), clock(), interval_seconds=BUSY_SECONDS)
-    simulator.faults = Faults(
-        error_rate=0.15,
-        throttle_rate=0.1,
-        retry_after_seconds=0,
-        slow_rate=0.05,
-        slow_seconds=0.02,
-        insert_while_paging_rate=0.1,
-        insert_count=3,
-        late_rate=0.1,
-        late_seconds=600,  # logged ten minutes after sampling: well inside the lookback
-        bad_response="truncated",
-        bad_response_count=2,
-    )
-    store_save = CollectorStateStore.save_progress
-    saves = Counter[str]()
-
-    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
-        store_save(self, *args, **kwargs)
-        saves["n"] += 1
-        if saves["n"] % 13 == 0:
-            raise Killed(f"killed after checkpoint {saves['n']}")
-
-    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
-    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+    # Logged ten minutes after sampling: well inside the lookback.
+    simulator.faults = every_fault(late_seconds=600)
+    saves = harness.kill_worker_after_every(13)
+    contexts = running_low_every_third()
 
     tallies = Counter[str]()
     for _ in range(6):  # half an hour of five-minute schedules, while the EVSEs keep reporting
@@ -133,8 +88,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
     assert simulator.tokens_issued > 1  # tokens expired under the worker and were refreshed
 
     # The vendor calms down; the late records get logged; later schedules catch up.
-    simulator.faults = Faults()
-    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    harness.calm_down()
     for _ in range(3):
         clock.advance(300)
         harness.schedule(plenty())
@@ -170,11 +124,11 @@ def test_a_record_logged_after_its_window_was_read_is_stored_by_a_later_run(harn
         clock.advance(3600)
         harness.schedule(plenty())
     stored = {r["sampled_at"]: r for r in stored_raw(harness.stack, evse)}
-    late = stored.get(evenergy._param_time(sampled))
+    late = stored.get(vendor_http.iso_utc(sampled))
     assert late is not None, "the record logged within the lookback was never stored"
     assert late["url"] not in urls
     # Logged later than the lookback reaches: the documented limit of the setting (tune lookback_seconds).
-    assert evenergy._param_time(sampled + timedelta(seconds=1)) not in stored
+    assert vendor_http.iso_utc(sampled + timedelta(seconds=1)) not in stored
     visible = simulator.visible_records(evse)
     assert len(stored) == len(visible) - 1
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -23,24 +22,17 @@ from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
-from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.base import Faults, ManualClock
 from chargelog_simulators.ocpplab import OcpplabSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
+from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
 
 TOKEN = "test-token"
 CHARGERS = ("dep-a", "dep-b")
 BUSY = Density(session_gap_seconds=900, session_seconds=1800, meter_interval_seconds=20)
 
 
-@dataclass
-class Harness(WorkerHarness):
-    vendor: ClassVar[str] = "ocpplab"
-    simulator: OcpplabSimulator
-
-    def configure(self, **tuning: Any) -> None:
-        secret = {"base_url": self.base_url, "token": TOKEN, "page_size": 50, "requests_per_second": 1000} | tuning
-        self.put_secret(secret)
+type Harness = WorkerHarness[OcpplabSimulator]
 
 
 def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
@@ -53,7 +45,6 @@ def as_multiset(records: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
 
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    quick_retries(monkeypatch, server_stack, "ocpplab")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     simulator = OcpplabSimulator(seed=11, clock=clock)
     simulator.add_token(TOKEN, "tenant-1")
@@ -61,43 +52,18 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
         simulator.add_charger(charger, "tenant-1")
         simulator.seed(charger, clock() - timedelta(hours=3), clock(), density=BUSY)
         sources.create_source(SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}))
-    server = SimulatorServer(simulator.wsgi_app)
-    harness = Harness(server_stack, simulator, clock, server.start())
-    harness.configure()
-    yield harness
-    server.stop()
+    secret = {"token": TOKEN, "page_size": 50, "requests_per_second": 1000}
+    with worker_harness("ocpplab", server_stack, monkeypatch, simulator, clock, secret) as harness:
+        yield harness
 
 
-def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(harness: Harness) -> None:
     simulator, clock = harness.simulator, harness.clock
-    simulator.faults = Faults(
-        error_rate=0.15,
-        throttle_rate=0.1,
-        retry_after_seconds=0,
-        slow_rate=0.05,
-        slow_seconds=0.02,
-        insert_while_paging_rate=0.05,
-        insert_count=3,
-        late_rate=0.1,
-        late_seconds=240,
-        bad_response="truncated",
-        bad_response_count=2,
-    )
+    simulator.faults = every_fault(insert_while_paging_rate=0.05)
     # Kill the worker between pages now and then: right after a checkpoint, before the next page.
-    store_save = CollectorStateStore.save_progress
-    saves = Counter[str]()
-
-    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
-        store_save(self, *args, **kwargs)
-        saves["n"] += 1
-        if saves["n"] % 13 == 0:
-            raise Killed(f"killed after checkpoint {saves['n']}")
-
-    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
+    saves = harness.kill_worker_after_every(13)
     # Every third invocation runs low on time after a few pages, and hands over to a continuation.
-    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+    contexts = running_low_every_third()
 
     tallies = Counter[str]()
     for _ in range(6):  # half an hour of five-minute schedules, while the chargers keep talking
@@ -116,8 +82,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
     assert tallies["retried"] > 0
 
     # The vendor calms down; late records become visible; a couple more schedules catch up.
-    simulator.faults = Faults()
-    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    harness.calm_down()
     for _ in range(2):
         clock.advance(300)
         harness.schedule(contexts)
@@ -133,7 +98,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
 
 
 def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness) -> None:
-    contexts = iter([ShrinkingContext(10**6) for _ in range(1000)])
+    contexts = plenty()
     harness.schedule(contexts)
     before = {c: len(stored_records(harness.stack, c)) for c in CHARGERS}
     assert all(before.values())

@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -26,10 +25,10 @@ from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
-from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
+from chargelog_simulators.base import Faults, ManualClock
 from chargelog_simulators.plugchoice import PlugchoiceSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import Killed, ShrinkingContext, WorkerHarness, quick_retries
+from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
 
 TOKEN = "test-personal-access-token"
 CHARGERS = ("6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8", "0b9a8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d")
@@ -38,14 +37,7 @@ BUSY = Density(session_gap_seconds=1200, session_seconds=1800, meter_interval_se
 STEP = Density(session_gap_seconds=60, session_seconds=600, meter_interval_seconds=10, heartbeat_interval_seconds=20)
 
 
-@dataclass
-class Harness(WorkerHarness):
-    vendor: ClassVar[str] = "plugchoice"
-    simulator: PlugchoiceSimulator
-
-    def configure(self, **tuning: Any) -> None:
-        secret = {"base_url": self.base_url, "token": TOKEN, "requests_per_second": 1000} | tuning
-        self.put_secret(secret)
+type Harness = WorkerHarness[PlugchoiceSimulator]
 
 
 def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
@@ -56,13 +48,8 @@ def as_multiset(items: list[dict[str, Any]]) -> Counter[str]:
     return Counter(json.dumps(item, sort_keys=True) for item in items)
 
 
-def contexts_forever() -> Iterator[ShrinkingContext]:
-    return iter([ShrinkingContext(10**6) for _ in range(10**4)])
-
-
 @pytest.fixture
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    quick_retries(monkeypatch, server_stack, "plugchoice")
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     # The per-minute limit counts wall-clock minutes; this test makes far more requests a minute than a real
     # worker may (its limiter is set to 1000/s), so only the throttle fault answers 429 here.
@@ -72,11 +59,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
         simulator.add_charger(charger)
         simulator.seed(charger, clock() - timedelta(hours=1), clock(), density=BUSY)
         sources.create_source(SourceCreate.model_validate({"vendor": "plugchoice", "source_id": charger}))
-    server = SimulatorServer(simulator.wsgi_app)
-    harness = Harness(server_stack, simulator, clock, f"{server.start()}/api")
-    harness.configure()
-    yield harness
-    server.stop()
+    secret = {"token": TOKEN, "requests_per_second": 1000}
+    with worker_harness("plugchoice", server_stack, monkeypatch, simulator, clock, secret, "/api") as harness:
+        yield harness
 
 
 def assert_converged(harness: Harness) -> None:
@@ -90,35 +75,12 @@ def assert_converged(harness: Harness) -> None:
         assert len(stored) == sum(expected.values())
 
 
-def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_records(harness: Harness) -> None:
     simulator, clock = harness.simulator, harness.clock
-    simulator.faults = Faults(
-        error_rate=0.15,
-        throttle_rate=0.1,
-        retry_after_seconds=0,
-        slow_rate=0.05,
-        slow_seconds=0.02,
-        insert_while_paging_rate=0.1,
-        insert_count=3,
-        late_rate=0.1,
-        late_seconds=240,
-        bad_response="truncated",
-        bad_response_count=2,
-    )
+    simulator.faults = every_fault()
     simulator.slow_answer_rate, simulator.slow_answer_seconds = 0.1, 200
-    store_save = CollectorStateStore.save_progress
-    saves = Counter[str]()
-
-    def save_then_maybe_die(self: CollectorStateStore, *args: Any, **kwargs: Any) -> None:
-        store_save(self, *args, **kwargs)
-        saves["n"] += 1
-        if saves["n"] % 13 == 0:
-            raise Killed(f"killed after checkpoint {saves['n']}")
-
-    monkeypatch.setattr(CollectorStateStore, "save_progress", save_then_maybe_die)
-    contexts = iter([ShrinkingContext(4) if i % 3 == 0 else ShrinkingContext(10**6) for i in range(10**4)])
+    saves = harness.kill_worker_after_every(13)
+    contexts = running_low_every_third()
 
     tallies = Counter[str]()
     pending_seen = 0
@@ -141,8 +103,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
     assert tallies["retried"] > 0
     assert pending_seen > 0  # some logs were stored while pending...
 
-    simulator.faults = Faults()
-    monkeypatch.setattr(CollectorStateStore, "save_progress", store_save)
+    harness.calm_down()
     for _ in range(2):
         clock.advance(300)
         harness.schedule(contexts)
@@ -158,13 +119,13 @@ def test_a_pending_log_is_updated_in_place_when_it_is_done(harness: Harness) -> 
     clock.advance(120)
     simulator.seed(CHARGERS[0], before, clock(), density=STEP, boot=False)
     clock.advance(60)  # past the settle delay
-    harness.schedule(contexts_forever())
+    harness.schedule(plenty())
     first = {r["record_id"]: r for r in stored_records(harness.stack, CHARGERS[0])}
     pending = {rid: r for rid, r in first.items() if r["status"] == "pending"}
     assert pending
 
     clock.advance(600)
-    harness.schedule(contexts_forever())
+    harness.schedule(plenty())
     second = {r["record_id"]: r for r in stored_records(harness.stack, CHARGERS[0])}
     assert second.keys() == first.keys() | second.keys()  # nothing dropped
     for record_id, was in pending.items():
@@ -176,7 +137,7 @@ def test_a_pending_log_is_updated_in_place_when_it_is_done(harness: Harness) -> 
 
 
 def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness) -> None:
-    contexts = contexts_forever()
+    contexts = plenty()
     harness.schedule(contexts)
     before = {c: len(stored_records(harness.stack, c)) for c in CHARGERS}
     assert all(before.values())

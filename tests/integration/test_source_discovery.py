@@ -15,13 +15,13 @@ from aws_lambda_powertools.utilities import parameters
 
 import api_handler
 import worker_handler
-from chargelog import aws, collectors, vendor_http
-from chargelog.collectors import evenergy
+from chargelog import aws, collectors
+from chargelog.collectors import evenergy, vendor_http
 from chargelog.collectors.base import VendorAdapter, VendorConnection
+from chargelog.collectors.vendor_http import VendorAuthError
 from chargelog.logic import collection, discovery, sources
 from chargelog.models.jobs import DiscoveryJob
 from chargelog.models.sources import SourceCreate, SourceUpdate
-from chargelog.vendor_http import VendorAuthError
 from chargelog.vendors import SOURCE_KIND
 from chargelog_local.lambdas import LocalLambdaContext
 from chargelog_local.provision import LocalStack

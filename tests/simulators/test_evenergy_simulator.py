@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chargelog import vendor_http
-from chargelog.collectors import evenergy
+from chargelog.collectors import evenergy, vendor_http
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.evenergy import EvenergyAdapter
 from chargelog_simulators.base import Faults, ManualClock, SimulatorServer

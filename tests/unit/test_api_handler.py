@@ -176,7 +176,8 @@ def test_the_api_function_does_not_load_the_vendor_adapters_at_cold_start() -> N
     # other routes' cold start does not pay for them (bench/coldstart.py measures the difference).
     program = (
         "import sys, api_handler; "
-        "print(sorted(m for m in ('httpx', 'tenacity', 'chargelog.vendor_http', 'chargelog.logic.discovery') "
+        "print(sorted(m for m in "
+        "('httpx', 'tenacity', 'chargelog.collectors.vendor_http', 'chargelog.logic.discovery') "
         "if m in sys.modules))"
     )
     environment = {

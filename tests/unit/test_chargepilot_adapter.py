@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from chargelog import collectors, vendor_http
-from chargelog.collectors import chargepilot
+from chargelog import collectors
+from chargelog.collectors import chargepilot, vendor_http
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.chargepilot import ChargepilotAdapter, ChargepilotSignature, signature, signing_key
-from chargelog.vendor_http import VendorAuthError, VendorRequestError, VendorResponseError
+from chargelog.collectors.vendor_http import VendorAuthError, VendorRequestError, VendorResponseError
 from chargelog_simulators.base import ManualClock, SimulatorServer
 from chargelog_simulators.chargepilot import ChargepilotSimulator
 

@@ -15,11 +15,11 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from chargelog import collectors, vendor_http
-from chargelog.collectors import evenergy
+from chargelog import collectors
+from chargelog.collectors import evenergy, vendor_http
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.evenergy import ClientCredentialsAuth, EvenergyAdapter, token_url_for
-from chargelog.vendor_http import (
+from chargelog.collectors.vendor_http import (
     VendorAuthError,
     VendorHttpClient,
     VendorRequestError,

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from chargelog import collectors, vendor_http
-from chargelog.collectors import ocpplab
+from chargelog import collectors
+from chargelog.collectors import ocpplab, vendor_http
 from chargelog.collectors.base import Page, VendorConnection, Window
 from chargelog.collectors.ocpplab import MAX_LIMIT, OcpplabAdapter
+from chargelog.collectors.vendor_http import VendorAuthError, VendorHttpClient, VendorRequestError, VendorResponseError
 from chargelog.models.records import LogRecord
-from chargelog.vendor_http import VendorAuthError, VendorHttpClient, VendorRequestError, VendorResponseError
 from chargelog_simulators.base import ManualClock, SimulatorServer
 from chargelog_simulators.ocpplab import OcpplabSimulator
 from chargelog_simulators.traffic import CALL, CALLERROR, CALLRESULT, TrafficFrame

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from chargelog import collectors, vendor_http
-from chargelog.collectors import plugchoice
+from chargelog import collectors
+from chargelog.collectors import plugchoice, vendor_http
 from chargelog.collectors.base import VendorConnection, Window
 from chargelog.collectors.plugchoice import PlugchoiceAdapter
+from chargelog.collectors.vendor_http import VendorAuthError, VendorHttpClient, VendorResponseError
 from chargelog.models.records import LogRecord
-from chargelog.vendor_http import VendorAuthError, VendorHttpClient, VendorResponseError
 from chargelog_local.runner import SIMULATORS
 from chargelog_simulators.base import ManualClock, SimulatorServer
 from chargelog_simulators.plugchoice import LOCAL_FLEET, PlugchoiceSimulator

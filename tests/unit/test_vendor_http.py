@@ -18,8 +18,8 @@ import httpx
 import pytest
 import tenacity.wait
 
-from chargelog import vendor_http
-from chargelog.vendor_http import (
+from chargelog.collectors import vendor_http
+from chargelog.collectors.vendor_http import (
     DEADLINE_MARGIN_SECONDS,
     RateLimiter,
     VendorAuthError,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from chargelog.models.records import LogRecord
 
 if TYPE_CHECKING:  # the HTTP client (httpx) loads with the adapters, not with this interface
-    from chargelog.vendor_http import VendorHttpClient
+    from chargelog.collectors.vendor_http import VendorHttpClient
 from chargelog.vendors import SourceKind
 
 

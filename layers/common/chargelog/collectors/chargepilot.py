@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Final
 from urllib.parse import quote
 
@@ -40,13 +40,15 @@ from pydantic import (
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.paging import OffsetPaginator
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "chargepilot"
 MAX_TAKE = 1000
@@ -157,10 +159,6 @@ class _LogItem(BaseModel):
 _SiteList = TypeAdapter(list[_SiteItem])
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def direction_of(action: str | None) -> Direction | None:
     """Who sent the request an entry logs: the central system's actions, DataTransfer (either) or the charger."""
     if action is None or action in EITHER_SIDE:
@@ -190,26 +188,20 @@ class ChargepilotAdapter(HttpAdapter):
         )
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
-        skip = int(cursor) if cursor else 0
+        pages = OffsetPaginator(self._page_size, offset_param="skip", limit_param="take").resume(cursor)
         path = f"/ocpp-logs/site/{quote(source_id, safe='')}"
-        params: dict[str, Any] = {
-            "from": _param_time(window.start),
-            "to": _param_time(window.end),
-            "sort_order": "asc",
-            "take": self._page_size,
-            "skip": skip,
-        }
+        params: dict[str, Any] = {"from": iso_utc(window.start), "to": iso_utc(window.end), "sort_order": "asc"}
+        params |= pages.params()
         if action:
             params["actions"] = action
         body, _ = self._http.get_json(path, params)
         page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
-        end = skip + len(page.ocpp_logs)
-        next_cursor = str(end) if page.ocpp_logs and end < page.count else None
+        pages.advance(len(page.ocpp_logs), page.count)
         return Page(
             items=page.ocpp_logs,
             body=body,
             request={"path": path, "params": params},
-            next_cursor=next_cursor,
+            next_cursor=pages.cursor,
             total=page.count,
         )
 

@@ -21,7 +21,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -39,19 +39,21 @@ from pydantic import (
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.paging import HeaderLinkPaginator
+from chargelog.collectors.vendor_http import (
     DEADLINE_MARGIN_SECONDS,
     VendorAuthError,
     VendorHttpClient,
     VendorResponseError,
     VendorUnavailableError,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
     problem_summary,
     retry_after_seconds,
 )
+from chargelog.models.records import LogRecord, record_id_for
 
 VENDOR: Final = "evenergy"
 API_VERSION: Final = "2"
@@ -252,14 +254,6 @@ class _Evse(BaseModel):
     name: StrictStr | None = None
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port
-
-
 class EvenergyAdapter(HttpAdapter):
     def __init__(
         self,
@@ -293,37 +287,41 @@ class EvenergyAdapter(HttpAdapter):
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         if action:
             raise ValueError(f"{VENDOR} status logs have no OCPP action to filter by ({action!r})")
-        if cursor is None:
-            target = f"evses/{quote(source_id, safe='')}/status_logs"
-            params: dict[str, Any] | None = {
-                "sampled_at__gte": _param_time(window.start),
-                "sampled_at__lte": _param_time(window.end),
+        # A log page is the last only when it links nowhere: an empty page may still link on.
+        pages = HeaderLinkPaginator(VENDOR, origin=self._base, stop_on_empty=False).resume(cursor)
+        target, params = pages.request(
+            f"evses/{quote(source_id, safe='')}/status_logs",
+            {
+                "sampled_at__gte": iso_utc(window.start),
+                "sampled_at__lte": iso_utc(window.end),
                 "page_size": self._page_size,
-            }
+            },
+        )
+        if params is not None:
             path = str(self._base.join(target).path)
             request: dict[str, Any] = {"path": path, "params": params}
-        else:
-            target, params = cursor, None  # the vendor's next link carries the filters and the position
-            url = httpx.URL(cursor)
+        else:  # the vendor's next link carries the filters and the position
+            url = httpx.URL(target)
             path = url.path
             request = {"path": path, "params": dict(url.params)}
         body, response = self._get_list(target, params, path)
-        return Page(items=body, body=body, request=request, next_cursor=self._next_link(response), total=None)
+        pages.advance(response, len(body))
+        return Page(items=body, body=body, request=request, next_cursor=pages.cursor, total=None)
 
     def discover(self) -> Iterator[DiscoveredSource]:
-        """``GET /evses``: the client's EVSEs, a bare array a page, following the ``Link`` header's next."""
-        target: str | None = "evses"
-        params: dict[str, Any] | None = {"page_size": self._page_size}
+        """``GET /evses``: the client's EVSEs, a bare array a page, following the ``Link`` header's next; an empty
+        page ends the paging even if a link says otherwise."""
+        pages = HeaderLinkPaginator(VENDOR, origin=self._base)
         path = str(self._base.join("evses").path)
-        while target is not None:
+        while pages.has_next:
+            target, params = pages.request("evses", {"page_size": self._page_size})
             body, response = self._get_list(target, params, path)
             evses = parsed_body(VENDOR, path, body, lambda items: [_Evse.model_validate(item) for item in items])
             for evse in evses:
                 yield DiscoveredSource(
                     source_id=evse.id, kind="evse", name=evse.name, details={"url": evse.url} if evse.url else {}
                 )
-            # An empty page ends the paging even if a link says otherwise.
-            target, params = (self._next_link(response) if evses else None), None
+            pages.advance(response, len(evses))
 
     def _get_list(self, target: str, params: dict[str, Any] | None, path: str) -> tuple[list[Any], httpx.Response]:
         """One page of a list (paced to the hour's budget): a bare JSON array of objects, and the response."""
@@ -341,16 +339,6 @@ class EvenergyAdapter(HttpAdapter):
         if pause > 0:
             self._sleep(pause)
 
-    def _next_link(self, response: httpx.Response) -> str | None:
-        link = response.links.get("next", {}).get("url")
-        if not link or link == "about:blank":
-            return None
-        url = response.url.join(link)
-        if _origin(url) != _origin(self._base):
-            # The token goes wherever the cursor points: never off the API's origin.
-            raise VendorResponseError(f"{VENDOR} answered with a next link off its origin: {url.scheme}://{url.host}")
-        return str(url)
-
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:
             entry = _StatusLog.model_validate(item)
@@ -366,8 +354,8 @@ class EvenergyAdapter(HttpAdapter):
                 "is_plugged_in": entry.is_plugged_in,
                 "is_charging": entry.is_charging,
                 "charge_rate_watts": entry.charge_rate_watts,
-                "sampled_at": _param_time(entry.sampled_at),
-                "logged_at": _param_time(entry.logged_at),
+                "sampled_at": iso_utc(entry.sampled_at),
+                "logged_at": iso_utc(entry.logged_at),
             },
             record_id=record_id_for(VENDOR, source_id, None, url=entry.url),
             raw=item,

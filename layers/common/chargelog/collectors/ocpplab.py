@@ -8,7 +8,7 @@ a JSON string; a source is one charger deployment id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
@@ -16,14 +16,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr,
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-from chargelog.ocpp_frames import MalformedFrameError, parse_frame
-from chargelog.vendor_http import (
+from chargelog.collectors.paging import OffsetPaginator, PageNumberPaginator
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     describe_validation_error,
+    iso_utc,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import LogRecord, connector_id_from, record_id_for
+from chargelog.ocpp_frames import MalformedFrameError, parse_frame
 
 VENDOR: Final = "ocpplab"
 MAX_LIMIT = 1000
@@ -73,10 +75,6 @@ class _LogItem(BaseModel):
     timestamp: AwareDatetime
 
 
-def _param_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def ocpp_version_of(action: str | None) -> str | None:
     if action in _ONLY_16:
         return "1.6"
@@ -102,25 +100,20 @@ class OcpplabAdapter(HttpAdapter):
         )
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
-        offset = int(cursor) if cursor else 0
+        pages = OffsetPaginator(self._page_size).resume(cursor)
         path = f"/ocpp/chargers/{quote(source_id, safe='')}/logs"
-        params: dict[str, Any] = {
-            "start_date": _param_time(window.start),
-            "end_date": _param_time(window.end),
-            "limit": self._page_size,
-            "offset": offset,
-        }
+        params: dict[str, Any] = {"start_date": iso_utc(window.start), "end_date": iso_utc(window.end)}
+        params |= pages.params()
         if action:
             params["event"] = action
         body, _ = self._http.get_json(path, params)
         page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
-        end = offset + len(page.data)
-        next_cursor = str(end) if page.data and end < page.total else None
+        pages.advance(len(page.data), page.total)
         return Page(
             items=page.data,
             body=body,
             request={"path": path, "params": params},
-            next_cursor=next_cursor,
+            next_cursor=pages.cursor,
             total=page.total,
         )
 
@@ -128,10 +121,9 @@ class OcpplabAdapter(HttpAdapter):
         """``GET /ocpp/chargers?page=&limit=``: the tenant's chargers, 100 a page (the most it gives), pages
         from 1, until the pages hold ``total`` chargers, or a page comes back short or empty."""
         path = "/ocpp/chargers"
-        page_number, seen = 1, 0
-        while True:
-            params = {"page": page_number, "limit": CHARGERS_MAX_LIMIT}
-            body, _ = self._http.get_json(path, params)
+        pages = PageNumberPaginator(CHARGERS_MAX_LIMIT)
+        while pages.has_next:
+            body, _ = self._http.get_json(path, pages.params())
             page = parsed_body(VENDOR, path, body, _ChargerPage.model_validate)
             chargers = parsed_body(VENDOR, path, page.data, lambda data: [_ChargerItem.model_validate(i) for i in data])
             for charger in chargers:
@@ -141,10 +133,7 @@ class OcpplabAdapter(HttpAdapter):
                     name=charger.name or charger.identity,
                     details={"identity": charger.identity} if charger.identity else {},
                 )
-            seen += len(chargers)
-            if not chargers or len(chargers) < CHARGERS_MAX_LIMIT or (page.total is not None and seen >= page.total):
-                return
-            page_number += 1
+            pages.advance(len(chargers), total=page.total)
 
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:

@@ -27,20 +27,21 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
-from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-from chargelog.vendor_http import (
+from chargelog.collectors.paging import NextUrlPaginator
+from chargelog.collectors.vendor_http import (
     VendorHttpClient,
     VendorResponseError,
     describe_validation_error,
     limiter_for,
     parsed_body,
 )
+from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "plugchoice"
 PAGE_SIZE: Final = 25  # fixed by the vendor
@@ -117,14 +118,6 @@ def filter_bounds(window: Window) -> tuple[str, str]:
     return filter_time(start), filter_time(end)
 
 
-def page_number_of(next_url: str) -> str:
-    """The ``page`` of a paginator link; raises VendorResponseError when it has none."""
-    pages = parse_qs(urlsplit(next_url).query).get("page", [])
-    if len(pages) != 1 or not pages[0].isdigit() or int(pages[0]) < 1:
-        raise VendorResponseError(f"{VENDOR} answered with a next link without a page number: {next_url[:160]}")
-    return pages[0]
-
-
 def ocpp_version_of(version: str | None) -> str | None:
     """``"1.6"`` from the vendor's ``version`` (``"1.6"``, ``"ocpp1.6"``, ``"OCPP 2.0.1"``...)."""
     match = _VERSION.search(version or "")
@@ -163,30 +156,27 @@ class PlugchoiceAdapter(HttpAdapter):
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         # httpx joins this to the base URL's path: ".../api" + "/v3/...".
         path = f"/v3/chargers/{quote(source_id, safe='')}/logs"
+        pages = NextUrlPaginator(VENDOR, path).resume(cursor)
         date_from, date_to = filter_bounds(window)
-        params: dict[str, Any] = {
-            "sort": "created_at",
-            "filter[date_from]": date_from,
-            "filter[date_to]": date_to,
-            "page": int(cursor) if cursor else 1,
-        }
+        params: dict[str, Any] = {"sort": "created_at", "filter[date_from]": date_from, "filter[date_to]": date_to}
+        params |= pages.params()
         if action:
             params["filter[method]"] = action
-        page, body, next_cursor = self._get_page(path, params)
+        page, body = self._get_page(path, params, pages)
         return Page(
             items=page.data,
             body=body,
             request={"path": path, "params": params},
-            next_cursor=next_cursor,
+            next_cursor=pages.cursor,
             total=None,
         )
 
     def discover(self) -> Iterator[DiscoveredSource]:
         """``GET /v3/chargers``: the chargers the token can see, paged like the logs (``links.next``)."""
         path = "/v3/chargers"
-        cursor: str | None = "1"
-        while cursor is not None:
-            page, _, cursor = self._get_page(path, {"page": int(cursor)})
+        pages = NextUrlPaginator(VENDOR, path)
+        while pages.has_next:
+            page, _ = self._get_page(path, pages.params(), pages)
             for item in page.data:
                 try:
                     charger = _ChargerItem.model_validate(item)
@@ -201,16 +191,12 @@ class PlugchoiceAdapter(HttpAdapter):
                     source_id=charger.uuid, kind="charger", name=charger.name or charger.identity, details=details
                 )
 
-    def _get_page(self, path: str, params: dict[str, Any]) -> tuple[_LogPage, Any, str | None]:
-        """One page of a simple-paginated list: the page, its body and the next page's number (None: the last)."""
+    def _get_page(self, path: str, params: dict[str, Any], pages: NextUrlPaginator) -> tuple[_LogPage, Any]:
+        """One page of a simple-paginated list and its body; ``pages`` moves on to the page it links to."""
         body, _ = self._http.get_json(path, params)
         page = parsed_body(VENDOR, path, body, _LogPage.model_validate)
-        next_url = page.next_url()
-        # An empty page ends the paging even if a link says otherwise: nothing can follow it.
-        next_cursor = page_number_of(next_url) if next_url and page.data else None
-        if next_cursor is not None and int(next_cursor) <= params["page"]:
-            raise VendorResponseError(f"{VENDOR} GET {path} page {params['page']} links back to page {next_cursor}")
-        return page, body, next_cursor
+        pages.advance(len(page.data), page.next_url())
+        return page, body
 
     def normalize(self, source_id: str, item: Any) -> LogRecord:
         try:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from chargelog import collectors
 from chargelog.collectors import VendorNotConfiguredError
 from chargelog.collectors.base import DiscoveredSource, VendorAdapter
+from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.queue import WorkQueue
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredProblem
@@ -26,7 +27,6 @@ from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.sources import DiscoveredSourceResult, DiscoveryResult, Source, SourceCreate
 from chargelog.observability import logger
 from chargelog.settings import get_settings
-from chargelog.vendor_http import VendorError
 from chargelog.vendors import Vendor
 
 # More sources than any fleet has: a vendor whose paging never ends cannot make discovery run forever.

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -55,6 +56,11 @@ class VendorResponseError(VendorError):
     """The vendor answered 2xx with something that is not the documented body (HTML, broken JSON...)."""
 
     retryable = True
+
+
+def iso_utc(moment: datetime) -> str:
+    """A date-time query parameter: ISO 8601 in UTC, to the microsecond, with a ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def describe_validation_error(error: ValidationError) -> str:
