@@ -12,7 +12,7 @@ from pydantic import Json
 
 from chargelog.logic import exports
 from chargelog.models.exports import ExportJob
-from chargelog.observability import logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 
 class ExportJobRecord(SqsRecordModel):
@@ -26,6 +26,7 @@ def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
     return lambda: context.get_remaining_time_in_millis() / 1000
 
 
+@keys_per_record
 @tracer.capture_method
 def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> None:
     export_id = record.body.export_id
@@ -44,7 +45,7 @@ def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> No
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -12,7 +12,7 @@ from pydantic import Json
 
 from chargelog.logic import collection, discovery
 from chargelog.models.jobs import DiscoveryJob, WorkItem
-from chargelog.observability import logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 
 class JobRecord(SqsRecordModel):
@@ -26,6 +26,7 @@ def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
     return lambda: context.get_remaining_time_in_millis() / 1000
 
 
+@keys_per_record
 @tracer.capture_method
 def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
     job = record.body
@@ -54,7 +55,6 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
 
 
 def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
-    logger.remove_keys(["source_id"])
     logger.append_keys(vendor=job.vendor, job_id=job.job_id)
     outcome = discovery.run_discovery_job(job, _remaining_seconds(context))
     metrics.add_metadata(key="vendor", value=job.vendor)
@@ -74,7 +74,7 @@ def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
         logger.info("Source discovery finished", extra=extra)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
