@@ -1,7 +1,9 @@
 """Runs the template's Lambda handlers in this process, one warm "container" per function.
 
 Each function gets a single worker thread, so a handler never runs twice at once (as in one Lambda
-execution environment), and a context whose remaining time counts down from the function's Timeout.
+execution environment), and a context whose remaining time counts down from the function's Timeout. That thread
+is also the function's logging context: the Logger keeps its keys per thread (chargelog.observability), so each
+function's lines name it and its invocation, even while the others run.
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chargelog.logic import upload_indexer
-from chargelog.observability import logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@keys_per_record
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> None:
     body = json.loads(record.body)
@@ -39,7 +40,7 @@ def record_handler(record: SQSRecord) -> None:
             metrics.add_metric(name="DiagnosticsUploadsRejected", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -12,7 +12,7 @@ from chargelog.observability import logger, metrics, tracer
 
 
 @event_source(data_class=EventBridgeEvent)
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The export queue -> write each export's records to a file in the exports bucket; failures go back for retry."""
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,7 +12,7 @@ from pydantic import Json
 
 from chargelog.logic import exports
 from chargelog.models.exports import ExportJob
-from chargelog.observability import logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 
 class ExportJobRecord(SqsRecordModel):
@@ -19,19 +20,19 @@ class ExportJobRecord(SqsRecordModel):
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=ExportJobRecord)
-_context: LambdaContext | None = None
 
 
-def _remaining_seconds() -> float:
-    return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
+def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
+    return lambda: context.get_remaining_time_in_millis() / 1000
 
 
+@keys_per_record
 @tracer.capture_method
-def record_handler(record: ExportJobRecord) -> None:
+def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> None:
     export_id = record.body.export_id
     logger.append_keys(export_id=export_id)
     try:
-        export = exports.run_export(export_id, _remaining_seconds)
+        export = exports.run_export(export_id, _remaining_seconds(lambda_context))
     except Exception:
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
         raise
@@ -44,10 +45,8 @@ def record_handler(record: ExportJobRecord) -> None:
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    global _context
-    _context = context
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

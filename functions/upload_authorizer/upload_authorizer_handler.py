@@ -30,7 +30,7 @@ def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str
     }
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)

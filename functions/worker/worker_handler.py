@@ -1,5 +1,6 @@
 """A vendor's work queue -> run each collection or discovery job; failed jobs go back for retry, then to the DLQ."""
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,7 +12,7 @@ from pydantic import Json
 
 from chargelog.logic import collection, discovery
 from chargelog.models.jobs import DiscoveryJob, WorkItem
-from chargelog.observability import logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 
 class JobRecord(SqsRecordModel):
@@ -19,22 +20,22 @@ class JobRecord(SqsRecordModel):
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=JobRecord)
-_context: LambdaContext | None = None
 
 
-def _remaining_seconds() -> float:
-    return _context.get_remaining_time_in_millis() / 1000 if _context else 900.0
+def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
+    return lambda: context.get_remaining_time_in_millis() / 1000
 
 
+@keys_per_record
 @tracer.capture_method
-def record_handler(record: JobRecord) -> None:
+def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
     job = record.body
     if isinstance(job, DiscoveryJob):
-        _discover(job)
+        _discover(job, lambda_context)
         return
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
     attempt = int(record.attributes.ApproximateReceiveCount)
-    outcome = collection.run_job(job, _remaining_seconds, attempt=attempt)
+    outcome = collection.run_job(job, _remaining_seconds(lambda_context), attempt=attempt)
     metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=outcome.records_stored)
     metrics.add_metric(name="RecordsQuarantined", unit=MetricUnit.Count, value=outcome.records_quarantined)
     metrics.add_metric(name="VendorRequests", unit=MetricUnit.Count, value=outcome.vendor_requests)
@@ -53,10 +54,9 @@ def record_handler(record: JobRecord) -> None:
     )
 
 
-def _discover(job: DiscoveryJob) -> None:
-    logger.remove_keys(["source_id"])
+def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
     logger.append_keys(vendor=job.vendor, job_id=job.job_id)
-    outcome = discovery.run_discovery_job(job, _remaining_seconds)
+    outcome = discovery.run_discovery_job(job, _remaining_seconds(context))
     metrics.add_metadata(key="vendor", value=job.vendor)
     metrics.add_metric(name="SourcesDiscovered", unit=MetricUnit.Count, value=outcome.found)
     metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=outcome.registered)
@@ -74,10 +74,8 @@ def _discover(job: DiscoveryJob) -> None:
         logger.info("Source discovery finished", extra=extra)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    global _context
-    _context = context
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
