@@ -16,7 +16,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 import worker_handler
-from chargelog import aws, vendor_http
+from chargelog import aws, stores, vendor_http
 from chargelog.logic import collection
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event
@@ -82,7 +82,9 @@ class WorkerHarness:
     def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
         """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
         retries (a failed message is redelivered) and continuations."""
-        collection.dispatch(self.clock())
+        collection.dispatch(
+            self.clock(), sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+        )
         sqs = aws.client("sqs")
         queue, arn = self._queue
         tally: Counter[str] = Counter()

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
+from chargelog import stores
 from chargelog.logic import exports
 from chargelog.models.exports import ExportJob
 from chargelog.observability import logger, metrics, tracer
@@ -31,7 +32,9 @@ def record_handler(record: ExportJobRecord) -> None:
     export_id = record.body.export_id
     logger.append_keys(export_id=export_id)
     try:
-        export = exports.run_export(export_id, _remaining_seconds)
+        export = exports.run_export(
+            export_id, _remaining_seconds, store=stores.exports(), files=stores.export_files(), records=stores.records()
+        )
     except Exception:
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
         raise

@@ -18,10 +18,11 @@ from typing import Any, ClassVar
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from chargelog import aws
-from chargelog.dal.records import charger_items, record_from_item, site_partition
+from chargelog import aws, stores
+from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
+from chargelog.models.keys import site_partition
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import Faults, ManualClock, SimulatorServer
@@ -83,7 +84,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
         for charger in chargers:
             simulator.add_charger(site_id, charger, 2)
         simulator.seed(site_id, clock() - timedelta(hours=2), clock(), density=BUSY)
-        sources.create_source(SourceCreate.model_validate({"vendor": "chargepilot", "source_id": site_id}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "chargepilot", "source_id": site_id}), store=stores.sources()
+        )
     server = SimulatorServer(simulator.wsgi_app)
     harness = Harness(server_stack, simulator, clock, server.start() + "/rest/v1")
     harness.configure()

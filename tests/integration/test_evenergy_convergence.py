@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from chargelog import vendor_http
+from chargelog import stores, vendor_http
 from chargelog.collectors import evenergy
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
@@ -75,7 +75,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     simulator.add_client(CLIENT_ID, CLIENT_SECRET)
     for evse in EVSES:
         simulator.add_evse(evse, CLIENT_ID)
-        sources.create_source(SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}), store=stores.sources()
+        )
     server = SimulatorServer(simulator.wsgi_app)
     harness = Harness(server_stack, simulator, clock, server.start())
     harness.configure()

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from chargelog import stores
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import health, sources
@@ -60,7 +61,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     for charger in CHARGERS:
         simulator.add_charger(charger, "tenant-1")
         simulator.seed(charger, clock() - timedelta(hours=3), clock(), density=BUSY)
-        sources.create_source(SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}), store=stores.sources()
+        )
     server = SimulatorServer(simulator.wsgi_app)
     harness = Harness(server_stack, simulator, clock, server.start())
     harness.configure()
@@ -154,7 +157,9 @@ def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness
         assert state.last_error is not None
         assert expected_error in state.last_error, state.last_error
         assert state.consecutive_failures >= 1
-        report = health.collectors_report(harness.clock())
+        report = health.collectors_report(
+            harness.clock(), states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+        )
         row = next(r for r in report["collectors"] if r["source_id"] == CHARGERS[0])
         assert row["status"] in ("failing", "backing_off")
         assert expected_error in row["last_error"]
@@ -183,7 +188,7 @@ def test_a_backfill_of_one_action_uses_the_vendors_event_filter(harness: Harness
         scheduled_at=end,
         action="StatusNotification",
     )
-    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock).run()
+    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock, stores=stores.collection()).run()
     expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["action"] == "StatusNotification"]
     stored = [record_from_item(item) for item in stored_records(harness.stack, CHARGERS[0])]
     assert len(expected) > 10

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.logs import (
     CSV,
@@ -155,5 +156,7 @@ def charger_exchanges(
     filters = ExchangeFilters(
         start=start, end=end, actions=tuple(actions or ()), direction=direction, order=order, limit=limit
     )
-    page = exchanges.query_exchanges(charger_id, filters, cursor)
+    page = exchanges.query_exchanges(
+        charger_id, filters, cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_exchanges(page, router.current_event.headers.get("accept"))

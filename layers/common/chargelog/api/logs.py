@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
@@ -161,7 +162,7 @@ Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor f
 
 @router.get("/chargers", summary="Chargers seen in collected logs, with their first and last record time")
 def list_chargers() -> ChargerList:
-    return ChargerList.model_validate({"chargers": logs.list_chargers()})
+    return ChargerList.model_validate({"chargers": logs.list_chargers(records=stores.records())})
 
 
 @router.get(
@@ -201,7 +202,9 @@ def charger_logs(
         order,
         limit,
     )
-    page = logs.query_logs(Scope("charger", charger_id), filters, cursor)
+    page = logs.query_logs(
+        Scope("charger", charger_id), filters, cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_page(page, router.current_event.headers.get("accept"))
 
 
@@ -219,7 +222,9 @@ def charger_record(
     charger_id: Annotated[ChargerId, Path()],
     record_id: Annotated[str, Path(min_length=3, max_length=600)],
 ) -> LogEntryWithRaw:
-    return LogEntryWithRaw.model_validate(logs.get_record(charger_id, record_id))
+    return LogEntryWithRaw.model_validate(
+        logs.get_record(charger_id, record_id, records=stores.records(), archive=stores.raw_archive())
+    )
 
 
 @router.get(
@@ -259,7 +264,9 @@ def site_logs(
         order,
         limit,
     )
-    page = logs.query_logs(Scope("site", site_id), filters, cursor)
+    page = logs.query_logs(
+        Scope("site", site_id), filters, cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_page(page, router.current_event.headers.get("accept"))
 
 
@@ -299,5 +306,7 @@ def fleet_logs(
         order,
         limit,
     )
-    page = logs.query_logs(Scope("fleet"), filters, cursor)
+    page = logs.query_logs(
+        Scope("fleet"), filters, cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_page(page, router.current_event.headers.get("accept"))

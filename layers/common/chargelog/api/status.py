@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.logs import JSON, Cursor, From, Limit, OrderParam, To
 from chargelog.logic import logs, status
@@ -65,7 +66,9 @@ def charger_status(
     cursor: Cursor = None,
 ) -> Response[dict[str, object]]:
     filters = LogFilters(start=start, end=end, order=order, limit=limit)
-    page = status.status_timeline(charger_id, filters, cursor)
+    page = status.status_timeline(
+        charger_id, filters, cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     body = StatusPageBody.model_validate({"entries": page.records, "next_cursor": page.next_cursor})
     headers = {"X-Items-Read": str(page.items_read)}
     if page.next_cursor:
