@@ -86,6 +86,7 @@ def _provision(stack_name: str, simulator_url: str) -> Any:
 
 
 def _run_engine(start: datetime, end: datetime) -> dict[str, Any]:
+    from chargelog import stores
     from chargelog.logic.collection import JobRunner
     from chargelog.models.jobs import CollectionJob
 
@@ -99,7 +100,7 @@ def _run_engine(start: datetime, end: datetime) -> dict[str, Any]:
     )
     tracemalloc.start()
     began = time.perf_counter()
-    outcome = JobRunner(job, remaining_seconds=lambda: float("inf")).run()
+    outcome = JobRunner(job, remaining_seconds=lambda: float("inf"), stores=stores.collection()).run()
     seconds = time.perf_counter() - began
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -229,7 +229,7 @@ class Query:
 
 
 def queries(seeded: Seeded, record_ids: list[str], limit: int, rng: random.Random) -> list[Query]:
-    from chargelog.dal.records import charger_partition
+    from chargelog.models.keys import charger_partition
 
     span = seeded.span_end - START
 
@@ -307,7 +307,7 @@ def _direct_query(table: Any, partition: str, params: dict[str, Any]) -> tuple[i
     """The floor: one DynamoDB Query for a page of a charger's records, boto3 straight to moto."""
     from boto3.dynamodb.conditions import Key
 
-    from chargelog.dal.records import timestamp_key
+    from chargelog.models.keys import timestamp_key
 
     low = timestamp_key(datetime.fromisoformat(params["from"]))
     high = timestamp_key(datetime.fromisoformat(params["to"])) + "#\U0010ffff"

@@ -149,7 +149,7 @@ def _start_stack(moto_url: str) -> UploadStack:
 
 def _new_request(upload_url: str) -> tuple[Any, str, str]:
     """A stored diagnostics request (as POST /diagnostics/requests stores it), its upload address and its secret."""
-    from chargelog.dal import diagnostics as diagnostics_dal
+    from chargelog import stores
     from chargelog.models.diagnostics import (
         DiagnosticsRequest,
         format_token,
@@ -164,13 +164,13 @@ def _new_request(upload_url: str) -> tuple[Any, str, str]:
     request = DiagnosticsRequest(
         request_id=request_id,
         charger_id=CHARGER,
-        ocpp_request_id=diagnostics_dal.next_ocpp_request_id(CHARGER),
+        ocpp_request_id=stores.diagnostics().next_ocpp_request_id(CHARGER),
         requested_at=now,
         upload_expires_at=now + timedelta(hours=2),
         secret_sha256=secret_sha256(secret),
         remote_location=remote_location(upload_url, CHARGER, format_token(request_id, secret)),
     )
-    diagnostics_dal.put_request(request)
+    stores.diagnostics().put_request(request)
     return request, request.remote_location, secret
 
 
@@ -210,18 +210,18 @@ class IndexedWatch:
         self._lock = threading.Lock()
 
     def install(self) -> None:
-        from chargelog.dal import diagnostics as diagnostics_dal
+        from chargelog.dal.diagnostics import DiagnosticsStore
 
-        original = diagnostics_dal.put_file
+        original = DiagnosticsStore.put_file
         watch = self
 
-        def put_file(file: Any, **kwargs: Any) -> bool:
-            recorded = original(file, **kwargs)
+        def put_file(store: DiagnosticsStore, file: Any) -> bool:
+            recorded = original(store, file)
             watch._entry(file.request_id)[1].append(time.perf_counter())
             watch._entry(file.request_id)[0].set()
             return recorded
 
-        diagnostics_dal.put_file = put_file
+        DiagnosticsStore.put_file = put_file  # type: ignore[method-assign]
 
     def _entry(self, request_id: str) -> tuple[threading.Event, list[float]]:
         with self._lock:
@@ -244,7 +244,7 @@ class Case:
 
 
 def _upload(client: Any, stack: UploadStack, watch: IndexedWatch, case: Case, timed: bool) -> None:
-    from chargelog.dal import diagnostics as diagnostics_dal
+    from chargelog import stores
 
     request, location, _ = _new_request(stack.url)
     began = time.perf_counter()
@@ -259,7 +259,7 @@ def _upload(client: Any, stack: UploadStack, watch: IndexedWatch, case: Case, ti
     if timed:
         case.to_200_ms.append((answered - began) * 1000.0)
         case.to_indexed_ms.append((indexed - began) * 1000.0)
-        (file,) = diagnostics_dal.files_of(request.request_id)
+        (file,) = stores.diagnostics().files_of(request.request_id)
         if file.size != case.size:
             raise RuntimeError(f"indexed {file.size} bytes, uploaded {case.size}")
 
@@ -351,16 +351,15 @@ def _indexer_child(size: int) -> None:
     """Child process: index the incoming objects whose keys come on stdin (the first is a small warm-up); print one
     JSON line of results. The environment (moto's URL, the functions' settings) comes from the parent, which put
     the objects, so this process holds nothing but what indexing needs."""
+    from chargelog import stores
     from chargelog.logic.upload_indexer import index_upload
     from chargelog.observability import logger
-    from chargelog.settings import get_settings
 
     logger.setLevel("WARNING")
-    bucket = get_settings().diagnostics_bucket
     warm_up, *keys, traced = json.loads(sys.stdin.read())
 
     def index(key: str, expected_size: int) -> None:
-        outcome = index_upload(key, bucket=bucket)
+        outcome = index_upload(key, store=stores.diagnostics(), files=stores.diagnostics_files())
         if outcome.file is None or outcome.file.size != expected_size:
             raise RuntimeError(f"not indexed as uploaded: {outcome}")
 
@@ -468,7 +467,7 @@ def _authorizer_event(location: str, request_id: str, secret: str) -> dict[str, 
 
 
 def authorizer(stack: UploadStack, decisions: int, rng: random.Random) -> list[dict[str, Any]]:
-    from chargelog import aws
+    from chargelog import aws, stores
     from chargelog.dal import diagnostics as diagnostics_dal
     from chargelog.logic.uploads import authorize_upload
     from chargelog.models.diagnostics import new_secret
@@ -498,6 +497,7 @@ def authorizer(stack: UploadStack, decisions: int, rng: random.Random) -> list[d
                 path_parameters=path_parameters,
                 headers=headers,
                 received_at=datetime.now(UTC),
+                store=stores.diagnostics(),
             )
             if decision.allowed != allowed:
                 raise RuntimeError(f"unexpected decision: {decision}")

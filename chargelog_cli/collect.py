@@ -48,6 +48,7 @@ def parse_time(text: str) -> datetime:
 def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, str | None]:
     from tqdm import tqdm
 
+    from chargelog import stores
     from chargelog.logic.collection import JobRunner
 
     with tqdm(
@@ -66,7 +67,9 @@ def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, st
             bar.refresh()
 
         try:
-            outcome = JobRunner(job, remaining_seconds=lambda: float("inf"), on_progress=on_progress).run()
+            outcome = JobRunner(
+                job, remaining_seconds=lambda: float("inf"), on_progress=on_progress, stores=stores.collection()
+            ).run()
         except Exception as error:
             return None, f"{type(error).__name__}: {error}"
         bar.n = BAR_STEPS
@@ -90,13 +93,13 @@ def _summary_line(job: CollectionJob, outcome: JobOutcome | None, error: str | N
 
 def collect(vendor: str | None, source_id: str | None) -> int:
     """One scheduled pass over the enabled sources (optionally one vendor or source), to completion."""
-    from chargelog.dal.sources import SourceStore
+    from chargelog import stores
 
-    settings = load_settings()
+    load_settings()
     now = datetime.now(UTC)
     sources = [
         s
-        for s in SourceStore(settings.table_name).list(vendor=vendor, enabled_only=True)
+        for s in stores.sources().list(vendor=vendor, enabled_only=True)
         if source_id is None or s.source_id == source_id
     ]
     if not sources:

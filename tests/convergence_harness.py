@@ -18,7 +18,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 import worker_handler
-from chargelog import aws
+from chargelog import aws, stores
 from chargelog.collectors import vendor_http
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import collection
@@ -145,7 +145,9 @@ class WorkerHarness[Simulator: VendorSimulator]:
     def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
         """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
         retries (a failed message is redelivered) and continuations."""
-        collection.dispatch(self.clock())
+        collection.dispatch(
+            self.clock(), sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+        )
         sqs = aws.client("sqs")
         queue, arn = self._queue
         tally: Counter[str] = Counter()

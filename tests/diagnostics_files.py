@@ -7,8 +7,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from chargelog import aws
-from chargelog.dal import diagnostics as dal
+from chargelog import aws, stores
 from chargelog.models.diagnostics import DiagnosticsFile, object_key
 from chargelog_local.provision import LocalStack
 
@@ -36,5 +35,5 @@ def store_file(
         }
         | fields
     )
-    assert dal.put_file(file)
+    assert stores.diagnostics().put_file(file)
     return file

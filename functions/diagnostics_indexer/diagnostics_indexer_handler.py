@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chargelog import stores
 from chargelog.logic import upload_indexer
 from chargelog.observability import keys_per_record, logger, metrics, tracer
 
@@ -32,7 +33,9 @@ def record_handler(record: SQSRecord) -> None:
             continue
         # Keys in S3 event notifications are URL-encoded, spaces as "+".
         key = unquote_plus(s3_record.s3.get_object.key)
-        outcome = upload_indexer.index_upload(key, bucket=s3_record.s3.bucket.name)
+        outcome = upload_indexer.index_upload(
+            key, store=stores.diagnostics(), files=stores.diagnostics_files(s3_record.s3.bucket.name)
+        )
         if outcome.file is not None and not outcome.duplicate:
             metrics.add_metric(name="DiagnosticsFilesIndexed", unit=MetricUnit.Count, value=1)
             metrics.add_metric(name="DiagnosticsBytes", unit=MetricUnit.Bytes, value=outcome.file.size)

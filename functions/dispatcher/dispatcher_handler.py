@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chargelog import stores
 from chargelog.logic import collection
 from chargelog.observability import logger, metrics, tracer
 
@@ -17,7 +18,9 @@ from chargelog.observability import logger, metrics, tracer
 @metrics.log_metrics
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     scheduled_at = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
-    summary = collection.dispatch(scheduled_at)
+    summary = collection.dispatch(
+        scheduled_at, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+    )
     metrics.add_metric(name="JobsEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
     metrics.add_metric(name="SourcesWithoutAdapter", unit=MetricUnit.Count, value=summary.without_adapter)
     metrics.add_metric(name="SourcesNotDue", unit=MetricUnit.Count, value=summary.not_due)

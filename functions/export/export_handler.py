@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
+from chargelog import stores
 from chargelog.logic import exports
 from chargelog.models.exports import ExportJob
 from chargelog.observability import keys_per_record, logger, metrics, tracer
@@ -32,7 +33,13 @@ def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> No
     export_id = record.body.export_id
     logger.append_keys(export_id=export_id)
     try:
-        export = exports.run_export(export_id, _remaining_seconds(lambda_context))
+        export = exports.run_export(
+            export_id,
+            _remaining_seconds(lambda_context),
+            store=stores.exports(),
+            files=stores.export_files(),
+            records=stores.records(),
+        )
     except Exception:
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
         raise

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chargelog import stores
 from chargelog.logic import uploads
 from chargelog.observability import logger, metrics, tracer
 
@@ -43,6 +44,7 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         path_parameters=event.path_parameters,
         headers=event.headers,
         received_at=received_at,
+        store=stores.diagnostics(),
     )
     logger.info(
         "Upload allowed" if decision.allowed else "Upload denied",

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
+from chargelog import stores
 from chargelog.logic import collection, discovery
 from chargelog.models.jobs import DiscoveryJob, WorkItem
 from chargelog.observability import keys_per_record, logger, metrics, tracer
@@ -35,7 +36,7 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
         return
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
     attempt = int(record.attributes.ApproximateReceiveCount)
-    outcome = collection.run_job(job, _remaining_seconds(lambda_context), attempt=attempt)
+    outcome = collection.run_job(job, _remaining_seconds(lambda_context), attempt=attempt, stores=stores.collection())
     metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=outcome.records_stored)
     metrics.add_metric(name="RecordsQuarantined", unit=MetricUnit.Count, value=outcome.records_quarantined)
     metrics.add_metric(name="VendorRequests", unit=MetricUnit.Count, value=outcome.vendor_requests)
@@ -56,7 +57,13 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
 
 def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
     logger.append_keys(vendor=job.vendor, job_id=job.job_id)
-    outcome = discovery.run_discovery_job(job, _remaining_seconds(context))
+    outcome = discovery.run_discovery_job(
+        job,
+        _remaining_seconds(context),
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+        queues=stores.work_queues(),
+    )
     metrics.add_metadata(key="vendor", value=job.vendor)
     metrics.add_metric(name="SourcesDiscovered", unit=MetricUnit.Count, value=outcome.found)
     metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=outcome.registered)

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from chargelog import aws
-from chargelog.dal.records import charger_items, record_from_item, site_partition
+from chargelog import aws, stores
+from chargelog.dal.records import charger_items, record_from_item
 from chargelog.logic import sources
+from chargelog.models.keys import site_partition
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import ManualClock
@@ -67,7 +68,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
         for charger in chargers:
             simulator.add_charger(site_id, charger, 2)
         simulator.seed(site_id, clock() - timedelta(hours=2), clock(), density=BUSY)
-        sources.create_source(SourceCreate.model_validate({"vendor": "chargepilot", "source_id": site_id}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "chargepilot", "source_id": site_id}), store=stores.sources()
+        )
     secret = {"api_key": API_KEY, "api_secret": API_SECRET, "page_size": 50, "requests_per_second": 1000}
     with worker_harness("chargepilot", server_stack, monkeypatch, simulator, clock, secret, "/rest/v1") as harness:
         yield harness

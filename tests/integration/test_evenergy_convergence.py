@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chargelog import stores
 from chargelog.collectors import evenergy, vendor_http
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
@@ -54,7 +55,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     simulator.add_client(CLIENT_ID, CLIENT_SECRET)
     for evse in EVSES:
         simulator.add_evse(evse, CLIENT_ID)
-        sources.create_source(SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "evenergy", "source_id": evse}), store=stores.sources()
+        )
     secret = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "page_size": 50, "requests_per_second": 1000}
     with worker_harness("evenergy", server_stack, monkeypatch, simulator, clock, secret, "/v2") as harness:
         yield harness

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chargelog import stores
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import health, sources
@@ -51,7 +52,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     for charger in CHARGERS:
         simulator.add_charger(charger, "tenant-1")
         simulator.seed(charger, clock() - timedelta(hours=3), clock(), density=BUSY)
-        sources.create_source(SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}), store=stores.sources()
+        )
     secret = {"token": TOKEN, "page_size": 50, "requests_per_second": 1000}
     with worker_harness("ocpplab", server_stack, monkeypatch, simulator, clock, secret) as harness:
         yield harness
@@ -119,7 +122,9 @@ def test_bad_vendor_responses_are_clear_errors_and_lose_nothing(harness: Harness
         assert state.last_error is not None
         assert expected_error in state.last_error, state.last_error
         assert state.consecutive_failures >= 1
-        report = health.collectors_report(harness.clock())
+        report = health.collectors_report(
+            harness.clock(), states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+        )
         row = next(r for r in report["collectors"] if r["source_id"] == CHARGERS[0])
         assert row["status"] in ("failing", "backing_off")
         assert expected_error in row["last_error"]
@@ -148,7 +153,7 @@ def test_a_backfill_of_one_action_uses_the_vendors_event_filter(harness: Harness
         scheduled_at=end,
         action="StatusNotification",
     )
-    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock).run()
+    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock, stores=stores.collection()).run()
     expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["action"] == "StatusNotification"]
     stored = [record_from_item(item) for item in stored_records(harness.stack, CHARGERS[0])]
     assert len(expected) > 10

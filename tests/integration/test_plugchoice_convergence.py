@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chargelog import stores
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
@@ -58,7 +59,9 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     for charger in CHARGERS:
         simulator.add_charger(charger)
         simulator.seed(charger, clock() - timedelta(hours=1), clock(), density=BUSY)
-        sources.create_source(SourceCreate.model_validate({"vendor": "plugchoice", "source_id": charger}))
+        sources.create_source(
+            SourceCreate.model_validate({"vendor": "plugchoice", "source_id": charger}), store=stores.sources()
+        )
     secret = {"token": TOKEN, "requests_per_second": 1000}
     with worker_harness("plugchoice", server_stack, monkeypatch, simulator, clock, secret, "/api") as harness:
         yield harness
@@ -180,7 +183,7 @@ def test_a_backfill_of_one_action_uses_the_method_filter(harness: Harness) -> No
         scheduled_at=end,
         action="StatusNotification",
     )
-    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock).run()
+    outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock, stores=stores.collection()).run()
     expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["method"] == "StatusNotification"]
     stored = stored_records(harness.stack, CHARGERS[0])
     assert len(expected) > 5

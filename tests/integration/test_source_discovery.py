@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities import parameters
 
 import api_handler
 import worker_handler
-from chargelog import aws, collectors
+from chargelog import aws, collectors, stores
 from chargelog.collectors import evenergy, vendor_http
 from chargelog.collectors.base import VendorAdapter, VendorConnection
 from chargelog.collectors.vendor_http import VendorAuthError
@@ -222,8 +222,16 @@ def test_registers_new_sources_and_leaves_known_ones_exactly_as_they_are(
 ) -> None:
     vendor = make_vendor("ocpplab", 3)
     _configure(stack, vendor)
-    sources.create_source(SourceCreate(vendor="ocpplab", source_id="dep-0001", name="Mine", enabled=False))
-    dry = discovery.discover_sources("ocpplab", register=False, remaining_seconds=lambda: 30.0)
+    sources.create_source(
+        SourceCreate(vendor="ocpplab", source_id="dep-0001", name="Mine", enabled=False), store=stores.sources()
+    )
+    dry = discovery.discover_sources(
+        "ocpplab",
+        register=False,
+        remaining_seconds=lambda: 30.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+    )
     assert dry.dry_run
     assert dry.registered == 0
     assert [(s.source_id, s.registered, s.known, s.enabled) for s in dry.sources] == [
@@ -231,18 +239,30 @@ def test_registers_new_sources_and_leaves_known_ones_exactly_as_they_are(
         ("dep-0001", False, True, False),
         ("dep-0002", False, False, None),
     ]
-    assert len(sources.list_sources("ocpplab")) == 1  # a dry run registers nothing
-    result = discovery.discover_sources("ocpplab", register=True, remaining_seconds=lambda: 30.0)
+    assert len(sources.list_sources("ocpplab", store=stores.sources())) == 1  # a dry run registers nothing
+    result = discovery.discover_sources(
+        "ocpplab",
+        register=True,
+        remaining_seconds=lambda: 30.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+    )
     assert result.registered == 2
     assert [(s.source_id, s.registered, s.known, s.enabled) for s in result.sources] == [
         ("dep-0000", True, False, True),
         ("dep-0001", False, True, False),
         ("dep-0002", True, False, True),
     ]
-    stored = {s.source_id: s for s in sources.list_sources("ocpplab")}
+    stored = {s.source_id: s for s in sources.list_sources("ocpplab", store=stores.sources())}
     assert (stored["dep-0001"].name, stored["dep-0001"].enabled) == ("Mine", False)
     assert (stored["dep-0000"].name, stored["dep-0000"].kind, stored["dep-0000"].enabled) == ("Bay 0", "charger", True)
-    again = discovery.discover_sources("ocpplab", register=True, remaining_seconds=lambda: 30.0)
+    again = discovery.discover_sources(
+        "ocpplab",
+        register=True,
+        remaining_seconds=lambda: 30.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+    )
     assert again.registered == 0
     assert all(s.known for s in again.sources)
 
@@ -341,17 +361,21 @@ def test_a_scheduled_pass_discovers_registers_and_collects_new_sources_at_once(
     for charger_id in vendor.source_ids:
         vendor.simulator.seed(charger_id, now - timedelta(minutes=30), now)  # type: ignore[attr-defined]
     _configure(stack, vendor)
-    summary = collection.dispatch(now)
+    summary = collection.dispatch(
+        now, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+    )
     assert (summary.enqueued, summary.discoveries, summary.discovery_failures) == (0, 4, 0)
     ran = _drain(stack, "ocpplab", lambda_context)
     assert ran[0]["kind"] == "discover"
     collected = sorted({job["source_id"] for job in ran[1:]})
     assert collected == vendor.source_ids  # collected in the same pass, not on the next
-    assert {s.source_id for s in sources.list_sources("ocpplab", enabled_only=True)} == set(vendor.source_ids)
+    assert {s.source_id for s in sources.list_sources("ocpplab", enabled_only=True, store=stores.sources())} == set(
+        vendor.source_ids
+    )
     # The other vendors are not configured (the template's empty credentials): logged, nothing registered.
     for other in ("plugchoice", "chargepilot", "evenergy"):
         assert [job["kind"] for job in _drain(stack, other, lambda_context)] == ["discover"]
-        assert sources.list_sources(other) == []
+        assert sources.list_sources(other, store=stores.sources()) == []
 
 
 def test_a_failing_vendor_does_not_fail_the_discovery_job_nor_stop_the_others(
@@ -361,18 +385,31 @@ def test_a_failing_vendor_does_not_fail_the_discovery_job_nor_stop_the_others(
     _configure(stack, down, token="revoked")
     _configure(stack, up)
     failed = discovery.run_discovery_job(
-        DiscoveryJob(vendor="plugchoice", scheduled_at=datetime.now(UTC)), lambda: 900.0
+        DiscoveryJob(vendor="plugchoice", scheduled_at=datetime.now(UTC)),
+        lambda: 900.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+        queues=stores.work_queues(),
     )
     assert failed.status == "vendor_failed"
     assert "refused the credentials (401)" in failed.detail
     outcome = discovery.run_discovery_job(
-        DiscoveryJob(vendor="chargepilot", scheduled_at=datetime.now(UTC)), lambda: 900.0
+        DiscoveryJob(vendor="chargepilot", scheduled_at=datetime.now(UTC)),
+        lambda: 900.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+        queues=stores.work_queues(),
     )
     assert (outcome.status, outcome.found, outcome.registered, outcome.enqueued) == ("done", 1, 1, 1)
 
 
 def test_without_the_flag_a_pass_queues_no_discovery(stack: LocalStack) -> None:
-    assert collection.dispatch(datetime.now(UTC)).discoveries == 0
+    assert (
+        collection.dispatch(
+            datetime.now(UTC), sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+        ).discoveries
+        == 0
+    )
 
 
 def test_a_disabled_source_stays_disabled_through_scheduled_discovery(
@@ -380,10 +417,20 @@ def test_a_disabled_source_stays_disabled_through_scheduled_discovery(
 ) -> None:
     vendor = make_vendor("evenergy", 2)
     _configure(stack, vendor)
-    discovery.discover_sources("evenergy", register=True, remaining_seconds=lambda: 30.0)
-    sources.update_source("evenergy", "evse0000", SourceUpdate(enabled=False))
+    discovery.discover_sources(
+        "evenergy",
+        register=True,
+        remaining_seconds=lambda: 30.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+    )
+    sources.update_source("evenergy", "evse0000", SourceUpdate(enabled=False), store=stores.sources())
     outcome = discovery.run_discovery_job(
-        DiscoveryJob(vendor="evenergy", scheduled_at=datetime.now(UTC)), lambda: 900.0
+        DiscoveryJob(vendor="evenergy", scheduled_at=datetime.now(UTC)),
+        lambda: 900.0,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
+        queues=stores.work_queues(),
     )
     assert (outcome.registered, outcome.enqueued) == (0, 0)
-    assert [s.enabled for s in sources.list_sources("evenergy")] == [False, True]
+    assert [s.enabled for s in sources.list_sources("evenergy", store=stores.sources())] == [False, True]

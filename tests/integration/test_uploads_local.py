@@ -24,8 +24,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from chargelog import aws
-from chargelog.dal import diagnostics as diagnostics_dal
+from chargelog import aws, stores
 from chargelog.models.diagnostics import (
     DiagnosticsRequest,
     format_token,
@@ -117,13 +116,13 @@ def new_request(
     request = DiagnosticsRequest(
         request_id=request_id,
         charger_id=charger_id,
-        ocpp_request_id=diagnostics_dal.next_ocpp_request_id(charger_id),
+        ocpp_request_id=stores.diagnostics().next_ocpp_request_id(charger_id),
         requested_at=now - timedelta(minutes=1),
         upload_expires_at=now + expires_in,
         secret_sha256=secret_sha256(secret),
         remote_location=location,
     )
-    diagnostics_dal.put_request(request)
+    stores.diagnostics().put_request(request)
     return request, location
 
 
@@ -162,7 +161,7 @@ def sha256(data: bytes) -> str:
 
 
 def stored_files(uploads: UploadStack, request: DiagnosticsRequest) -> list[tuple[Any, bytes]]:
-    return [(file, uploads.body(file.key)) for file in diagnostics_dal.files_of(request.request_id)]
+    return [(file, uploads.body(file.key)) for file in stores.diagnostics().files_of(request.request_id)]
 
 
 # ---------------------------------------------------------------------------------------------- acceptance
@@ -195,7 +194,7 @@ def test_curl_put_like_everest_stores_the_exact_bytes_under_the_name(
     assert (file.upload_method, file.multipart) == ("PUT", False)
     assert file.compression == ("none" if size < 1024 else "gzip")
     assert uploads.keys() == [file.key]  # the incoming object is gone
-    refreshed = diagnostics_dal.get_request(request.request_id)
+    refreshed = stores.diagnostics().get_request(request.request_id)
     assert refreshed is not None
     assert (refreshed.files_received, refreshed.upload_attempts) == (1, 1)
 
@@ -347,9 +346,9 @@ def test_a_malformed_form_records_the_error_and_keeps_nothing(
     )
     assert result.status == 200
     uploads.drain()
-    assert diagnostics_dal.files_of(request.request_id) == []
+    assert stores.diagnostics().files_of(request.request_id) == []
     assert uploads.keys() == []
-    refreshed = diagnostics_dal.get_request(request.request_id)
+    refreshed = stores.diagnostics().get_request(request.request_id)
     assert refreshed is not None
     assert refreshed.last_upload_error
 

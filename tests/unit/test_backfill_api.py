@@ -11,7 +11,7 @@ import pytest
 
 import worker_handler
 from api_calls import call_api
-from chargelog import aws, collectors
+from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorProfile, Window
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
@@ -76,7 +76,9 @@ def fake_api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeLogApi:
 
 
 def register(vendor: str, source_id: str) -> None:
-    sources.create_source(SourceCreate.model_validate({"vendor": vendor, "source_id": source_id}))
+    sources.create_source(
+        SourceCreate.model_validate({"vendor": vendor, "source_id": source_id}), store=stores.sources()
+    )
 
 
 def post_backfill(

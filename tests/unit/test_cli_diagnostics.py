@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from chargelog import aws
-from chargelog.dal import diagnostics as dal
+from chargelog import aws, stores
 from chargelog.models.diagnostics import DiagnosticsFile, parse_token
 from chargelog.settings import get_settings
 from chargelog_cli.main import main
@@ -173,7 +172,7 @@ def test_list_shows_every_request_newest_first(api: str, capsys: pytest.CaptureF
     code, out, _ = run(capsys, "list", "CP-1")
     assert (code, out) == (0, "No diagnostics requests for CP-1.\n")
     ids = [request_id_of(capsys) for _ in range(3)]
-    dal.note_upload_attempt(ids[1], datetime.now(UTC))
+    stores.diagnostics().note_upload_attempt(ids[1], datetime.now(UTC))
 
     code, out, err = run(capsys, "list", "CP-1")
 

@@ -13,14 +13,15 @@ from boto3.dynamodb.conditions import Key
 
 import dispatcher_handler
 import worker_handler
-from chargelog import aws, collectors
+from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
 from chargelog.dal.queue import QueueSendError, WorkQueue
-from chargelog.dal.records import action_partition, charger_items, charger_partition, record_from_item
+from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import backfills, collection, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
+from chargelog.models.keys import action_partition, charger_partition
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
@@ -120,7 +121,10 @@ def vendor(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
 
 
 def add_source(source_id: str = "cp-1", vendor: str = VENDOR, enabled: bool = True) -> None:
-    sources.create_source(SourceCreate.model_validate({"vendor": vendor, "source_id": source_id, "enabled": enabled}))
+    sources.create_source(
+        SourceCreate.model_validate({"vendor": vendor, "source_id": source_id, "enabled": enabled}),
+        store=stores.sources(),
+    )
 
 
 def stored(stack: LocalStack, charger: str = "cp-1") -> list[dict[str, Any]]:
@@ -132,7 +136,7 @@ def stored_ids(stack: LocalStack, charger: str = "cp-1") -> list[int]:
 
 
 def run(job: CollectionJob, remaining: Callable[[], float] = lambda: 900.0, **options: Any) -> collection.JobOutcome:
-    return JobRunner(job, remaining, now=lambda: NOW, **options).run()
+    return JobRunner(job, remaining, now=lambda: NOW, **options, stores=stores.collection()).run()
 
 
 def scheduled(at: datetime = NOW) -> CollectionJob:
@@ -443,8 +447,15 @@ def queued_jobs(stack: LocalStack) -> list[CollectionJob]:
 def test_a_source_whose_job_still_waits_gets_no_second_one(stack: LocalStack, vendor: FakeVendor) -> None:
     add_source("cp-1")
     add_source("cp-2")
-    first = collection.dispatch(NOW)
-    second = collection.dispatch(NOW + timedelta(minutes=1))
+    first = collection.dispatch(
+        NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+    )
+    second = collection.dispatch(
+        NOW + timedelta(minutes=1),
+        sources=stores.sources(),
+        states=stores.collector_states(),
+        queues=stores.work_queues(),
+    )
     assert (first.enqueued, first.pending) == (2, 0)
     assert (second.enqueued, second.pending, second.not_due) == (0, 2, 0)
     jobs = queued_jobs(stack)
@@ -456,11 +467,16 @@ def test_a_source_whose_job_still_waits_gets_no_second_one(stack: LocalStack, ve
 def test_once_a_worker_takes_the_job_the_schedule_queues_the_next(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(3, NOW - timedelta(hours=1), timedelta(minutes=1))
     add_source("cp-1")
-    collection.dispatch(NOW)
+    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (job,) = queued_jobs(stack)
     assert run(job).status == "done"
     assert (state(stack).job_queued_at, state(stack).queued_job_id) == (None, None)
-    later = collection.dispatch(NOW + timedelta(minutes=5))
+    later = collection.dispatch(
+        NOW + timedelta(minutes=5),
+        sources=stores.sources(),
+        states=stores.collector_states(),
+        queues=stores.work_queues(),
+    )
     assert (later.enqueued, later.pending) == (1, 0)
     (next_job,) = queued_jobs(stack)
     assert next_job.job_id != job.job_id
@@ -469,22 +485,40 @@ def test_once_a_worker_takes_the_job_the_schedule_queues_the_next(stack: LocalSt
 
 def test_a_scheduled_job_skipped_as_busy_clears_its_mark(stack: LocalStack, vendor: FakeVendor) -> None:
     add_source("cp-1")
-    collection.dispatch(NOW)
+    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (job,) = queued_jobs(stack)
     CollectorStateStore(stack.refs["Table"]).acquire_lease(VENDOR, "cp-1", "a-backfill", NOW, 600)
     assert run(job).status == "skipped"
     assert state(stack).job_queued_at is None
-    assert collection.dispatch(NOW + timedelta(minutes=11)).enqueued == 1  # once the backfill's lease is over
+    assert (
+        collection.dispatch(
+            NOW + timedelta(minutes=11),
+            sources=stores.sources(),
+            states=stores.collector_states(),
+            queues=stores.work_queues(),
+        ).enqueued
+        == 1
+    )  # once the backfill's lease is over
 
 
 def test_a_mark_older_than_the_pending_bound_is_queued_again(stack: LocalStack, vendor: FakeVendor) -> None:
     add_source("cp-1")
     bound = timedelta(seconds=collection.get_settings().job_pending_seconds)
     assert bound == timedelta(hours=1)  # the default
-    collection.dispatch(NOW)
+    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (lost,) = queued_jobs(stack)  # the message is lost: no worker ever clears its mark
-    assert collection.dispatch(NOW + bound).pending == 1
-    again = collection.dispatch(NOW + bound + timedelta(seconds=1))
+    assert (
+        collection.dispatch(
+            NOW + bound, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+        ).pending
+        == 1
+    )
+    again = collection.dispatch(
+        NOW + bound + timedelta(seconds=1),
+        sources=stores.sources(),
+        states=stores.collector_states(),
+        queues=stores.work_queues(),
+    )
     assert (again.enqueued, again.pending) == (1, 0)
     (requeued,) = queued_jobs(stack)
     assert state(stack).queued_job_id == requeued.job_id != lost.job_id
@@ -497,8 +531,12 @@ def test_of_two_dispatchers_racing_only_one_queues_the_job(
     add_source("cp-1")
     # Both read the collector states before either marked the source: the second sees no pending job.
     monkeypatch.setattr(CollectorStateStore, "list", lambda _self: iter([]))
-    first = collection.dispatch(NOW)
-    second = collection.dispatch(NOW)
+    first = collection.dispatch(
+        NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+    )
+    second = collection.dispatch(
+        NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+    )
     assert (first.enqueued, first.pending) == (1, 0)
     assert (second.enqueued, second.pending) == (0, 1)  # its conditional mark failed
     assert len(queued_jobs(stack)) == 1
@@ -515,19 +553,45 @@ def test_a_failed_send_clears_the_marks_so_the_next_schedule_queues_again(
     with monkeypatch.context() as patch:
         patch.setattr(WorkQueue, "send", refuse)
         with pytest.raises(QueueSendError):
-            collection.dispatch(NOW)
+            collection.dispatch(
+                NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
+            )
     assert state(stack).job_queued_at is None
-    assert collection.dispatch(NOW + timedelta(minutes=1)).enqueued == 1
+    assert (
+        collection.dispatch(
+            NOW + timedelta(minutes=1),
+            sources=stores.sources(),
+            states=stores.collector_states(),
+            queues=stores.work_queues(),
+        ).enqueued
+        == 1
+    )
 
 
 def test_backfills_neither_set_nor_clear_the_pending_mark(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(3, NOW - timedelta(days=1), timedelta(minutes=1))
     add_source("cp-1")
-    collection.dispatch(NOW)
+    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (scheduled_job,) = queued_jobs(stack)
-    backfill = backfills.queue_backfill(VENDOR, "cp-1", NOW - timedelta(days=2), NOW - timedelta(hours=12), now=NOW)
+    backfill = backfills.queue_backfill(
+        VENDOR,
+        "cp-1",
+        NOW - timedelta(days=2),
+        NOW - timedelta(hours=12),
+        now=NOW,
+        sources=stores.sources(),
+        queues=stores.work_queues(),
+    )
     (queued_backfill,) = queued_jobs(stack)  # queued even though a scheduled job is pending
     assert queued_backfill.job_id == backfill.job_id
     assert run(queued_backfill).status == "done"
     assert state(stack).queued_job_id == scheduled_job.job_id  # the scheduled job still waits
-    assert collection.dispatch(NOW + timedelta(minutes=1)).pending == 1
+    assert (
+        collection.dispatch(
+            NOW + timedelta(minutes=1),
+            sources=stores.sources(),
+            states=stores.collector_states(),
+            queues=stores.work_queues(),
+        ).pending
+        == 1
+    )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import api_handler
-from chargelog import aws
+from chargelog import aws, stores
 from chargelog.dal.state import Checkpoint, CollectorStateStore
 from chargelog.logic import backfills, sources
 from chargelog.models.jobs import CollectionJob
@@ -23,7 +23,9 @@ def list_collectors(context: Any) -> dict[str, Any]:
 
 
 def register(vendor: str, source_id: str) -> None:
-    sources.create_source(SourceCreate.model_validate({"vendor": vendor, "source_id": source_id}))
+    sources.create_source(
+        SourceCreate.model_validate({"vendor": vendor, "source_id": source_id}), store=stores.sources()
+    )
 
 
 def test_each_source_reports_its_progress_errors_and_jobs(
@@ -50,7 +52,14 @@ def test_each_source_reports_its_progress_errors_and_jobs(
     # an unregistered source's leftover state still shows
     store.advance_mark("ocpplab", "dep-removed", now - timedelta(days=1))
     # queued work: a backfill waiting on ocpplab's queue, a delayed job, and a dead-lettered message
-    job = backfills.queue_backfill("ocpplab", "dep-new", now - timedelta(days=2), now - timedelta(days=1))
+    job = backfills.queue_backfill(
+        "ocpplab",
+        "dep-new",
+        now - timedelta(days=2),
+        now - timedelta(days=1),
+        sources=stores.sources(),
+        queues=stores.work_queues(),
+    )
     sqs = aws.client("sqs")
     delayed = CollectionJob(vendor="ocpplab", source_id="dep-healthy", scheduled_at=now)
     sqs.send_message(QueueUrl=stack.refs["OcpplabWorkQueue"], MessageBody=delayed.model_dump_json(), DelaySeconds=300)

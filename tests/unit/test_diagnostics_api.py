@@ -17,8 +17,7 @@ import pytest
 from jsonschema import Draft4Validator, Draft6Validator
 
 from api_calls import get_json, post_json
-from chargelog import aws
-from chargelog.dal import diagnostics as dal
+from chargelog import aws, stores
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.logic import diagnostics as logic
@@ -337,7 +336,7 @@ def test_an_allowed_upload_makes_it_uploading_and_a_file_uploaded(
 ) -> None:
     body = created(lambda_context, expires_in_minutes=30)
     request_id = body["request_id"]
-    assert dal.note_upload_attempt(request_id, T0 + timedelta(minutes=1))
+    assert stores.diagnostics().note_upload_attempt(request_id, T0 + timedelta(minutes=1))
     clock.now = T0 + timedelta(minutes=2)
     assert state(lambda_context, request_id) == "uploading"
     detail = get(lambda_context, f"/diagnostics/{request_id}")[2]
@@ -420,12 +419,12 @@ def test_a_report_soon_after_the_expiry_counts_a_later_one_does_not(
 def test_a_rejected_upload_fails_it_until_the_next_attempt(api: LocalStack, lambda_context: Any, clock: Clock) -> None:
     body = created(lambda_context)
     request_id = body["request_id"]
-    dal.note_upload_attempt(request_id, T0 + timedelta(minutes=1))
-    dal.note_upload_error(request_id, "malformed multipart body", T0 + timedelta(minutes=1, seconds=2))
+    stores.diagnostics().note_upload_attempt(request_id, T0 + timedelta(minutes=1))
+    stores.diagnostics().note_upload_error(request_id, "malformed multipart body", T0 + timedelta(minutes=1, seconds=2))
     clock.now = T0 + timedelta(minutes=2)
     detail = get(lambda_context, f"/diagnostics/{request_id}")[2]
     assert (detail["state"], detail["last_upload_error"]) == ("failed", "malformed multipart body")
-    dal.note_upload_attempt(request_id, T0 + timedelta(minutes=3))
+    stores.diagnostics().note_upload_attempt(request_id, T0 + timedelta(minutes=3))
     clock.now = T0 + timedelta(minutes=4)
     assert state(lambda_context, request_id) == "uploading"
 
@@ -441,7 +440,7 @@ def test_a_chargers_requests_are_listed_newest_first_without_addresses(
         clock.now = T0 + timedelta(minutes=minute)
         ids.append(created(lambda_context, expires_in_minutes=60)["request_id"])
     created(lambda_context, charger_id="CP-2")
-    dal.note_upload_attempt(ids[4], T0 + timedelta(minutes=4, seconds=30))
+    stores.diagnostics().note_upload_attempt(ids[4], T0 + timedelta(minutes=4, seconds=30))
     seed_notifications(
         api,
         ("LogStatusNotification", T0 + timedelta(minutes=1, seconds=30), {"status": "UploadFailure", "requestId": 2}),

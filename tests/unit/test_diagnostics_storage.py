@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-from chargelog import aws
-from chargelog.dal import diagnostics as dal
+from chargelog import aws, stores
+from chargelog.dal.diagnostics import MAX_ERROR_LENGTH
 from chargelog.models.diagnostics import (
     DEFAULT_FILENAME,
     MAX_FILENAME_BYTES,
@@ -244,10 +244,10 @@ def test_a_request_round_trips(stack: LocalStack) -> None:
         retry_interval=60,
         log_type="SecurityLog",
     )
-    dal.put_request(request)
-    stored = dal.get_request(request.request_id)
+    stores.diagnostics().put_request(request)
+    stored = stores.diagnostics().get_request(request.request_id)
     assert stored == request
-    assert dal.get_request(new_request_id()) is None
+    assert stores.diagnostics().get_request(new_request_id()) is None
     item = aws.table(get_settings().table_name).get_item(Key={"pk": f"DIAG#{request.request_id}", "sk": "REQUEST"})[
         "Item"
     ]
@@ -259,76 +259,76 @@ def test_a_request_round_trips(stack: LocalStack) -> None:
 
 def test_a_request_is_never_overwritten(stack: LocalStack) -> None:
     request = a_request()
-    dal.put_request(request)
+    stores.diagnostics().put_request(request)
     with pytest.raises(ClientError):
-        dal.put_request(request.model_copy(update={"charger_id": "CP-2"}))
-    assert dal.get_request(request.request_id) == request
+        stores.diagnostics().put_request(request.model_copy(update={"charger_id": "CP-2"}))
+    assert stores.diagnostics().get_request(request.request_id) == request
 
 
 def test_ocpp_request_ids_count_up_per_charger(stack: LocalStack) -> None:
-    assert [dal.next_ocpp_request_id("CP-1") for _ in range(3)] == [1, 2, 3]
-    assert dal.next_ocpp_request_id("CP-2") == 1
-    assert dal.next_ocpp_request_id("CP-1") == 4
+    assert [stores.diagnostics().next_ocpp_request_id("CP-1") for _ in range(3)] == [1, 2, 3]
+    assert stores.diagnostics().next_ocpp_request_id("CP-2") == 1
+    assert stores.diagnostics().next_ocpp_request_id("CP-1") == 4
 
 
 def test_a_chargers_requests_page_newest_first(stack: LocalStack) -> None:
     requests = [a_request(at=AT + timedelta(minutes=n)) for n in range(5)]
     for request in requests:
-        dal.put_request(request)
-    dal.put_request(a_request(charger_id="CP-2"))
+        stores.diagnostics().put_request(request)
+    stores.diagnostics().put_request(a_request(charger_id="CP-2"))
     seen: list[str] = []
     after: str | None = None
     pages = 0
     while True:
-        page, after = dal.requests_of_charger("CP-1", limit=2, after=after)
+        page, after = stores.diagnostics().requests_of_charger("CP-1", limit=2, after=after)
         pages += 1
         seen += [r.request_id for r in page]
         if after is None:
             break
     assert seen == [r.request_id for r in reversed(requests)]
     assert pages == 3
-    oldest, _ = dal.requests_of_charger("CP-1", limit=10, newest_first=False)
+    oldest, _ = stores.diagnostics().requests_of_charger("CP-1", limit=10, newest_first=False)
     assert [r.request_id for r in oldest] == [r.request_id for r in requests]
-    assert dal.requests_of_charger("nobody", limit=10) == ([], None)
+    assert stores.diagnostics().requests_of_charger("nobody", limit=10) == ([], None)
 
 
 def test_upload_attempts_and_errors_are_noted(stack: LocalStack) -> None:
     request = a_request()
-    dal.put_request(request)
-    assert dal.note_upload_attempt(request.request_id, AT + timedelta(minutes=1))
-    assert dal.note_upload_attempt(request.request_id, AT + timedelta(minutes=2))
-    assert dal.note_upload_error(request.request_id, "malformed multipart body" + "x" * 5000, AT)
-    stored = dal.get_request(request.request_id)
+    stores.diagnostics().put_request(request)
+    assert stores.diagnostics().note_upload_attempt(request.request_id, AT + timedelta(minutes=1))
+    assert stores.diagnostics().note_upload_attempt(request.request_id, AT + timedelta(minutes=2))
+    assert stores.diagnostics().note_upload_error(request.request_id, "malformed multipart body" + "x" * 5000, AT)
+    stored = stores.diagnostics().get_request(request.request_id)
     assert stored is not None
     assert stored.upload_attempts == 2
     assert stored.last_attempt_at == AT + timedelta(minutes=2)
     assert stored.last_upload_error is not None
     assert stored.last_upload_error.startswith("malformed multipart body")
-    assert len(stored.last_upload_error) == dal.MAX_ERROR_LENGTH
+    assert len(stored.last_upload_error) == MAX_ERROR_LENGTH
     assert stored.last_upload_error_at == AT
     unknown = uuid.uuid4().hex
-    assert not dal.note_upload_attempt(unknown, AT)
-    assert not dal.note_upload_error(unknown, "x", AT)
-    assert dal.get_request(unknown) is None
+    assert not stores.diagnostics().note_upload_attempt(unknown, AT)
+    assert not stores.diagnostics().note_upload_error(unknown, "x", AT)
+    assert stores.diagnostics().get_request(unknown) is None
 
 
 def test_files_are_recorded_once_and_counted(stack: LocalStack) -> None:
     request = a_request()
-    dal.put_request(request)
+    stores.diagnostics().put_request(request)
     first = a_file(request, AT + timedelta(minutes=1), "diag:1.tar.gz")
     second = a_file(request, AT + timedelta(minutes=2), "diag:1.tar.gz")  # a retry: same name, a new object
-    assert dal.put_file(second)
-    assert dal.put_file(first)
-    assert not dal.put_file(first)  # redelivered: nothing written, not counted again
-    assert dal.files_of(request.request_id) == [first, second]
-    stored = dal.get_request(request.request_id)
+    assert stores.diagnostics().put_file(second)
+    assert stores.diagnostics().put_file(first)
+    assert not stores.diagnostics().put_file(first)  # redelivered: nothing written, not counted again
+    assert stores.diagnostics().files_of(request.request_id) == [first, second]
+    stored = stores.diagnostics().get_request(request.request_id)
     assert stored is not None
     assert stored.files_received == 2
     assert stored.last_file_at == AT + timedelta(minutes=1)  # what the last put_file said
-    assert dal.files_of(new_request_id()) == []
+    assert stores.diagnostics().files_of(new_request_id()) == []
 
 
 def test_a_file_for_an_unknown_request_is_not_recorded(stack: LocalStack) -> None:
     orphan = a_file(a_request())
-    assert not dal.put_file(orphan)
-    assert dal.files_of(orphan.request_id) == []
+    assert not stores.diagnostics().put_file(orphan)
+    assert stores.diagnostics().files_of(orphan.request_id) == []

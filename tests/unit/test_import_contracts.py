@@ -69,6 +69,7 @@ def test_every_contract_is_kept_by_the_code(contracts_with: Any) -> None:
         ("chargelog.models.records", "chargelog.logic.collection", "layers"),
         ("chargelog.dal.sources", "chargelog.api.app", "layers"),
         ("chargelog.dal.records", "chargelog.collectors.base", "layers"),
+        ("chargelog.logic.logs", "chargelog.stores", "layers"),
         ("chargelog.api.app", "chargelog_local.runner", "runtime-alone"),
         ("functions.api.api_handler", "moto", "runtime-alone"),
     ],

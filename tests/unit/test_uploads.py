@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from chargelog import aws
-from chargelog.dal import diagnostics as diagnostics_dal
+from chargelog import aws, stores
 from chargelog.logic import upload_indexer, uploads
 from chargelog.models.diagnostics import DiagnosticsRequest, format_token, new_secret, secret_sha256
 from chargelog_local.lambdas import LocalLambdaContext
@@ -38,7 +37,7 @@ def _request(charger_id: str = "CP-RIV-01", expires_at: datetime | None = None) 
         secret_sha256=secret_sha256(secret),
         remote_location=f"https://example.test/u/{charger_id}/{format_token(REQUEST_ID, secret)}/",
     )
-    diagnostics_dal.put_request(request)
+    stores.diagnostics().put_request(request)
     return request, secret
 
 
@@ -81,7 +80,7 @@ def test_a_valid_upload_is_allowed_on_its_method_arn_with_the_object_key(
     assert len(context["object_key"].rsplit("-", 1)[1]) == 8
     assert context["filename"] == "diagnostics-2024-02-07T16%3A51%3A50.808ZblrG7o"  # ASCII for S3 metadata
     assert (context["request_id"], context["charger_id"], context["method"]) == (REQUEST_ID, "CP-RIV-01", "PUT")
-    stored = diagnostics_dal.get_request(REQUEST_ID)
+    stored = stores.diagnostics().get_request(REQUEST_ID)
     assert stored is not None
     assert stored.upload_attempts == 1
     assert secret not in capsys.readouterr().out  # the token is never logged
@@ -120,7 +119,7 @@ def test_everything_else_is_denied_with_a_reason(stack: LocalStack, lambda_conte
         answer = _authorize(_authorizer_event(secret, **json.loads(json.dumps(change))), lambda_context)
         assert _effect(answer) == "Deny", change
         assert answer["context"] == {"reason": reason}, change
-    stored = diagnostics_dal.get_request(REQUEST_ID)
+    stored = stores.diagnostics().get_request(REQUEST_ID)
     assert stored is not None
     assert stored.upload_attempts == 0
 
@@ -196,7 +195,7 @@ def test_a_raw_upload_is_moved_to_its_final_key_and_recorded(
 
     assert _notify(stack, key, lambda_context) == {"batchItemFailures": []}
 
-    (file,) = diagnostics_dal.files_of(request.request_id)
+    (file,) = stores.diagnostics().files_of(request.request_id)
     assert file.key == f"diagnostics/CP%201/{REQUEST_ID}/2024-02-07T16:51:51.123000Z-diag:1.tar.gz"
     assert (file.filename, file.size, file.sha256) == ("diag:1.tar.gz", len(data), hashlib.sha256(data).hexdigest())
     assert (file.compression, file.content_type, file.upload_method, file.multipart) == (
@@ -215,7 +214,7 @@ def test_a_redelivered_notification_records_nothing_twice(
     key = _incoming(stack, b"data\n")
     _notify(stack, key, lambda_context)
     assert _notify(stack, key, lambda_context) == {"batchItemFailures": []}
-    assert len(diagnostics_dal.files_of(request.request_id)) == 1
+    assert len(stores.diagnostics().files_of(request.request_id)) == 1
 
 
 def test_the_same_name_at_the_same_instant_keeps_both(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:
@@ -226,7 +225,7 @@ def test_the_same_name_at_the_same_instant_keeps_both(stack: LocalStack, lambda_
     second = first[:-8] + "99999999"
     aws.client("s3").put_object(Bucket=bucket, Key=second, Body=b"second\n", Metadata={"filename": "a.log"})
     _notify(stack, second, lambda_context)
-    files = diagnostics_dal.files_of(request.request_id)
+    files = stores.diagnostics().files_of(request.request_id)
     assert sorted(f.key.rsplit("/", 1)[1] for f in files) == [
         "2024-02-07T16:51:51.123000Z-99999999-a.log",
         "2024-02-07T16:51:51.123000Z-a.log",
@@ -246,7 +245,7 @@ def test_a_form_is_unwrapped_and_an_empty_or_malformed_one_rejected(
         b"Content-Type: application/x-binary\r\n\r\n" + payload + b"\r\n--B--\r\n"
     )
     _notify(stack, _incoming(stack, form, "multipart/form-data; boundary=B", method="POST"), lambda_context)
-    (file,) = diagnostics_dal.files_of(request.request_id)
+    (file,) = stores.diagnostics().files_of(request.request_id)
     assert (file.filename, file.content_type, file.multipart, file.upload_method) == (
         "d.bin",
         "application/x-binary",
@@ -257,15 +256,15 @@ def test_a_form_is_unwrapped_and_an_empty_or_malformed_one_rejected(
 
     empty_part = b'--B\r\nContent-Disposition: form-data; name="file"; filename="e"\r\n\r\n\r\n--B--\r\n'
     _notify(stack, _incoming(stack, empty_part, "multipart/form-data; boundary=B"), lambda_context)
-    stored = diagnostics_dal.get_request(REQUEST_ID)
+    stored = stores.diagnostics().get_request(REQUEST_ID)
     assert stored is not None
     assert stored.last_upload_error == "The uploaded file is empty"
     _notify(stack, _incoming(stack, b"garbage", "multipart/form-data; boundary=B"), lambda_context)
-    stored = diagnostics_dal.get_request(REQUEST_ID)
+    stored = stores.diagnostics().get_request(REQUEST_ID)
     assert stored is not None
     assert stored.last_upload_error is not None
     assert stored.last_upload_error.startswith("Malformed multipart/form-data body")
-    assert len(diagnostics_dal.files_of(request.request_id)) == 1
+    assert len(stores.diagnostics().files_of(request.request_id)) == 1
     assert [k for k in _keys(stack) if k.startswith("incoming/")] == []
 
 

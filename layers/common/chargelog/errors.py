@@ -34,7 +34,7 @@ class UnsupportedMediaTypeError(ChargelogError):
     title = "Unsupported Media Type"
 
 
-class VendorNotConfiguredProblem(ChargelogError):
+class VendorNotConfiguredError(ChargelogError):
     """The vendor's secret lacks its base URL or credentials."""
 
     status = 409

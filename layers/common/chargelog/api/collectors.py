@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import backfills, health
 from chargelog.models.jobs import CollectionJob
@@ -70,7 +71,9 @@ class CollectorsReport(BaseModel):
 
 @router.get("/collectors", summary="Collector health per source, and queued / dead-lettered jobs")
 def list_collectors() -> CollectorsReport:
-    report = health.collectors_report()
+    report = health.collectors_report(
+        states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+    )
     return CollectorsReport.model_validate(report)
 
 
@@ -101,6 +104,14 @@ def backfill_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[BackfillRequest, Body()],
 ) -> Response[CollectionJob]:
-    job = backfills.queue_backfill(vendor, source_id, request.start, request.end, request.action)
+    job = backfills.queue_backfill(
+        vendor,
+        source_id,
+        request.start,
+        request.end,
+        request.action,
+        sources=stores.sources(),
+        queues=stores.work_queues(),
+    )
     metrics.add_metric(name="BackfillsQueued", unit=MetricUnit.Count, value=1)
     return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})

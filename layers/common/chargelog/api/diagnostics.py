@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import diagnostics
 from chargelog.models.diagnostics import (
@@ -42,7 +43,7 @@ router = Router()
     },
 )
 def create_request(request: Annotated[NewDiagnosticsRequest, Body()]) -> Response[DiagnosticsRequestDetail]:
-    created = diagnostics.create_request(request)
+    created = diagnostics.create_request(request, store=stores.diagnostics(), files=stores.diagnostics_files())
     metrics.add_metric(name="DiagnosticsRequested", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201,
@@ -67,7 +68,9 @@ def list_requests(
     ] = diagnostics.DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor from the previous page")] = None,
 ) -> DiagnosticsRequestList:
-    return diagnostics.list_requests(charger_id, limit, cursor)
+    return diagnostics.list_requests(
+        charger_id, limit, cursor, store=stores.diagnostics(), cursor_secret=stores.cursor_secret()
+    )
 
 
 @router.get(
@@ -77,4 +80,4 @@ def list_requests(
     responses={200: {"description": "The request"}, **problems.responses({404: "No such request."})},
 )
 def get_request(request_id: Annotated[str, Path(min_length=1, max_length=64)]) -> DiagnosticsRequestDetail:
-    return diagnostics.get_request(request_id)
+    return diagnostics.get_request(request_id, store=stores.diagnostics(), files=stores.diagnostics_files())

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, ExchangeQuery, expand_query_models
 from chargelog.api.logs import CSV, JSON, NDJSON, response_format
@@ -133,5 +134,7 @@ def charger_exchanges(
     filters: Annotated[ExchangeQuery, Query()],
     cursor: Cursor = None,
 ):  # the response is documented in EXCHANGE_RESPONSES: JSON, CSV or NDJSON
-    page = exchanges.query_exchanges(charger_id, filters.exchange_filters(), cursor)
+    page = exchanges.query_exchanges(
+        charger_id, filters.exchange_filters(), cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_exchanges(page, router.current_event.headers.get("accept"))

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import exports
 from chargelog.models.exports import ExportRequest, ExportStatus
@@ -29,7 +30,9 @@ router = Router()
     },
 )
 def create_export(request: Annotated[ExportRequest, Body()]) -> Response[ExportStatus]:
-    export = exports.create_export(request)
+    export = exports.create_export(
+        request, store=stores.exports(), files=stores.export_files(), queue=stores.export_queue()
+    )
     metrics.add_metric(name="ExportsRequested", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=202,
@@ -45,4 +48,4 @@ def create_export(request: Annotated[ExportRequest, Body()]) -> Response[ExportS
     responses={200: {"description": "The export"}, **problems.responses({404: "No such export, or it expired."})},
 )
 def get_export(export_id: Annotated[str, Path(min_length=1, max_length=64)]) -> ExportStatus:
-    return exports.get_export(export_id)
+    return exports.get_export(export_id, store=stores.exports(), files=stores.export_files())

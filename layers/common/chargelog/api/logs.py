@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, FleetLogQuery, LogQuery, expand_query_models
 from chargelog.logic import logs
@@ -93,7 +94,7 @@ def render_page(page: LogPage, accept: str | None) -> Response[Any]:
 
 @router.get("/chargers", summary="Chargers seen in collected logs, with their first and last record time")
 def list_chargers() -> ChargerList:
-    return ChargerList.model_validate({"chargers": logs.list_chargers()})
+    return ChargerList.model_validate({"chargers": logs.list_chargers(records=stores.records())})
 
 
 @router.get(
@@ -107,7 +108,13 @@ def charger_logs(
     filters: Annotated[LogQuery, Query()],
     cursor: Cursor = None,
 ):  # the response is documented in PAGE_RESPONSES: JSON, CSV or NDJSON
-    page = logs.query_logs(Scope("charger", charger_id), filters.log_filters(), cursor)
+    page = logs.query_logs(
+        Scope("charger", charger_id),
+        filters.log_filters(),
+        cursor,
+        records=stores.records(),
+        cursor_secret=stores.cursor_secret(),
+    )
     return render_page(page, router.current_event.headers.get("accept"))
 
 
@@ -125,7 +132,9 @@ def charger_record(
     charger_id: Annotated[ChargerId, Path()],
     record_id: Annotated[str, Path(min_length=3, max_length=600)],
 ) -> LogEntryWithRaw:
-    return LogEntryWithRaw.model_validate(logs.get_record(charger_id, record_id))
+    return LogEntryWithRaw.model_validate(
+        logs.get_record(charger_id, record_id, records=stores.records(), archive=stores.raw_archive())
+    )
 
 
 @router.get(
@@ -139,7 +148,13 @@ def site_logs(
     filters: Annotated[LogQuery, Query()],
     cursor: Cursor = None,
 ):
-    page = logs.query_logs(Scope("site", site_id), filters.log_filters(), cursor)
+    page = logs.query_logs(
+        Scope("site", site_id),
+        filters.log_filters(),
+        cursor,
+        records=stores.records(),
+        cursor_secret=stores.cursor_secret(),
+    )
     return render_page(page, router.current_event.headers.get("accept"))
 
 
@@ -150,5 +165,7 @@ def site_logs(
 )
 @expand_query_models
 def fleet_logs(filters: Annotated[FleetLogQuery, Query()], cursor: Cursor = None):
-    page = logs.query_logs(Scope("fleet"), filters.log_filters(), cursor)
+    page = logs.query_logs(
+        Scope("fleet"), filters.log_filters(), cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     return render_page(page, router.current_event.headers.get("accept"))

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import sources
 from chargelog.models.sources import (
@@ -30,7 +31,7 @@ router = Router()
 def list_sources(
     vendor: Annotated[Vendor | None, Query(description="Only this vendor's sources")] = None,
 ) -> SourceList:
-    return SourceList(sources=sources.list_sources(vendor=vendor))
+    return SourceList(sources=sources.list_sources(vendor=vendor, store=stores.sources()))
 
 
 @router.post(
@@ -42,7 +43,7 @@ def list_sources(
     },
 )
 def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
-    source = sources.create_source(request)
+    source = sources.create_source(request, store=stores.sources())
     logger.info("Source created", extra={"vendor": source.vendor, "source_id": source.source_id})
     metrics.add_metric(name="SourcesCreated", unit=MetricUnit.Count, value=1)
     return Response(
@@ -81,6 +82,8 @@ def discover_sources(request: Annotated[DiscoverRequest, Body()]) -> DiscoveryRe
         request.vendor,
         register=request.register_new,
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+        sources=stores.sources(),
+        secrets=stores.vendor_secrets(),
     )
     logger.info(
         "Sources discovered",
@@ -108,7 +111,7 @@ def update_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[SourceUpdate, Body()],
 ) -> Source:
-    return sources.update_source(vendor, source_id, request)
+    return sources.update_source(vendor, source_id, request, store=stores.sources())
 
 
 @router.delete(
@@ -117,7 +120,7 @@ def update_source(
     responses={204: {"description": "Removed", "content": {}}, **problems.responses({404: "No such source."})},
 )
 def delete_source(vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]) -> Response[Any]:
-    sources.delete_source(vendor, source_id)
+    sources.delete_source(vendor, source_id, store=stores.sources())
     logger.info("Source deleted", extra={"vendor": vendor, "source_id": source_id})
     metrics.add_metric(name="SourcesDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, body=None)

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
+from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, StatusQuery, expand_query_models
 from chargelog.api.logs import JSON
@@ -62,7 +63,9 @@ def charger_status(
     filters: Annotated[StatusQuery, Query()],
     cursor: Cursor = None,
 ) -> Response[dict[str, object]]:
-    page = status.status_timeline(charger_id, filters.log_filters(), cursor)
+    page = status.status_timeline(
+        charger_id, filters.log_filters(), cursor, records=stores.records(), cursor_secret=stores.cursor_secret()
+    )
     body = StatusPageBody.model_validate({"entries": page.records, "next_cursor": page.next_cursor})
     headers = {"X-Items-Read": str(page.items_read)}
     if page.next_cursor:

@@ -6,21 +6,17 @@ from its secret for each job.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-
-from aws_lambda_powertools.utilities import parameters
+from typing import TYPE_CHECKING
 
 from chargelog.collectors.base import AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
-from chargelog.settings import get_settings
+from chargelog.errors import VendorNotConfiguredError
+
+if TYPE_CHECKING:
+    from chargelog.dal.secrets import VendorSecrets
 
 _ADAPTERS: dict[str, tuple[VendorProfile, AdapterFactory]] = {}
 _REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {}
-SECRET_CACHE_SECONDS = 300
-
-
-class VendorNotConfiguredError(Exception):
-    pass
 
 
 def register(
@@ -41,14 +37,15 @@ def has_adapter(vendor: str) -> bool:
     return vendor in _ADAPTERS
 
 
-def connection_for(vendor: str, require_credentials: bool = False) -> VendorConnection:
-    """The vendor's connection settings from its secret (cached for a few minutes). Raises VendorNotConfiguredError
-    without a base_url, or (``require_credentials``) without each credential the vendor's adapter needs."""
+def connection_for(vendor: str, secrets: VendorSecrets, require_credentials: bool = False) -> VendorConnection:
+    """The vendor's connection settings from its secret in ``secrets`` (cached for a few minutes). Raises
+    VendorNotConfiguredError (409) without a base_url, or (``require_credentials``) without each credential the
+    vendor's adapter needs."""
     _load_builtin_adapters()
     profile, _ = _ADAPTERS[vendor]
-    name = f"{get_settings().vendor_secret_prefix}{vendor}"
-    raw = parameters.get_secret(name, max_age=SECRET_CACHE_SECONDS)
-    secret = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    stored = secrets.of(vendor)
+    name = stored.name
+    secret = stored.document()
     required = ("base_url", *(_REQUIRED_CREDENTIALS.get(vendor, ()) if require_credentials else ()))
     missing = [key for key in required if not secret.get(key)]
     if missing:

@@ -27,7 +27,10 @@ def _gzip_json(document: Any) -> bytes:
 class RawArchive:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
-        self._s3 = aws.client("s3")
+
+    @property
+    def _s3(self) -> Any:
+        return aws.client("s3")
 
     def _put(self, key: str, document: Any) -> str:
         self._s3.put_object(

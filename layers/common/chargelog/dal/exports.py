@@ -6,7 +6,7 @@ Every change is a conditional update, so two deliveries of one export cannot bot
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
 from chargelog import aws
+from chargelog.dal import is_condition_failure
 from chargelog.models.exports import Export
+from chargelog.models.keys import iso
 
 EXPORT_PARTITION = "EXPORT"
 OBJECT_PREFIX = "exports/"
@@ -25,17 +27,13 @@ def _key(export_id: str) -> dict[str, str]:
     return {"pk": EXPORT_PARTITION, "sk": export_id}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 class ExportStore:
     def __init__(self, table_name: str) -> None:
-        self._table = aws.table(table_name)
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
 
     def create(self, export: Export) -> None:
         item = _key(export.id) | export.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -73,7 +71,7 @@ class ExportStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 return None
             raise
         return Export.model_validate(response["Attributes"])
@@ -82,7 +80,7 @@ class ExportStore:
         """Mark it running (another attempt); None if it is done or does not exist."""
         return self._update(
             export_id,
-            {"state": "running", "started_at": _iso(now)},
+            {"state": "running", "started_at": iso(now)},
             Attr("state").ne("done"),
             remove=("finished_at", "error"),
             add_attempt=True,
@@ -91,7 +89,7 @@ class ExportStore:
     def finish(self, export_id: str, object_key: str, records: int, size: int, now: datetime) -> Export | None:
         return self._update(
             export_id,
-            {"state": "done", "finished_at": _iso(now), "object_key": object_key, "records": records, "bytes": size},
+            {"state": "done", "finished_at": iso(now), "object_key": object_key, "records": records, "bytes": size},
             Attr("state").eq("running"),
         )
 
@@ -99,7 +97,7 @@ class ExportStore:
         """Record why it failed; never over a done export."""
         return self._update(
             export_id,
-            {"state": "failed", "finished_at": _iso(now), "error": error[:MAX_ERROR_LENGTH]},
+            {"state": "failed", "finished_at": iso(now), "error": error[:MAX_ERROR_LENGTH]},
             Attr("state").ne("done"),
         )
 
@@ -109,7 +107,10 @@ class ExportFiles:
 
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
-        self._s3 = aws.client("s3")
+
+    @property
+    def _s3(self) -> Any:
+        return aws.client("s3")
 
     @staticmethod
     def key(export_id: str, extension: str) -> str:

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import ConditionBase, Key
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+
+from chargelog import aws
+from chargelog.dal import query_all
+from chargelog.models.keys import CHARGERS_PARTITION, charger_partition
 
 Order = Literal["asc", "desc"]
 
@@ -38,6 +43,55 @@ class Partition:
     @property
     def sort_attribute(self) -> str:
         return f"{self.index}sk" if self.index else "sk"
+
+
+@dataclass(frozen=True)
+class Equals:
+    """A FilterExpression: the attribute has this value."""
+
+    attribute: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class OneOf:
+    attribute: str
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Exists:
+    attribute: str
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Filter, ...]
+
+
+# What a read keeps of the items its key condition finds, as plain data (the store turns it into DynamoDB's).
+type Filter = Equals | OneOf | Exists | AllOf | AnyOf
+
+
+def condition_of(filter: Filter) -> ConditionBase:
+    """A filter as a boto3 condition (a FilterExpression)."""
+    match filter:
+        case Equals(attribute, value):
+            return Attr(attribute).eq(value)
+        case OneOf(attribute, values):
+            return Attr(attribute).is_in(list(values))
+        case Exists(attribute):
+            return Attr(attribute).exists()
+        case AllOf(parts):
+            return reduce(lambda left, right: left & right, (condition_of(part) for part in parts))
+        case AnyOf(parts):
+            return reduce(lambda left, right: left | right, (condition_of(part) for part in parts))
+    raise TypeError(f"Not a filter: {filter!r}")
 
 
 @dataclass
@@ -179,3 +233,70 @@ def _cut_short(
 
 def _not_beyond(key: str, boundary: str, descending: bool) -> bool:
     return key >= boundary if descending else key <= boundary
+
+
+class RecordStore:
+    """Reading records back from the table: pages of merged partitions, one record, the charger index."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
+
+    def page(
+        self,
+        sources: Sequence[Sequence[Partition]],
+        low: str,
+        high: str,
+        order: Order,
+        limit: int,
+        after: str | None = None,
+        filter: Filter | None = None,
+        read_budget: int | None = None,
+    ) -> MergedPage:
+        """One page of `merged_page` over the table."""
+        return merged_page(
+            self._table,
+            sources,
+            low=low,
+            high=high,
+            order=order,
+            limit=limit,
+            after=after,
+            filter=condition_of(filter) if filter is not None else None,
+            read_budget=read_budget,
+        )
+
+    def in_range(
+        self, partition: Partition, low: str, high: str, filter: Filter | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every item of one partition with a sort key in ``[low, high]`` (ascending), and how many items were
+        read (ScannedCount)."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key(partition.partition_attribute).eq(partition.value)
+            & Key(partition.sort_attribute).between(low, high),
+        }
+        if partition.index:
+            query["IndexName"] = partition.index
+        if filter is not None:
+            query["FilterExpression"] = condition_of(filter)
+        found: list[dict[str, Any]] = []
+        read = 0
+        while True:
+            response = self._table.query(**query)
+            read += int(response.get("ScannedCount", 0))
+            found.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return found, read
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def get(self, charger_id: str, sort_key: str) -> dict[str, Any] | None:
+        """A charger's record item at one sort key, or None."""
+        item = self._table.get_item(Key={"pk": charger_partition(charger_id), "sk": sort_key}).get("Item")
+        return dict(item) if item is not None else None
+
+    def chargers(self) -> list[dict[str, Any]]:
+        """Every item of the charger index: a charger per vendor and source, with its first and last record time."""
+        return list(query_all(self._table, KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION)))

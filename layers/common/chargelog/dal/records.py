@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -25,6 +25,16 @@ from boto3.dynamodb.conditions import Key
 from chargelog import aws
 from chargelog.dal import query_all
 from chargelog.dal.archive import RawArchive
+from chargelog.models.keys import (
+    CHARGERS_PARTITION,
+    action_partition,
+    charger_entry_key,
+    charger_partition,
+    fleet_action_partition,
+    kind_partition,
+    site_partition,
+    timestamp_key,
+)
 from chargelog.models.records import LogRecord
 
 BATCH_LIMIT = 25
@@ -36,40 +46,6 @@ PARALLEL_BATCHES = 8
 
 class UnprocessedItemsError(RuntimeError):
     pass
-
-
-def timestamp_key(moment: datetime) -> str:
-    """Fixed-width UTC time, so string order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def charger_partition(charger_id: str) -> str:
-    return f"CHARGER#{charger_id}"
-
-
-def action_partition(charger_id: str, action: str) -> str:
-    return f"CHARGER#{charger_id}#ACTION#{action}"
-
-
-def kind_partition(charger_id: str, kind: str) -> str:
-    """A charger's records of a kind that has no OCPP action (status records), on index gsi1."""
-    return f"CHARGER#{charger_id}#KIND#{kind}"
-
-
-def site_partition(site_id: str) -> str:
-    return f"SITE#{site_id}"
-
-
-def fleet_action_partition(action: str, day: date) -> str:
-    """Every charger's records of one action on one UTC day: one partition per day keeps writes spread."""
-    return f"ACTION#{action}#{day.isoformat()}"
-
-
-CHARGERS_PARTITION = "CHARGERS"
-
-
-def charger_entry_key(charger_id: str, vendor: str, source_id: str) -> str:
-    return f"{charger_id}#{vendor}#{source_id}"
 
 
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
@@ -109,10 +85,13 @@ class RecordWriter:
         self, table_name: str, archive: RawArchive, retention_days: int, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         self._table_name = table_name
-        self._table = aws.table(table_name)
         self._archive = archive
         self._retention = timedelta(days=retention_days)
         self._sleep = sleep
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
 
     def item_for(self, record: LogRecord) -> dict[str, Any]:
         sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"

@@ -15,7 +15,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chargelog import aws
-from chargelog.dal import query_all
+from chargelog.dal import is_condition_failure, query_all
 from chargelog.errors import ConflictError, NotFoundError
 from chargelog.models.sources import Source
 
@@ -26,10 +26,6 @@ def _sort_key(vendor: str, source_id: str) -> str:
     return f"{vendor}#{source_id}"
 
 
-def _is_condition_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def source_item(source: Source) -> dict[str, Any]:
     """A source as its table item."""
     return {"pk": SOURCE_PARTITION, "sk": _sort_key(source.vendor, source.source_id), **source.model_dump(mode="json")}
@@ -37,7 +33,11 @@ def source_item(source: Source) -> dict[str, Any]:
 
 class SourceStore:
     def __init__(self, table_name: str) -> None:
-        self._table = aws.table(table_name)
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
 
     def create(self, source: Source) -> None:
         """Store a new source; an existing one with the same key is never overwritten."""
@@ -45,7 +45,7 @@ class SourceStore:
         try:
             self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise ConflictError(f"Source {source.vendor}/{source.source_id} already exists.") from error
             raise
 
@@ -80,7 +80,7 @@ class SourceStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise NotFoundError(f"Source {vendor}/{source_id} does not exist.") from error
             raise
         return Source.model_validate(response["Attributes"])
@@ -92,6 +92,6 @@ class SourceStore:
                 ConditionExpression=Attr("pk").exists(),
             )
         except ClientError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise NotFoundError(f"Source {vendor}/{source_id} does not exist.") from error
             raise

@@ -7,7 +7,7 @@ It holds the high-water mark, the running job's checkpoint and lease, the schedu
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -15,7 +15,8 @@ from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel
 
 from chargelog import aws
-from chargelog.dal import query_all
+from chargelog.dal import is_condition_failure, query_all
+from chargelog.models.keys import iso
 
 COLLECTOR_PARTITION = "COLLECTOR"
 
@@ -65,17 +66,17 @@ class CollectorState(BaseModel):
         return self.job_queued_at is not None and self.job_queued_at >= now - pending_for
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat()
-
-
 def _key(vendor: str, source_id: str) -> dict[str, str]:
     return {"pk": COLLECTOR_PARTITION, "sk": f"{vendor}#{source_id}"}
 
 
 class CollectorStateStore:
     def __init__(self, table_name: str) -> None:
-        self._table = aws.table(table_name)
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
 
     def get(self, vendor: str, source_id: str) -> CollectorState:
         item = self._table.get_item(Key=_key(vendor, source_id), ConsistentRead=True).get("Item")
@@ -119,7 +120,7 @@ class CollectorStateStore:
         try:
             self._table.update_item(**request)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -127,12 +128,12 @@ class CollectorStateStore:
     def acquire_lease(self, vendor: str, source_id: str, job_id: str, now: datetime, seconds: float) -> bool:
         """Take the source for ``job_id`` unless another job holds an unexpired lease on it."""
         condition = (
-            Attr("lease_until").not_exists() | Attr("lease_until").lt(_iso(now)) | Attr("lease_job_id").eq(job_id)
+            Attr("lease_until").not_exists() | Attr("lease_until").lt(iso(now)) | Attr("lease_job_id").eq(job_id)
         )
         return self._update(
             vendor,
             source_id,
-            {"lease_job_id": job_id, "lease_until": _iso(now + timedelta(seconds=seconds)), "last_run_at": _iso(now)},
+            {"lease_job_id": job_id, "lease_until": iso(now + timedelta(seconds=seconds)), "last_run_at": iso(now)},
             condition=condition,
         )
 
@@ -140,14 +141,14 @@ class CollectorStateStore:
         """Claim the source's one pending scheduled job for ``job_id`` before it is queued: only if no job is pending,
         or the pending mark is older than ``stale_before`` (its message lost, expired or never sent). Conditional, so
         of two dispatchers racing only one wins and queues the job."""
-        condition = Attr("job_queued_at").not_exists() | Attr("job_queued_at").lt(_iso(stale_before))
+        condition = Attr("job_queued_at").not_exists() | Attr("job_queued_at").lt(iso(stale_before))
         return self._update(
-            vendor, source_id, {"job_queued_at": _iso(now), "queued_job_id": job_id}, condition=condition
+            vendor, source_id, {"job_queued_at": iso(now), "queued_job_id": job_id}, condition=condition
         )
 
     def mark_requeued(self, vendor: str, source_id: str, job_id: str, now: datetime) -> None:
         """A scheduled job that re-queues itself to go on later is again the source's pending job."""
-        self._update(vendor, source_id, {"job_queued_at": _iso(now), "queued_job_id": job_id})
+        self._update(vendor, source_id, {"job_queued_at": iso(now), "queued_job_id": job_id})
 
     def clear_queued(self, vendor: str, source_id: str, job_id: str) -> bool:
         """A worker took ``job_id`` off the queue (or it was never sent): the source has no pending job, unless a
@@ -182,7 +183,7 @@ class CollectorStateStore:
             source_id,
             {
                 "checkpoint": checkpoint.model_dump(mode="json"),
-                "lease_until": _iso(now + timedelta(seconds=lease_seconds)),
+                "lease_until": iso(now + timedelta(seconds=lease_seconds)),
             },
             add={"records_stored": stored, "records_quarantined": quarantined, "pages_fetched": pages},
         )
@@ -192,13 +193,13 @@ class CollectorStateStore:
         self._update(
             vendor,
             source_id,
-            {"high_water_mark": _iso(mark)},
-            condition=Attr("high_water_mark").not_exists() | Attr("high_water_mark").lt(_iso(mark)),
+            {"high_water_mark": iso(mark)},
+            condition=Attr("high_water_mark").not_exists() | Attr("high_water_mark").lt(iso(mark)),
         )
 
     def set_history_start(self, vendor: str, source_id: str, start: datetime) -> None:
         """Pin where a new source's history starts (first writer wins), until its mark takes over."""
-        self._update(vendor, source_id, {"history_start": _iso(start)}, condition=Attr("history_start").not_exists())
+        self._update(vendor, source_id, {"history_start": iso(start)}, condition=Attr("history_start").not_exists())
 
     def clear_checkpoint(self, vendor: str, source_id: str, job_id: str) -> None:
         self._update(vendor, source_id, {}, remove=("checkpoint",), condition=Attr("checkpoint.job_id").eq(job_id))
@@ -207,7 +208,7 @@ class CollectorStateStore:
         self._update(
             vendor,
             source_id,
-            {"last_success_at": _iso(now), "consecutive_failures": 0},
+            {"last_success_at": iso(now), "consecutive_failures": 0},
             remove=("backoff_until", "lease_job_id", "lease_until"),
         )
 
@@ -227,9 +228,9 @@ class CollectorStateStore:
             source_id,
             {
                 "last_error": error[:2000],
-                "last_error_at": _iso(now),
+                "last_error_at": iso(now),
                 "consecutive_failures": state.consecutive_failures + 1,
-                "backoff_until": _iso(now + backoff),
+                "backoff_until": iso(now + backoff),
             },
             add={"jobs_dead_lettered": 1 if dead_lettered else 0},
             remove=("lease_job_id", "lease_until") if state.lease_job_id == job_id else (),

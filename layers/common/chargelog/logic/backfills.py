@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from chargelog import collectors
-from chargelog.dal.queue import WorkQueue
+from chargelog.dal.queue import WorkQueues
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ChargelogError, ConflictError, NotFoundError
 from chargelog.models.jobs import CollectionJob
@@ -28,7 +28,15 @@ class InvalidBackfillError(ChargelogError):
 
 
 def queue_backfill(
-    vendor: str, source_id: str, start: datetime, end: datetime, action: str | None = None, now: datetime | None = None
+    vendor: str,
+    source_id: str,
+    start: datetime,
+    end: datetime,
+    action: str | None = None,
+    now: datetime | None = None,
+    *,
+    sources: SourceStore,
+    queues: WorkQueues,
 ) -> CollectionJob:
     """Queue a backfill of ``[start, end]`` (inclusive) of a registered source; returns the queued job.
 
@@ -51,12 +59,12 @@ def queue_backfill(
             f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
             "or later."
         )
-    if SourceStore(settings.table_name).get(vendor, source_id) is None:
+    if sources.get(vendor, source_id) is None:
         raise NotFoundError(f"Source {vendor}/{source_id} is not registered; add it with POST /sources first.")
     if not collectors.has_adapter(vendor):
         raise ConflictError(f"There is no collector for {vendor} yet, so nothing can backfill {vendor}/{source_id}.")
     job = CollectionJob.backfill(vendor, source_id, start, end, now, action)
-    WorkQueue(settings.queue_url(vendor)).send([job])
+    queues.of(vendor).send([job])
     logger.info(
         "Backfill queued",
         extra={

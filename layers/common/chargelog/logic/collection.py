@@ -20,17 +20,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, Window
 from chargelog.dal.archive import RawArchive
-from chargelog.dal.queue import QueueSendError, WorkQueue
+from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.records import RecordWriter
+from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
@@ -63,7 +62,21 @@ class DispatchSummary:
     discovery_failures: int = 0  # vendors whose discovery job could not be queued
 
 
-def dispatch(now: datetime) -> DispatchSummary:
+@dataclass(frozen=True)
+class CollectionStores:
+    """What a collection job reads and writes: collector state, the raw archive, records, the work queues and the
+    vendors' secrets."""
+
+    states: CollectorStateStore
+    archive: RawArchive
+    writer: RecordWriter
+    queues: WorkQueues
+    secrets: VendorSecrets
+
+
+def dispatch(
+    now: datetime, *, sources: SourceStore, states: CollectorStateStore, queues: WorkQueues
+) -> DispatchSummary:
     """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy, backed
     off after failures, or still waiting for its last scheduled job; with source discovery on, first a discovery
     job per vendor.
@@ -73,17 +86,16 @@ def dispatch(now: datetime) -> DispatchSummary:
     A mark older than ``CHARGELOG_JOB_PENDING_SECONDS`` no longer holds the source back (a lost message, or a
     dispatcher that died between mark and send). Backfill and discovery jobs leave the mark alone."""
     settings = get_settings()
-    discoveries, discovery_failures = _dispatch_discovery(settings, now) if settings.discover_sources else (0, 0)
-    store = CollectorStateStore(settings.table_name)
-    states = {(s.vendor, s.source_id): s for s in store.list()}
+    discoveries, discovery_failures = _dispatch_discovery(queues, now) if settings.discover_sources else (0, 0)
+    known = {(s.vendor, s.source_id): s for s in states.list()}
     pending_for = timedelta(seconds=settings.job_pending_seconds)
     jobs: dict[str, list[CollectionJob]] = defaultdict(list)
     without_adapter = not_due = pending = 0
-    for source in SourceStore(settings.table_name).list(enabled_only=True):
+    for source in sources.list(enabled_only=True):
         if not collectors.has_adapter(source.vendor):
             without_adapter += 1
             continue
-        state = states.get((source.vendor, source.source_id))
+        state = known.get((source.vendor, source.source_id))
         if state is not None and (state.leased(now) or state.backed_off(now)):
             not_due += 1
             continue
@@ -91,11 +103,11 @@ def dispatch(now: datetime) -> DispatchSummary:
             pending += 1
             continue
         job = CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now)
-        if not store.mark_queued(job.vendor, job.source_id, job.job_id, now, stale_before=now - pending_for):
+        if not states.mark_queued(job.vendor, job.source_id, job.job_id, now, stale_before=now - pending_for):
             pending += 1  # another dispatcher queued one since the states were read
             continue
         jobs[source.vendor].append(job)
-    enqueued = _send_marked(store, settings, jobs)
+    enqueued = _send_marked(states, queues, jobs)
     return DispatchSummary(
         enqueued=enqueued,
         without_adapter=without_adapter,
@@ -106,14 +118,14 @@ def dispatch(now: datetime) -> DispatchSummary:
     )
 
 
-def _send_marked(store: CollectorStateStore, settings: Settings, jobs: dict[str, list[CollectionJob]]) -> int:
+def _send_marked(store: CollectorStateStore, queues: WorkQueues, jobs: dict[str, list[CollectionJob]]) -> int:
     """Send each vendor's marked jobs; if a send fails, clear the marks of the jobs not known to be sent (so the next
     schedule queues them again) and raise."""
     enqueued = 0
     sent: set[str] = set()
     try:
         for vendor, batch in jobs.items():
-            enqueued += WorkQueue(settings.queue_url(vendor)).send(batch)
+            enqueued += queues.of(vendor).send(batch)
             sent.update(job.job_id for job in batch)
     except Exception:
         for job in (job for batch in jobs.values() for job in batch if job.job_id not in sent):
@@ -122,7 +134,7 @@ def _send_marked(store: CollectorStateStore, settings: Settings, jobs: dict[str,
     return enqueued
 
 
-def _dispatch_discovery(settings: Settings, now: datetime) -> tuple[int, int]:
+def _dispatch_discovery(queues: WorkQueues, now: datetime) -> tuple[int, int]:
     """A discovery job on each vendor's work queue, run by the worker (which holds the vendor secrets and
     skips vendors without credentials). One vendor's queue failing never stops the others."""
     queued = failed = 0
@@ -131,8 +143,8 @@ def _dispatch_discovery(settings: Settings, now: datetime) -> tuple[int, int]:
             continue
         try:
             job = DiscoveryJob.model_validate({"vendor": vendor, "scheduled_at": now})
-            queued += WorkQueue(settings.queue_url(vendor)).send([job])
-        except (QueueSendError, BotoCoreError, ClientError) as error:
+            queued += queues.of(vendor).send([job])
+        except SEND_FAILURES as error:
             failed += 1
             logger.error("Could not queue source discovery", extra={"vendor": vendor, "error": str(error)})
     return queued, failed
@@ -185,11 +197,13 @@ class JobRunner:
     on_progress: Callable[[Progress], None] | None = None
     attempt: int = 1
     settings: Settings = field(default_factory=get_settings)
+    _: KW_ONLY
+    stores: CollectionStores
 
     def __post_init__(self) -> None:
-        self.states = CollectorStateStore(self.settings.table_name)
-        self.archive = RawArchive(self.settings.raw_bucket)
-        self.writer = RecordWriter(self.settings.table_name, self.archive, self.settings.retention_days)
+        self.states = self.stores.states
+        self.archive = self.stores.archive
+        self.writer = self.stores.writer
         self.outcome = JobOutcome(status="done")
         self._pages = 0
 
@@ -204,7 +218,7 @@ class JobRunner:
             return self._busy()
         adapter: VendorAdapter | None = None
         try:
-            connection = collectors.connection_for(job.vendor)
+            connection = collectors.connection_for(job.vendor, self.stores.secrets)
             adapter = collectors.adapter_for(connection, self.remaining_seconds)
             state = self.states.get(job.vendor, job.source_id)
             window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
@@ -215,7 +229,7 @@ class JobRunner:
         except _ContinueLater:
             if job.mode == "scheduled":
                 self.states.mark_requeued(job.vendor, job.source_id, job.job_id, self.now())
-            WorkQueue(self.settings.queue_url(job.vendor)).send([job])
+            self.stores.queues.of(job.vendor).send([job])
             self.states.release_lease(job.vendor, job.source_id, job.job_id)
             self.outcome.status = "continued"
         except Exception as error:
@@ -233,7 +247,7 @@ class JobRunner:
             self.outcome.status = "skipped"
             self.outcome.detail = "another job is collecting this source"
             return self.outcome
-        WorkQueue(self.settings.queue_url(self.job.vendor)).send([self.job], delay_seconds=BUSY_RETRY_DELAY_SECONDS)
+        self.stores.queues.of(self.job.vendor).send([self.job], delay_seconds=BUSY_RETRY_DELAY_SECONDS)
         self.outcome.status = "deferred"
         self.outcome.detail = f"source busy; retrying in {BUSY_RETRY_DELAY_SECONDS} s"
         return self.outcome
@@ -424,5 +438,12 @@ class JobRunner:
             self.on_progress(Progress(window, covered_until, self.outcome.records_stored, self.outcome.pages_fetched))
 
 
-def run_job(job: CollectionJob, remaining_seconds: Callable[[], float], attempt: int = 1, **options: Any) -> JobOutcome:
-    return JobRunner(job, remaining_seconds, attempt=attempt, **options).run()
+def run_job(
+    job: CollectionJob,
+    remaining_seconds: Callable[[], float],
+    attempt: int = 1,
+    *,
+    stores: CollectionStores,
+    **options: Any,
+) -> JobOutcome:
+    return JobRunner(job, remaining_seconds, attempt=attempt, stores=stores, **options).run()

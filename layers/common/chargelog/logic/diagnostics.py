@@ -21,10 +21,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from urllib.parse import quote
 
-from chargelog import aws
-from chargelog.dal import diagnostics as dal
+from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
+from chargelog.dal.secrets import Secret
 from chargelog.errors import ChargelogError, NotFoundError
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
 from chargelog.models.diagnostics import (
@@ -120,11 +119,11 @@ class _Window:
     end: datetime
 
 
-def _notifications(charger_id: str, window: _Window) -> list[StatusNotification]:
+def _notifications(store: DiagnosticsStore, charger_id: str, window: _Window) -> list[StatusNotification]:
     """The charger's status notifications of either version in a time window, oldest first."""
     found: list[StatusNotification] = []
     for action in (LOG_STATUS, DIAGNOSTICS_STATUS):
-        for record in dal.charger_action_records(
+        for record in store.charger_action_records(
             charger_id, action, window.start, window.end, max_items=MAX_NOTIFICATIONS
         ):
             if record.get("direction") == "csms_to_cp":
@@ -192,12 +191,12 @@ def _summary_fields(request: DiagnosticsRequest, state: RequestState) -> dict[st
     return fields | {"state": state}
 
 
-def _file_view(file: DiagnosticsFile, now: datetime) -> DiagnosticsFileView:
+def _file_view(file: DiagnosticsFile, now: datetime, downloads: DiagnosticsFiles) -> DiagnosticsFileView:
     kept_until = file.received_at + timedelta(days=get_settings().diagnostics_retention_days)
     download: dict[str, Any] = {"download_url": None}
     if now < kept_until:
         download = {
-            "download_url": _download_url(file),
+            "download_url": downloads.download_url(file.key, file.filename, DOWNLOAD_URL_SECONDS),
             "download_expires_at": now + timedelta(seconds=DOWNLOAD_URL_SECONDS),
         }
     return DiagnosticsFileView(
@@ -205,22 +204,12 @@ def _file_view(file: DiagnosticsFile, now: datetime) -> DiagnosticsFileView:
     )
 
 
-def _download_url(file: DiagnosticsFile) -> str:
-    return str(
-        aws.client("s3").generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": get_settings().diagnostics_bucket,
-                "Key": file.key,
-                "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(file.filename, safe='')}",
-            },
-            ExpiresIn=DOWNLOAD_URL_SECONDS,
-        )
-    )
-
-
 def _detail(
-    request: DiagnosticsRequest, files: list[DiagnosticsFile], notifications: list[StatusNotification], now: datetime
+    request: DiagnosticsRequest,
+    files: list[DiagnosticsFile],
+    notifications: list[StatusNotification],
+    now: datetime,
+    downloads: DiagnosticsFiles,
 ) -> DiagnosticsRequestDetail:
     state = state_of(request, bool(files), notifications, now)
     return DiagnosticsRequestDetail(
@@ -228,7 +217,7 @@ def _detail(
         remote_location=request.remote_location,
         getlog=getlog_payload(request),
         getdiagnostics=getdiagnostics_payload(request),
-        files=[_file_view(file, now) for file in files],
+        files=[_file_view(file, now, downloads) for file in files],
         status_notifications=notifications,
     )
 
@@ -236,7 +225,13 @@ def _detail(
 # ---------------------------------------------------------------------------------------------- operations
 
 
-def create_request(body: NewDiagnosticsRequest, now: datetime | None = None) -> DiagnosticsRequestDetail:
+def create_request(
+    body: NewDiagnosticsRequest,
+    now: datetime | None = None,
+    *,
+    store: DiagnosticsStore,
+    files: DiagnosticsFiles,
+) -> DiagnosticsRequestDetail:
     """Issue an upload address for a charger's log; InvalidDiagnosticsRequestError for a request that cannot be."""
     now = now or _now()
     if not body.charger_id.strip("."):
@@ -257,7 +252,7 @@ def create_request(body: NewDiagnosticsRequest, now: datetime | None = None) -> 
         request_id=request_id,
         charger_id=body.charger_id,
         log_type=body.log_type,
-        ocpp_request_id=dal.next_ocpp_request_id(body.charger_id),
+        ocpp_request_id=store.next_ocpp_request_id(body.charger_id),
         oldest_timestamp=body.oldest_timestamp,
         latest_timestamp=body.latest_timestamp,
         retries=body.retries,
@@ -267,7 +262,7 @@ def create_request(body: NewDiagnosticsRequest, now: datetime | None = None) -> 
         secret_sha256=secret_sha256(secret),
         remote_location=location,
     )
-    dal.put_request(request)
+    store.put_request(request)
     # Never the address or the secret: the token in it lets anyone upload.
     logger.info(
         "Diagnostics requested",
@@ -278,17 +273,19 @@ def create_request(body: NewDiagnosticsRequest, now: datetime | None = None) -> 
             "ocpp_request_id": request.ocpp_request_id,
         },
     )
-    return _detail(request, [], [], now)
+    return _detail(request, [], [], now, files)
 
 
-def get_request(request_id: str, now: datetime | None = None) -> DiagnosticsRequestDetail:
+def get_request(
+    request_id: str, now: datetime | None = None, *, store: DiagnosticsStore, files: DiagnosticsFiles
+) -> DiagnosticsRequestDetail:
     now = now or _now()
-    request = dal.get_request(request_id) if re.fullmatch(REQUEST_ID_PATTERN, request_id) else None
+    request = store.get_request(request_id) if re.fullmatch(REQUEST_ID_PATTERN, request_id) else None
     if request is None:
         raise NotFoundError(f"No diagnostics request {request_id!r}.")
     window = _window_of([request], now)
-    notifications = notifications_for(request, _notifications(request.charger_id, window)) if window else []
-    return _detail(request, dal.files_of(request_id), notifications, now)
+    notifications = notifications_for(request, _notifications(store, request.charger_id, window)) if window else []
+    return _detail(request, store.files_of(request_id), notifications, now, files)
 
 
 def _list_digest(charger_id: str) -> str:
@@ -296,15 +293,21 @@ def _list_digest(charger_id: str) -> str:
 
 
 def list_requests(
-    charger_id: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None, now: datetime | None = None
+    charger_id: str,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    now: datetime | None = None,
+    *,
+    store: DiagnosticsStore,
+    cursor_secret: Secret,
 ) -> DiagnosticsRequestList:
     """A charger's requests, newest first, a page at a time; no upload addresses (they hold the tokens)."""
     now = now or _now()
     digest = _list_digest(charger_id)
-    after = decode_cursor(cursor, digest) if cursor else None
-    requests, last = dal.requests_of_charger(charger_id, limit=limit, after=after)
+    after = decode_cursor(cursor, digest, cursor_secret) if cursor else None
+    requests, last = store.requests_of_charger(charger_id, limit=limit, after=after)
     window = _window_of(requests, now)
-    notifications = _notifications(charger_id, window) if window else []
+    notifications = _notifications(store, charger_id, window) if window else []
     summaries = [
         DiagnosticsRequestSummary(
             **_summary_fields(
@@ -313,4 +316,6 @@ def list_requests(
         )
         for request in requests
     ]
-    return DiagnosticsRequestList(requests=summaries, next_cursor=encode_cursor(last, digest) if last else None)
+    return DiagnosticsRequestList(
+        requests=summaries, next_cursor=encode_cursor(last, digest, cursor_secret) if last else None
+    )

@@ -16,17 +16,16 @@ from typing import Literal
 from pydantic import ValidationError
 
 from chargelog import collectors
-from chargelog.collectors import VendorNotConfiguredError
 from chargelog.collectors.base import DiscoveredSource, VendorAdapter
 from chargelog.collectors.vendor_http import VendorError
-from chargelog.dal.queue import WorkQueue
+from chargelog.dal.queue import WorkQueues
+from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
-from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredProblem
-from chargelog.logic import sources
+from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredError
+from chargelog.logic import sources as registry
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.sources import DiscoveredSourceResult, DiscoveryResult, Source, SourceCreate
 from chargelog.observability import logger
-from chargelog.settings import get_settings
 from chargelog.vendors import Vendor
 
 # More sources than any fleet has: a vendor whose paging never ends cannot make discovery run forever.
@@ -34,15 +33,19 @@ MAX_DISCOVERED_SOURCES = 10_000
 NAME_MAX_LENGTH = 200
 
 
-def discover_sources(vendor: Vendor, register: bool, remaining_seconds: Callable[[], float]) -> DiscoveryResult:
+def discover_sources(
+    vendor: Vendor,
+    register: bool,
+    remaining_seconds: Callable[[], float],
+    *,
+    sources: SourceStore,
+    secrets: VendorSecrets,
+) -> DiscoveryResult:
     """What the vendor's credentials can see, each registered (enabled) unless it is already or ``register`` is
-    false. Raises VendorNotConfiguredProblem (409) or VendorFailedError (502, the vendor's message)."""
+    false. Raises VendorNotConfiguredError (409) or VendorFailedError (502, the vendor's message)."""
     if not collectors.has_adapter(vendor):
         raise ChargelogError(f"chargelog has no collector for {vendor}, so nothing to discover there.")
-    try:
-        connection = collectors.connection_for(vendor, require_credentials=True)
-    except VendorNotConfiguredError as error:
-        raise VendorNotConfiguredProblem(str(error)) from error
+    connection = collectors.connection_for(vendor, secrets, require_credentials=True)
     adapter = collectors.adapter_for(connection, remaining_seconds)
     try:
         found = _list(adapter)
@@ -50,15 +53,14 @@ def discover_sources(vendor: Vendor, register: bool, remaining_seconds: Callable
         raise VendorFailedError(str(error)) from error
     finally:
         adapter.close()
-    return _register(vendor, found, register)
+    return _register(vendor, found, register, sources)
 
 
 def _list(adapter: VendorAdapter) -> list[DiscoveredSource]:
     return list(islice(adapter.discover(), MAX_DISCOVERED_SOURCES))
 
 
-def _register(vendor: Vendor, found: list[DiscoveredSource], register: bool) -> DiscoveryResult:
-    store = SourceStore(get_settings().table_name)
+def _register(vendor: Vendor, found: list[DiscoveredSource], register: bool, store: SourceStore) -> DiscoveryResult:
     known: dict[str, Source] = {source.source_id: source for source in store.list(vendor=vendor)}
     results: list[DiscoveredSourceResult] = []
     skipped: list[str] = []
@@ -81,7 +83,7 @@ def _register(vendor: Vendor, found: list[DiscoveredSource], register: bool) -> 
         registered = False
         if existing is None and register:
             try:
-                existing = sources.create_source(request)
+                existing = registry.create_source(request, store=store)
                 registered = True
             except ConflictError:  # registered meanwhile, by a user or another discovery
                 existing = store.get(vendor, discovered.source_id)
@@ -115,14 +117,23 @@ class DiscoveryOutcome:
     detail: str = ""
 
 
-def run_discovery_job(job: DiscoveryJob, remaining_seconds: Callable[[], float]) -> DiscoveryOutcome:
+def run_discovery_job(
+    job: DiscoveryJob,
+    remaining_seconds: Callable[[], float],
+    *,
+    sources: SourceStore,
+    secrets: VendorSecrets,
+    queues: WorkQueues,
+) -> DiscoveryOutcome:
     """Discover and register the vendor's sources, and queue a collection job for each new one.
 
     A vendor without credentials or failing is an outcome, not an error: the next scheduled pass tries again, and
     the job never blocks the vendor's queue with retries."""
     try:
-        result = discover_sources(job.vendor, register=True, remaining_seconds=remaining_seconds)
-    except VendorNotConfiguredProblem as error:
+        result = discover_sources(
+            job.vendor, register=True, remaining_seconds=remaining_seconds, sources=sources, secrets=secrets
+        )
+    except VendorNotConfiguredError as error:
         return DiscoveryOutcome(status="not_configured", detail=error.detail)
     except VendorFailedError as error:
         return DiscoveryOutcome(status="vendor_failed", detail=error.detail)
@@ -132,5 +143,5 @@ def run_discovery_job(job: DiscoveryJob, remaining_seconds: Callable[[], float])
         for source in result.sources
         if source.registered
     ]
-    enqueued = WorkQueue(get_settings().queue_url(job.vendor)).send(jobs) if jobs else 0
+    enqueued = queues.of(job.vendor).send(jobs) if jobs else 0
     return DiscoveryOutcome(status="done", found=len(result.sources), registered=result.registered, enqueued=enqueued)

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
-
-from chargelog import aws
-from chargelog.dal.record_queries import Order, Partition, merged_page, sort_key_of
-from chargelog.dal.records import action_partition, charger_partition, timestamp_key
+from chargelog.dal.record_queries import AllOf, Equals, Filter, OneOf, Order, Partition, RecordStore, sort_key_of
+from chargelog.dal.secrets import Secret
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
 from chargelog.logic.logs import DEFAULT_LIMIT, InvalidQueryError, listed_record
-from chargelog.settings import get_settings
+from chargelog.models.keys import action_partition, charger_partition, parse_timestamp_key, timestamp_key
 
 # How long after a CALL its answer is looked for. OCPP-J leaves the timeout to the implementation; chargers
 # and central systems commonly give up after 30-60 s. Five minutes covers slow answers and vendors that log
@@ -71,7 +68,7 @@ class ExchangePage:
 
 def time_of(item: dict[str, Any]) -> datetime:
     """A stored record's time, from its sort key (fixed-width UTC, microseconds)."""
-    return datetime.strptime(sort_key_of(item).partition("#")[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return parse_timestamp_key(sort_key_of(item).partition("#")[0])
 
 
 def _is_combined(call: dict[str, Any]) -> bool:
@@ -162,43 +159,44 @@ def _spans(calls: list[dict[str, Any]], window: timedelta) -> list[tuple[datetim
     return spans
 
 
-def _responses(table: Any, charger_id: str, calls: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def _responses(records: RecordStore, charger_id: str, calls: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """The charger's CALLRESULTs and CALLERRORs that can answer these CALLs, and how many items were read."""
     found: list[dict[str, Any]] = []
     read = 0
     for start, end in _spans(calls, PAIRING_WINDOW):
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(charger_partition(charger_id))
-            & Key("sk").between(timestamp_key(start), timestamp_key(end) + "#" + _HIGHEST),
-            "FilterExpression": Attr("message_type").is_in(list(RESPONSE_TYPES)),
-        }
-        while True:
-            response = table.query(**query)
-            read += int(response.get("ScannedCount", 0))
-            found.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                break
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items, scanned = records.in_range(
+            Partition(charger_partition(charger_id)),
+            timestamp_key(start),
+            timestamp_key(end) + "#" + _HIGHEST,
+            filter=OneOf("message_type", RESPONSE_TYPES),
+        )
+        found.extend(items)
+        read += scanned
     return found, read
 
 
-def query_exchanges(charger_id: str, filters: ExchangeFilters, cursor: str | None = None) -> ExchangePage:
+def query_exchanges(
+    charger_id: str,
+    filters: ExchangeFilters,
+    cursor: str | None = None,
+    *,
+    records: RecordStore,
+    cursor_secret: Secret,
+) -> ExchangePage:
     """One page of a charger's CALLs with their answers, and a cursor for the next (None when there is none)."""
     start, end = filters.start, filters.end
     if start and end and start > end:
         raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
     digest = query_digest({"view": "exchanges", "charger": charger_id, **filters.described()})
-    after = decode_cursor(cursor, digest) if cursor else None
+    after = decode_cursor(cursor, digest, cursor_secret) if cursor else None
     if filters.actions:
         partitions = [[Partition(action_partition(charger_id, a), "gsi1")] for a in sorted(set(filters.actions))]
     else:
         partitions = [[Partition(charger_partition(charger_id))]]
-    calls_only: ConditionBase = Attr("message_type").eq("CALL")
+    calls_only: Filter = Equals("message_type", "CALL")
     if filters.direction is not None:
-        calls_only = calls_only & Attr("direction").eq(filters.direction)
-    table = aws.table(get_settings().table_name)
-    page = merged_page(
-        table,
+        calls_only = AllOf((calls_only, Equals("direction", filters.direction)))
+    page = records.page(
         partitions,
         low=timestamp_key(start) if start else "0000",
         high=(timestamp_key(end) if end else "9999") + "#" + _HIGHEST,
@@ -207,9 +205,9 @@ def query_exchanges(charger_id: str, filters: ExchangeFilters, cursor: str | Non
         after=after,
         filter=calls_only,
     )
-    responses, read = _responses(table, charger_id, page.items)
+    responses, read = _responses(records, charger_id, page.items)
     return ExchangePage(
         exchanges=pair(page.items, responses),
-        next_cursor=encode_cursor(page.last_key, digest) if page.last_key else None,
+        next_cursor=encode_cursor(page.last_key, digest, cursor_secret) if page.last_key else None,
         items_read=page.items_read + read,
     )

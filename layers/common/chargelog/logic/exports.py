@@ -20,6 +20,7 @@ from typing import Any
 
 from chargelog.dal.exports import ExportFiles, ExportStore
 from chargelog.dal.queue import WorkQueue
+from chargelog.dal.record_queries import RecordStore
 from chargelog.errors import NotFoundError
 from chargelog.logic import logs
 from chargelog.logic.logs import InvalidQueryError, LogFilters, LogQuery, Scope
@@ -40,14 +41,6 @@ CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf
 
 class ExportOutOfTimeError(Exception):
     """The query has more records than one run of the export function can read: retrying cannot help."""
-
-
-def _store() -> ExportStore:
-    return ExportStore(get_settings().table_name)
-
-
-def _files() -> ExportFiles:
-    return ExportFiles(get_settings().exports_bucket)
 
 
 def _now() -> datetime:
@@ -91,7 +84,14 @@ def _plan(request: ExportRequest, now: datetime) -> LogQuery:
     return query
 
 
-def create_export(request: ExportRequest, now: datetime | None = None) -> ExportStatus:
+def create_export(
+    request: ExportRequest,
+    now: datetime | None = None,
+    *,
+    store: ExportStore,
+    files: ExportFiles,
+    queue: WorkQueue,
+) -> ExportStatus:
     """Check the query, store the export as queued and queue it. InvalidQueryError for a query that cannot run."""
     now = now or _now()
     # Checked here, not in the body's schema, so that a body the document allows but that asks for the impossible
@@ -108,24 +108,23 @@ def create_export(request: ExportRequest, now: datetime | None = None) -> Export
         created_at=now,
         expires_at=int((now + timedelta(days=EXPORT_RETENTION_DAYS)).timestamp()),
     )
-    store = _store()
     store.create(export)
     try:
-        WorkQueue(get_settings().export_queue_url).send([ExportJob(export_id=export.id)])
+        queue.send([ExportJob(export_id=export.id)])
     except Exception as error:
         store.fail(export.id, f"Could not queue the export: {error}", _now())
         raise
     logger.info("Export queued", extra={"export_id": export.id, "format": request.format})
-    return status_of(export, now)
+    return status_of(export, now, files=files)
 
 
-def status_of(export: Export, now: datetime | None = None) -> ExportStatus:
+def status_of(export: Export, now: datetime | None = None, *, files: ExportFiles) -> ExportStatus:
     """What the API shows of an export; a done export gets a fresh presigned download link."""
     now = now or _now()
     download: dict[str, Any] = {}
     if export.state == "done" and export.object_key:
         download = {
-            "download_url": _files().download_url(export.object_key, DOWNLOAD_URL_SECONDS),
+            "download_url": files.download_url(export.object_key, DOWNLOAD_URL_SECONDS),
             "download_expires_at": now + timedelta(seconds=DOWNLOAD_URL_SECONDS),
         }
     return ExportStatus(
@@ -145,16 +144,18 @@ def status_of(export: Export, now: datetime | None = None) -> ExportStatus:
     )
 
 
-def get_export(export_id: str, now: datetime | None = None) -> ExportStatus:
+def get_export(export_id: str, now: datetime | None = None, *, store: ExportStore, files: ExportFiles) -> ExportStatus:
     now = now or _now()
-    export = _store().get(export_id)
+    export = store.get(export_id)
     # DynamoDB deletes expired items up to days late: an expired one is gone already, as far as clients know.
     if export is None or export.expires_at <= now.timestamp():
         raise NotFoundError(f"No export {export_id!r}; exports are kept {EXPORT_RETENTION_DAYS} days.")
-    return status_of(export, now)
+    return status_of(export, now, files=files)
 
 
-def _pages(query: LogQuery, remaining_seconds: Callable[[], float]) -> Iterator[list[dict[str, Any]]]:
+def _pages(
+    query: LogQuery, remaining_seconds: Callable[[], float], records: RecordStore
+) -> Iterator[list[dict[str, Any]]]:
     """Every record of a query, a page at a time, each page resuming after the previous one's last sort key."""
     after: str | None = None
     while True:
@@ -162,8 +163,8 @@ def _pages(query: LogQuery, remaining_seconds: Callable[[], float]) -> Iterator[
             raise ExportOutOfTimeError(
                 "The export has more records than one run can read (15 minutes); split it into shorter ranges."
             )
-        records, page = logs.read_page(query, PAGE_SIZE, after)
-        yield records
+        listed, page = logs.read_page(query, PAGE_SIZE, after, records=records)
+        yield listed
         if page.last_key is None:
             return
         if page.last_key == after:
@@ -171,7 +172,7 @@ def _pages(query: LogQuery, remaining_seconds: Callable[[], float]) -> Iterator[
         after = page.last_key
 
 
-def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], float]) -> int:
+def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], float], records: RecordStore) -> int:
     """Write every record of the export's query to ``path``, page by page; returns how many."""
     request = export.request
     query = _plan(request, export.created_at)  # its own creation time: a retry exports the same range
@@ -179,14 +180,21 @@ def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], floa
     with path.open("w", encoding="utf-8", newline="") as out:
         if request.format == "csv":
             out.write(records_csv((), header=True))
-        for page in _pages(query, remaining_seconds):
+        for page in _pages(query, remaining_seconds, records):
             entries = [LogEntry.model_validate(record) for record in page]
             out.write(records_csv(entries, header=False) if request.format == "csv" else records_ndjson(entries))
             written += len(entries)
     return written
 
 
-def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export | None:
+def run_export(
+    export_id: str,
+    remaining_seconds: Callable[[], float],
+    *,
+    store: ExportStore,
+    files: ExportFiles,
+    records: RecordStore,
+) -> Export | None:
     """Run one export to the end: done, or failed with the reason. None when there was nothing to run: the
     export is done already (a redelivered message) or gone.
 
@@ -194,7 +202,6 @@ def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export
     message; an export too large for one run, or whose query no longer holds, is recorded as failed and not
     retried.
     """
-    store = _store()
     export = store.get(export_id)
     if export is None:
         logger.warning("Export not found: expired, or never stored", extra={"export_id": export_id})
@@ -209,9 +216,9 @@ def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export
     try:
         with tempfile.TemporaryDirectory(prefix="chargelog-export-") as directory:
             path = Path(directory) / f"chargelog-export-{export_id}.{fmt}"
-            records = _write_file(running, path, remaining_seconds)
+            written = _write_file(running, path, remaining_seconds, records)
             size = path.stat().st_size
-            _files().upload(path, key, CONTENT_TYPES[fmt], path.name)
+            files.upload(path, key, CONTENT_TYPES[fmt], path.name)
     except (ExportOutOfTimeError, InvalidQueryError) as error:
         logger.warning("Export failed; retrying cannot help", extra={"error": str(error)})
         return store.fail(export_id, str(error), _now())
@@ -219,9 +226,9 @@ def run_export(export_id: str, remaining_seconds: Callable[[], float]) -> Export
         logger.exception("Export failed; SQS will redeliver it")
         store.fail(export_id, f"{type(error).__name__}: {error}", _now())
         raise
-    done = store.finish(export_id, key, records, size, _now())
+    done = store.finish(export_id, key, written, size, _now())
     logger.info(
         "Export done",
-        extra={"records": records, "bytes": size, "seconds": round(time.monotonic() - started, 3), "format": fmt},
+        extra={"records": written, "bytes": size, "seconds": round(time.monotonic() - started, 3), "format": fmt},
     )
     return done or store.get(export_id)

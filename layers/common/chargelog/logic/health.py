@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from chargelog import aws, collectors
+from chargelog import collectors
+from chargelog.dal.queue import WorkQueues
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import CollectorState, CollectorStateStore
-from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
 
 
@@ -30,16 +30,21 @@ def _status(state: CollectorState | None, now: datetime, has_collector: bool) ->
     return "ok"
 
 
-def collectors_report(now: datetime | None = None) -> dict[str, Any]:
+def collectors_report(
+    now: datetime | None = None,
+    *,
+    states: CollectorStateStore,
+    sources: SourceStore,
+    queues: WorkQueues,
+) -> dict[str, Any]:
     now = now or datetime.now(UTC)
-    settings = get_settings()
-    states = {(s.vendor, s.source_id): s for s in CollectorStateStore(settings.table_name).list()}
-    sources: dict[tuple[str, str], Any] = {(s.vendor, s.source_id): s for s in SourceStore(settings.table_name).list()}
-    queues = _queue_depths(settings)
-    by_queue = {queue["queue"]: queue for queue in queues}
+    by_source = {(s.vendor, s.source_id): s for s in states.list()}
+    registered: dict[tuple[str, str], Any] = {(s.vendor, s.source_id): s for s in sources.list()}
+    depths = _queue_depths(queues)
+    by_queue = {queue["queue"]: queue for queue in depths}
     rows = []
-    for key in sorted(sources.keys() | states.keys()):
-        source, state = sources.get(key), states.get(key)
+    for key in sorted(registered.keys() | by_source.keys()):
+        source, state = registered.get(key), by_source.get(key)
         base = state or CollectorState(vendor=key[0], source_id=key[1])
         running = base.leased(now)
         row = base.model_dump(exclude={"checkpoint", "lease_job_id", "lease_until", "queued_job_id"})
@@ -53,29 +58,10 @@ def collectors_report(now: datetime | None = None) -> dict[str, Any]:
             vendor_queue=by_queue.get(base.vendor),
         )
         rows.append(row)
-    return {"collectors": rows, "queues": queues}
+    return {"collectors": rows, "queues": depths}
 
 
-def _queue_depths(settings: Any) -> list[dict[str, Any]]:
-    sqs = aws.client("sqs")
-    queues = [(vendor, settings.queue_url(vendor)) for vendor in VENDORS]
-    queues.append(("dead-letter", settings.dead_letter_queue_url))
-    depths = []
-    for name, url in queues:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        depths.append(
-            {
-                "queue": name,
-                "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
-                "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
-                "delayed": int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-            }
-        )
-    return depths
+def _queue_depths(queues: WorkQueues) -> list[dict[str, Any]]:
+    named = [(vendor, queues.of(vendor)) for vendor in VENDORS]
+    named.append(("dead-letter", queues.dead_letter))
+    return [{"queue": name, **queue.depth()} for name, queue in named]

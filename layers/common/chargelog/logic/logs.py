@@ -11,27 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import reduce
 from typing import Any, Literal
 
-from boto3.dynamodb.conditions import Attr, ConditionBase, Key
-
-from chargelog import aws
-from chargelog.dal import query_all
 from chargelog.dal.archive import RawArchive
-from chargelog.dal.record_queries import MergedPage, Order, Partition, merged_page
-from chargelog.dal.records import (
-    CHARGERS_PARTITION,
+from chargelog.dal.record_queries import AllOf, Equals, Filter, MergedPage, OneOf, Order, Partition, RecordStore
+from chargelog.dal.records import record_from_item
+from chargelog.dal.secrets import Secret
+from chargelog.errors import ChargelogError, NotFoundError
+from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
+from chargelog.models.keys import (
     action_partition,
     charger_partition,
     fleet_action_partition,
-    record_from_item,
     site_partition,
     timestamp_key,
 )
-from chargelog.errors import ChargelogError, NotFoundError
-from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
-from chargelog.settings import get_settings
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -124,15 +118,17 @@ def listed_record(item: dict[str, Any]) -> dict[str, Any]:
     return _public(item)
 
 
-def _filter(filters: LogFilters, scope: Scope) -> ConditionBase | None:
-    conditions: list[ConditionBase] = []
+def _filter(filters: LogFilters, scope: Scope) -> Filter | None:
+    conditions: list[Filter] = []
     for name in FILTERED_ATTRIBUTES:
         value = getattr(filters, name)
         if value is not None:
-            conditions.append(Attr(name).eq(value))
+            conditions.append(Equals(name, value))
     if filters.actions and scope.kind == "site":
-        conditions.append(Attr("action").is_in(list(filters.actions)))
-    return reduce(lambda left, right: left & right, conditions) if conditions else None
+        conditions.append(OneOf("action", tuple(filters.actions)))
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
 
 
 def _days(start: datetime, end: datetime, order: Order) -> list[date]:
@@ -190,7 +186,7 @@ class LogQuery:
     low: str
     high: str
     order: Order
-    filter: ConditionBase | None
+    filter: Filter | None
     start: datetime | None  # the range as resolved (a fleet query always has both ends)
     end: datetime | None
 
@@ -211,10 +207,11 @@ def plan_query(
     )
 
 
-def read_page(query: LogQuery, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], MergedPage]:
+def read_page(
+    query: LogQuery, limit: int, after: str | None = None, *, records: RecordStore
+) -> tuple[list[dict[str, Any]], MergedPage]:
     """One page of a planned query, resuming strictly after the sort key ``after``: (public records, raw page)."""
-    page = merged_page(
-        aws.table(get_settings().table_name),
+    page = records.page(
         query.partitions,
         low=query.low,
         high=query.high,
@@ -226,47 +223,63 @@ def read_page(query: LogQuery, limit: int, after: str | None = None) -> tuple[li
     return [_public(item) for item in page.items], page
 
 
-def query_logs(scope: Scope, filters: LogFilters, cursor: str | None = None, now: datetime | None = None) -> LogPage:
+def query_logs(
+    scope: Scope,
+    filters: LogFilters,
+    cursor: str | None = None,
+    now: datetime | None = None,
+    *,
+    records: RecordStore,
+    cursor_secret: Secret,
+) -> LogPage:
     """One page of records in a scope, and a cursor for the next (None when there is none)."""
     query = plan_query(scope, filters, now or datetime.now(UTC))
-    return paged(query, {"scope": [scope.kind, scope.value], **filters.described()}, filters.limit, cursor)
+    return paged(
+        query,
+        {"scope": [scope.kind, scope.value], **filters.described()},
+        filters.limit,
+        cursor,
+        records=records,
+        cursor_secret=cursor_secret,
+    )
 
 
-def paged(query: LogQuery, described: dict[str, Any], limit: int, cursor: str | None) -> LogPage:
+def paged(
+    query: LogQuery,
+    described: dict[str, Any],
+    limit: int,
+    cursor: str | None,
+    *,
+    records: RecordStore,
+    cursor_secret: Secret,
+) -> LogPage:
     """One page of a planned query, resumed at a signed cursor issued for the same ``described`` query."""
     digest = query_digest({**described, "resolved": [str(query.start), str(query.end)]})
-    after = decode_cursor(cursor, digest) if cursor else None
-    records, page = read_page(query, limit, after)
+    after = decode_cursor(cursor, digest, cursor_secret) if cursor else None
+    listed, page = read_page(query, limit, after, records=records)
     return LogPage(
-        records=records,
-        next_cursor=encode_cursor(page.last_key, digest) if page.last_key else None,
+        records=listed,
+        next_cursor=encode_cursor(page.last_key, digest, cursor_secret) if page.last_key else None,
         items_read=page.items_read,
     )
 
 
-def get_record(charger_id: str, record_id: str) -> dict[str, Any]:
+def get_record(charger_id: str, record_id: str, *, records: RecordStore, archive: RawArchive) -> dict[str, Any]:
     """One record with its raw vendor form (and its payload from S3 when it was too large for the table)."""
     timestamp, separator, vendor_record_id = record_id.partition(ID_SEPARATOR)
     if not separator or not vendor_record_id:
         raise InvalidQueryError(
             f"A record id has the form <time>{ID_SEPARATOR}<record id>, as the 'id' field of a listed record."
         )
-    settings = get_settings()
-    item = (
-        aws.table(settings.table_name)
-        .get_item(Key={"pk": charger_partition(charger_id), "sk": f"{timestamp}#{vendor_record_id}"})
-        .get("Item")
-    )
+    item = records.get(charger_id, f"{timestamp}#{vendor_record_id}")
     if item is None:
         raise NotFoundError(f"Charger {charger_id!r} has no record {record_id!r}.")
     record = _public(item, with_raw=True)
     if "payload_ref" in record:
-        record.update(RawArchive(settings.raw_bucket).read(record.pop("payload_ref")))
+        record.update(archive.read(record.pop("payload_ref")))
     return record
 
 
-def list_chargers() -> list[dict[str, Any]]:
+def list_chargers(*, records: RecordStore) -> list[dict[str, Any]]:
     """Every charger seen in collected records, per vendor and source, with its first and last record time."""
-    table = aws.table(get_settings().table_name)
-    items = query_all(table, KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION))
-    return [{k: v for k, v in item.items() if k not in ("pk", "sk")} for item in items]
+    return [{k: v for k, v in item.items() if k not in ("pk", "sk")} for item in records.chargers()]

@@ -7,19 +7,14 @@ from datetime import UTC, datetime
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ChargelogError
 from chargelog.models.sources import Source, SourceCreate, SourceUpdate
-from chargelog.settings import get_settings
 from chargelog.vendors import SOURCE_KIND
-
-
-def _store() -> SourceStore:
-    return SourceStore(get_settings().table_name)
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_source(request: SourceCreate) -> Source:
+def create_source(request: SourceCreate, *, store: SourceStore) -> Source:
     now = _now()
     source = Source(
         vendor=request.vendor,
@@ -30,20 +25,20 @@ def create_source(request: SourceCreate) -> Source:
         created_at=now,
         updated_at=now,
     )
-    _store().create(source)
+    store.create(source)
     return source
 
 
-def list_sources(vendor: str | None = None, enabled_only: bool = False) -> list[Source]:
-    return list(_store().list(vendor=vendor, enabled_only=enabled_only))
+def list_sources(vendor: str | None = None, enabled_only: bool = False, *, store: SourceStore) -> list[Source]:
+    return list(store.list(vendor=vendor, enabled_only=enabled_only))
 
 
-def update_source(vendor: str, source_id: str, request: SourceUpdate) -> Source:
+def update_source(vendor: str, source_id: str, request: SourceUpdate, *, store: SourceStore) -> Source:
     changes = request.model_dump(exclude_none=True)
     if not changes:
         raise ChargelogError("Nothing to change: give 'name' and/or 'enabled'.")
-    return _store().update(vendor, source_id, changes, _now())
+    return store.update(vendor, source_id, changes, _now())
 
 
-def delete_source(vendor: str, source_id: str) -> None:
-    _store().delete(vendor, source_id)
+def delete_source(vendor: str, source_id: str, *, store: SourceStore) -> None:
+    store.delete(vendor, source_id)

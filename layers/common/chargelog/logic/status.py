@@ -13,12 +13,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
-
-from chargelog.dal.record_queries import Partition
-from chargelog.dal.records import action_partition, kind_partition
+from chargelog.dal.record_queries import AnyOf, Equals, Exists, Partition, RecordStore
+from chargelog.dal.secrets import Secret
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
+from chargelog.models.keys import action_partition, kind_partition
 
 STATUS_ACTIONS = ("StatusNotification",)
 STATUS_KIND = "status"
@@ -43,7 +42,13 @@ def status_entry(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def status_timeline(
-    charger_id: str, filters: LogFilters, cursor: str | None = None, now: datetime | None = None
+    charger_id: str,
+    filters: LogFilters,
+    cursor: str | None = None,
+    now: datetime | None = None,
+    *,
+    records: RecordStore,
+    cursor_secret: Secret,
 ) -> LogPage:
     """One page of a charger's status timeline (entries as `status_entry` makes them) and the next cursor."""
     scope = Scope("charger", charger_id)
@@ -54,7 +59,14 @@ def status_timeline(
             [Partition(kind_partition(charger_id, STATUS_KIND), "gsi1")],
             *([Partition(action_partition(charger_id, action), "gsi1")] for action in STATUS_ACTIONS),
         ],
-        filter=Attr("kind").eq(STATUS_KIND) | Attr("connector_status").exists(),
+        filter=AnyOf((Equals("kind", STATUS_KIND), Exists("connector_status"))),
     )
-    page = logs.paged(query, {"view": "status", "charger": charger_id, **filters.described()}, filters.limit, cursor)
+    page = logs.paged(
+        query,
+        {"view": "status", "charger": charger_id, **filters.described()},
+        filters.limit,
+        cursor,
+        records=records,
+        cursor_secret=cursor_secret,
+    )
     return LogPage([status_entry(record) for record in page.records], page.next_cursor, page.items_read)

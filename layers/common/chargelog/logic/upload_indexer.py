@@ -20,15 +20,13 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, Final
+from typing import IO, Final
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from chargelog import aws
-from chargelog.dal import diagnostics as diagnostics_dal
+from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
 from chargelog.models.diagnostics import (
     REQUEST_ID_PATTERN,
     Compression,
@@ -37,13 +35,13 @@ from chargelog.models.diagnostics import (
     object_key,
     safe_filename,
 )
+from chargelog.models.keys import parse_timestamp_key
 from chargelog.observability import logger
-from chargelog.settings import get_settings
 
 CHUNK_BYTES: Final = 256 * 1024
 SPOOL_IN_MEMORY_BYTES: Final = 1024 * 1024
 DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
-# timestamp_key's format (chargelog.dal.records): fixed-width UTC with microseconds.
+# timestamp_key's format (chargelog.models.keys): fixed-width UTC with microseconds.
 _INCOMING_KEY = re.compile(
     rf"^incoming/(?P<request_id>{REQUEST_ID_PATTERN})/(?P<stamp>\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{6}}Z)-(?P<nonce>[0-9a-f]{{8}})$"
 )
@@ -223,54 +221,34 @@ def parse_incoming_key(key: str) -> IncomingObject | None:
     match = _INCOMING_KEY.match(key)
     if match is None:
         return None
-    received_at = datetime.strptime(match["stamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    received_at = parse_timestamp_key(match["stamp"])
     return IncomingObject(match["request_id"], received_at, match["nonce"])
 
 
-def _put_new(bucket: str, key: str, body: IO[bytes], content_type: str) -> bool:
-    """Write an object unless one exists at ``key`` (S3's conditional write); False if one does."""
-    try:
-        aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, IfNoneMatch="*")
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return False
-        raise
-    return True
-
-
-def _delete(bucket: str, key: str) -> None:
-    aws.client("s3").delete_object(Bucket=bucket, Key=key)
-
-
-def _chunks(body: Any) -> Iterator[bytes]:
-    yield from body.iter_chunks(chunk_size=CHUNK_BYTES)
-
-
-def index_upload(key: str, *, bucket: str | None = None, now: datetime | None = None) -> IndexOutcome:
-    """Index one incoming object (see the module's doc). Raises on storage errors, so the message is retried."""
-    bucket = bucket or get_settings().diagnostics_bucket
+def index_upload(
+    key: str, *, store: DiagnosticsStore, files: DiagnosticsFiles, now: datetime | None = None
+) -> IndexOutcome:
+    """Index one incoming object of ``files`` (see the module's doc). Raises on storage errors, so the message is
+    retried."""
     now = now or datetime.now(UTC)
     incoming = parse_incoming_key(key)
     if incoming is None:
         logger.warning("Not an incoming upload key; deleted", extra={"key": key})
-        _delete(bucket, key)
+        files.delete(key)
         return IndexOutcome(rejected="not an upload key")
-    request = diagnostics_dal.get_request(incoming.request_id)
+    request = store.get_request(incoming.request_id)
     if request is None:
         logger.warning("Upload for an unknown request; deleted", extra={"key": key})
-        _delete(bucket, key)
+        files.delete(key)
         return IndexOutcome(rejected="unknown request")
-    try:
-        stored = aws.client("s3").get_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            # Indexed and deleted already: a redelivered notification.
-            return IndexOutcome(duplicate=True)
-        raise
-    metadata = {name.lower(): value for name, value in (stored.get("Metadata") or {}).items()}
+    stored = files.get(key)
+    if stored is None:
+        # Indexed and deleted already: a redelivered notification.
+        return IndexOutcome(duplicate=True)
+    metadata = stored.metadata
     path_filename = unquote(metadata.get("filename", "")) or None
     method: UploadMethod = "POST" if metadata.get("method", "").upper() == "POST" else "PUT"
-    request_content_type = stored.get("ContentType") or DEFAULT_CONTENT_TYPE
+    request_content_type = stored.content_type or DEFAULT_CONTENT_TYPE
     form: _FormUnwrapper | None = None
     raw: _SpooledFile | None = None
     try:
@@ -278,42 +256,42 @@ def index_upload(key: str, *, bucket: str | None = None, now: datetime | None = 
             boundary = _multipart_boundary(request_content_type)
             if boundary is not None:
                 form = _FormUnwrapper(boundary)
-                part = form.feed(_chunks(stored["Body"]))
+                part = form.feed(stored.chunks(CHUNK_BYTES))
                 assert part.spool is not None
                 spool = part.spool
                 filename = path_filename or part.filename
                 content_type = part.content_type or DEFAULT_CONTENT_TYPE
             else:
                 raw = spool = _SpooledFile()
-                for chunk in _chunks(stored["Body"]):
+                for chunk in stored.chunks(CHUNK_BYTES):
                     spool.write(chunk)
                 filename = path_filename
                 content_type = request_content_type
             if spool.size == 0:
                 raise RejectedUpload("The uploaded file is empty")
         except RejectedUpload as rejection:
-            diagnostics_dal.note_upload_error(request.request_id, str(rejection), now)
+            store.note_upload_error(request.request_id, str(rejection), now)
             logger.warning(
                 "Upload rejected", extra={"request_id": request.request_id, "key": key, "reason": str(rejection)}
             )
-            _delete(bucket, key)
+            files.delete(key)
             return IndexOutcome(rejected=str(rejection))
         safe_name = safe_filename(filename)
         digest = spool.sha256.hexdigest()
         if any(
             known.received_at == incoming.received_at and known.sha256 == digest
-            for known in diagnostics_dal.files_of(request.request_id)
+            for known in store.files_of(request.request_id)
         ):
             # Recorded before, then the notification came again (the incoming object's delete had failed).
-            _delete(bucket, key)
+            files.delete(key)
             return IndexOutcome(duplicate=True)
         final_key = object_key(request.charger_id, request.request_id, incoming.received_at, safe_name)
-        if not _put_new(bucket, final_key, spool.rewind(), content_type):
+        if not files.put_new(final_key, spool.rewind(), content_type):
             # Another upload at the same instant with the same name: keep both (the nonce is unique per upload).
             final_key = object_key(
                 request.charger_id, request.request_id, incoming.received_at, f"{incoming.nonce}-{safe_name}"
             )
-            if not _put_new(bucket, final_key, spool.rewind(), content_type):
+            if not files.put_new(final_key, spool.rewind(), content_type):
                 logger.info("Upload stored before (redelivered notification)", extra={"key": final_key})
         file = DiagnosticsFile(
             request_id=request.request_id,
@@ -328,8 +306,8 @@ def index_upload(key: str, *, bucket: str | None = None, now: datetime | None = 
             upload_method=method,
             multipart=form is not None,
         )
-        recorded = diagnostics_dal.put_file(file)
-        _delete(bucket, key)
+        recorded = store.put_file(file)
+        files.delete(key)
         logger.info(
             "Diagnostics file stored",
             extra={"request_id": request.request_id, "key": final_key, "size": file.size, "recorded": recorded},

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote, unquote
 
-from chargelog.dal import diagnostics as diagnostics_dal
-from chargelog.dal.records import timestamp_key
+from chargelog.dal.diagnostics import DiagnosticsStore
 from chargelog.models.diagnostics import parse_token, safe_filename, secret_matches
+from chargelog.models.keys import timestamp_key
 
 # API Gateway's own limit on a request body; the gateway answers a larger one with REQUEST_TOO_LARGE (413).
 MAX_UPLOAD_BYTES: Final = 10 * 1024 * 1024
@@ -121,6 +121,7 @@ def authorize_upload(
     headers: Mapping[str, str] | None,
     received_at: datetime,
     now: datetime | None = None,
+    store: DiagnosticsStore,
 ) -> UploadDecision:
     """Decide about one upload request (see the module's doc)."""
     now = now or datetime.now(UTC)
@@ -130,7 +131,7 @@ def authorize_upload(
     token = parse_token(parameters.get("token", ""))
     if token is None:
         return _deny(INVALID_ADDRESS)
-    request = diagnostics_dal.get_request(token.request_id)
+    request = store.get_request(token.request_id)
     if request is None or not secret_matches(token.secret, request.secret_sha256):
         return _deny(INVALID_ADDRESS, token.request_id)
     path_charger = parameters.get("charger_id", "")
@@ -145,7 +146,7 @@ def authorize_upload(
         filename = _path_filename(parameters.get("filename"))
     except ValueError:
         return _deny(BAD_FILENAME, token.request_id)
-    diagnostics_dal.note_upload_attempt(request.request_id, now)
+    store.note_upload_attempt(request.request_id, now)
     context = {
         "object_key": incoming_key(request.request_id, received_at),
         # S3 metadata is ASCII: the name travels percent-encoded (the indexer decodes it).

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from chargelog.dal.records import timestamp_key
+from chargelog.models.keys import timestamp_key
 from chargelog.models.logs import ChargerId
 from chargelog.models.records import UtcDatetime
 

@@ -1,0 +1,53 @@
+"""Key and time helpers shared by the models and the table's data access (see docs/storage.md).
+
+Standard library only, and low in the layers: models, logic and dal all import from here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Final
+
+TIMESTAMP_KEY_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+CHARGERS_PARTITION: Final = "CHARGERS"
+
+
+def timestamp_key(moment: datetime) -> str:
+    """Fixed-width UTC time, so string order is time order."""
+    return moment.astimezone(UTC).strftime(TIMESTAMP_KEY_FORMAT)
+
+
+def parse_timestamp_key(text: str) -> datetime:
+    """The time a `timestamp_key` wrote."""
+    return datetime.strptime(text, TIMESTAMP_KEY_FORMAT).replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    """A time as stored in an attribute: ISO 8601 in UTC."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def charger_partition(charger_id: str) -> str:
+    return f"CHARGER#{charger_id}"
+
+
+def action_partition(charger_id: str, action: str) -> str:
+    return f"CHARGER#{charger_id}#ACTION#{action}"
+
+
+def kind_partition(charger_id: str, kind: str) -> str:
+    """A charger's records of a kind that has no OCPP action (status records), on index gsi1."""
+    return f"CHARGER#{charger_id}#KIND#{kind}"
+
+
+def site_partition(site_id: str) -> str:
+    return f"SITE#{site_id}"
+
+
+def fleet_action_partition(action: str, day: date) -> str:
+    """Every charger's records of one action on one UTC day: one partition per day keeps writes spread."""
+    return f"ACTION#{action}#{day.isoformat()}"
+
+
+def charger_entry_key(charger_id: str, vendor: str, source_id: str) -> str:
+    return f"{charger_id}#{vendor}#{source_id}"
