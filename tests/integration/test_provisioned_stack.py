@@ -131,3 +131,20 @@ def test_local_runner_writes_vendor_settings_from_the_environment(
     assert stopped == ["x"]
     banner_lines = [c.vendor for c in runner.connections]
     assert sorted(banner_lines) == ["chargepilot", "evenergy", "ocpplab", "plugchoice"]
+
+
+@pytest.mark.parametrize("bucket", ["RecordArchiveBucket", "AthenaResultsBucket"])
+def test_the_athena_buckets_are_private_encrypted_and_expire(server_stack: LocalStack, bucket: str) -> None:
+    s3 = aws.client("s3")
+    name = server_stack.refs[bucket]
+    assert all(s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"].values())
+    rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    lifecycle = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert any(rule.get("Expiration", {}).get("Days", 0) > 0 for rule in lifecycle)
+
+
+def test_glue_and_athena_are_left_out_locally_and_said_so(server_stack: LocalStack) -> None:
+    for name in ("AthenaDatabase", "RecordsTable", "RawPagesTable", "AthenaWorkGroup"):
+        assert name not in server_stack.refs
+        assert any(omission.startswith(f"{name}: AWS::") for omission in server_stack.local_omissions), name

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chargelog.vendors import VENDORS as CHARGELOG_VENDORS
 from chargelog_local.template import TEMPLATE_PATH, load_template
 
 VENDORS = frozenset({"plugchoice", "ocpplab", "chargepilot", "evenergy"})
@@ -760,3 +761,133 @@ def test_the_dispatcher_writes_only_collector_state_items(template: dict[str, An
     ]
     assert {"TableName": {"Ref": "Table"}} in [p.get("DynamoDBReadPolicy") for p in props["Policies"]]
     assert "DynamoDBCrudPolicy" not in str(props["Policies"])
+
+
+# ---------------------------------------------------------------------------------------------- Athena
+
+
+def _glue_tables(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each AWS::Glue::Table's TableInput, by table name."""
+    return {
+        _props(resource)["TableInput"]["Name"]: _props(resource)["TableInput"]
+        for resource in _resources(template, "AWS::Glue::Table").values()
+    }
+
+
+def _rendered(sub: dict[str, Any], buckets: dict[str, str], partitions: dict[str, str]) -> str:
+    """An Fn::Sub S3 address with the buckets' logical ids and the projection's ``${!name}`` placeholders filled."""
+    text = sub["Fn::Sub"]
+    for name, value in partitions.items():
+        text = text.replace("${!" + name + "}", value)
+    for logical_id, value in buckets.items():
+        text = text.replace("${" + logical_id + "}", value)
+    assert "${" not in text, text
+    return text
+
+
+def _worker_bucket(template: dict[str, Any], variable: str) -> str:
+    """The logical id of the bucket a settings variable names (the one the worker writes to)."""
+    target = _target(template["Globals"]["Function"]["Environment"]["Variables"][variable])
+    assert target is not None
+    return target
+
+
+def test_each_glue_table_reads_the_keys_the_worker_writes(template: dict[str, Any]) -> None:
+    from datetime import UTC, date, datetime
+
+    from chargelog.dal.archive import RAW_PREFIX, page_key
+    from chargelog.dal.record_archive import RECORDS_PREFIX, object_key
+
+    records_bucket = _worker_bucket(template, "CHARGELOG_RECORD_ARCHIVE_BUCKET")
+    raw_bucket = _worker_bucket(template, "CHARGELOG_RAW_BUCKET")
+    buckets = {records_bucket: "archive-bucket", raw_bucket: "raw-bucket"}
+    fetched = datetime(2025, 1, 31, 23, 59, 58, tzinfo=UTC)
+    written = {
+        "records": (
+            f"s3://archive-bucket/{object_key('ocpplab', 'CP/7', date(2025, 1, 31), ['ocpplab:1'])}",
+            f"s3://archive-bucket/{RECORDS_PREFIX}/",
+            {"vendor": "ocpplab", "date": "2025-01-31"},
+        ),
+        "raw_pages": (
+            f"s3://raw-bucket/{page_key('ocpplab', 'CP/7', 'job-1', fetched, 3)}",
+            f"s3://raw-bucket/{RAW_PREFIX}/",
+            {"vendor": "ocpplab", "source": "CP_7", "date": "2025-01-31"},
+        ),
+    }
+    tables = _glue_tables(template)
+    assert sorted(tables) == sorted(written)
+    for name, (key, location, partitions) in written.items():
+        table = tables[name]
+        parameters = table["Parameters"]
+        assert [p["Name"] for p in table["PartitionKeys"]] == list(partitions), name
+        prefix = _rendered(parameters["storage.location.template"], buckets, partitions)
+        assert key.startswith(prefix), (name, key, prefix)
+        assert "/" not in key.removeprefix(prefix), (name, key, prefix)
+        assert _rendered(table["StorageDescriptor"]["Location"], buckets, {}) == location
+        assert prefix.startswith(location)
+        # The projection: every partition of the key, the date in the keys' format, the vendors chargelog has.
+        assert parameters["projection.enabled"] == "true"
+        assert parameters["projection.date.type"] == "date"
+        assert parameters["projection.date.format"] == "yyyy-MM-dd"
+        assert parameters["projection.vendor.type"] == "enum"
+        assert parameters["projection.vendor.values"].split(",") == list(CHARGELOG_VENDORS)
+        assert all(f"projection.{p}.type" in parameters for p in partitions)
+        assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+        assert key.endswith(".gz")  # Athena reads gzip by the name
+
+
+def test_the_records_table_has_a_column_for_every_archived_field(template: dict[str, Any]) -> None:
+    from chargelog.dal.record_archive import EXCLUDED_FIELDS
+    from chargelog.models.records import LogRecord
+
+    table = _glue_tables(template)["records"]
+    columns = {c["Name"] for c in table["StorageDescriptor"]["Columns"]}
+    partitions = {p["Name"] for p in table["PartitionKeys"]}
+    assert not columns & partitions
+    assert columns | {"vendor"} == set(LogRecord.model_fields) - EXCLUDED_FIELDS
+
+
+def test_the_worker_may_only_put_archive_objects_under_records(template: dict[str, Any]) -> None:
+    from chargelog.dal.record_archive import RECORDS_PREFIX
+
+    bucket = _worker_bucket(template, "CHARGELOG_RECORD_ARCHIVE_BUCKET")
+    functions = _serverless_functions(template)
+    grants = {
+        name: [(a, r) for a, r in _statement_grants(props) if bucket in str(r)] for name, props in functions.items()
+    }
+    assert grants.pop("WorkerFunction") == [
+        (frozenset({"s3:PutObject"}), {"Fn::Sub": f"${{{bucket}.Arn}}/{RECORDS_PREFIX}/*"})
+    ]
+    assert all(not found for found in grants.values()), grants
+
+
+def test_the_archive_expires_and_only_objects_above_the_ia_minimum_change_class(template: dict[str, Any]) -> None:
+    bucket = _worker_bucket(template, "CHARGELOG_RECORD_ARCHIVE_BUCKET")
+    rules = _props(template["Resources"][bucket])["LifecycleConfiguration"]["Rules"]
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule]
+    assert [(r["Prefix"], r["ExpirationInDays"]) for r in expiring] == [("records/", {"Ref": "ArchiveRetentionDays"})]
+    assert template["Parameters"]["ArchiveRetentionDays"]["Default"] == 400
+    for rule in rules:
+        if "Transitions" in rule:
+            assert int(rule["ObjectSizeGreaterThan"]) >= 128 * 1024, rule  # Standard-IA bills 128 KB at least
+
+
+def test_the_workgroup_enforces_a_scan_cutoff_and_keeps_results_encrypted_a_week(template: dict[str, Any]) -> None:
+    (workgroup,) = _resources(template, "AWS::Athena::WorkGroup").values()
+    config = _props(workgroup)["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
+    assert int(template["Parameters"]["BytesScannedCutoffPerQuery"]["Default"]) >= 10_000_000
+    results = config["ResultConfiguration"]
+    assert results["EncryptionConfiguration"]["EncryptionOption"] in {"SSE_S3", "SSE_KMS", "CSE_KMS"}
+    location = results["OutputLocation"]["Fn::Sub"]
+    assert location.startswith("s3://${"), location
+    bucket = location.removeprefix("s3://${").split("}", 1)[0]
+    assert bucket not in {
+        _worker_bucket(template, v) for v in ("CHARGELOG_RAW_BUCKET", "CHARGELOG_RECORD_ARCHIVE_BUCKET")
+    }
+    rules = _props(template["Resources"][bucket])["LifecycleConfiguration"]["Rules"]
+    assert any(rule["Status"] == "Enabled" and 0 < int(rule.get("ExpirationInDays", 0)) <= 31 for rule in rules)
+    (database,) = _resources(template, "AWS::Glue::Database").values()
+    assert all(_target(_props(t)["DatabaseName"]) for t in _resources(template, "AWS::Glue::Table").values())
+    assert _props(database)["DatabaseInput"]["Name"] == {"Ref": "AthenaDatabaseName"}

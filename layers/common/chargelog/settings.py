@@ -14,6 +14,8 @@ class Settings(BaseModel):
     stage: str = Field(default="local", alias="CHARGELOG_STAGE")
     table_name: str = Field(alias="CHARGELOG_TABLE")
     raw_bucket: str = Field(alias="CHARGELOG_RAW_BUCKET")
+    # Every normalized record the worker stores, also as gzipped NDJSON for Athena (chargelog.dal.record_archive).
+    record_archive_bucket: str = Field(alias="CHARGELOG_RECORD_ARCHIVE_BUCKET")
     diagnostics_bucket: str = Field(alias="CHARGELOG_DIAGNOSTICS_BUCKET")
     exports_bucket: str = Field(alias="CHARGELOG_EXPORTS_BUCKET")
     plugchoice_queue_url: str = Field(alias="CHARGELOG_PLUGCHOICE_QUEUE_URL")

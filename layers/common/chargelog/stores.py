@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
     from chargelog.dal.exports import ExportFiles, ExportStore
     from chargelog.dal.queue import WorkQueue, WorkQueues
+    from chargelog.dal.record_archive import RecordArchive
     from chargelog.dal.record_queries import RecordStore
     from chargelog.dal.records import RecordWriter
     from chargelog.dal.secrets import Secret, VendorSecrets
@@ -46,6 +47,10 @@ def record_writer() -> RecordWriter:
 
 def raw_archive() -> RawArchive:
     return _raw_archive(get_settings().raw_bucket)
+
+
+def record_archive() -> RecordArchive:
+    return _record_archive(get_settings().record_archive_bucket)
 
 
 def exports() -> ExportStore:
@@ -93,6 +98,7 @@ def collection() -> CollectionStores:
         states=collector_states(),
         archive=raw_archive(),
         writer=record_writer(),
+        record_archive=record_archive(),
         queues=work_queues(),
         secrets=vendor_secrets(),
     )
@@ -134,6 +140,13 @@ def _raw_archive(bucket: str) -> RawArchive:
     from chargelog.dal.archive import RawArchive
 
     return RawArchive(bucket)
+
+
+@cache
+def _record_archive(bucket: str) -> RecordArchive:
+    from chargelog.dal.record_archive import RecordArchive
+
+    return RecordArchive(bucket)
 
 
 @cache

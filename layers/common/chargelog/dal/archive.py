@@ -14,10 +14,24 @@ from typing import Any
 from chargelog import aws
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+RAW_PREFIX = "raw"
+
+
+def safe_segment(text: str) -> str:
+    """``text`` as one segment of an object key: characters other than letters, digits and ``._:@-`` become ``_``."""
+    return _UNSAFE.sub("_", text)
 
 
 def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
-    return f"{prefix}/vendor={vendor}/source={_UNSAFE.sub('_', source_id)}/date={day.astimezone(UTC):%Y-%m-%d}"
+    return f"{prefix}/vendor={vendor}/source={safe_segment(source_id)}/date={day.astimezone(UTC):%Y-%m-%d}"
+
+
+def page_key(vendor: str, source_id: str, job_id: str, fetched_at: datetime, page_number: int) -> str:
+    """Where a fetched page is kept: partitioned by vendor, source and the UTC date it was fetched."""
+    return (
+        f"{_partition(RAW_PREFIX, vendor, source_id, fetched_at)}/"
+        f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
+    )
 
 
 def _gzip_json(document: Any) -> bytes:
@@ -53,15 +67,12 @@ class RawArchive:
         page_number: int,
     ) -> str:
         """Store one page exactly as the vendor sent it, with the request that fetched it."""
-        key = (
-            f"{_partition('raw', vendor, source_id, fetched_at)}/"
-            f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
-        )
+        key = page_key(vendor, source_id, job_id, fetched_at, page_number)
         return self._put(key, {"fetched_at": fetched_at.isoformat(), "request": request, "body": body})
 
     def put_payload(self, vendor: str, source_id: str, record_id: str, timestamp: datetime, document: Any) -> str:
         """A record's payload too large for a DynamoDB item."""
-        key = f"{_partition('oversize', vendor, source_id, timestamp)}/{_UNSAFE.sub('_', record_id)}.json.gz"
+        key = f"{_partition('oversize', vendor, source_id, timestamp)}/{safe_segment(record_id)}.json.gz"
         return self._put(key, document)
 
     def quarantine(

@@ -28,6 +28,7 @@ from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, Window
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
+from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
@@ -64,14 +65,15 @@ class DispatchSummary:
 
 @dataclass(frozen=True)
 class CollectionStores:
-    """What a collection job reads and writes: collector state, the raw archive, records, the work queues and the
-    vendors' secrets."""
+    """What a collection job reads and writes: collector state, the raw archive, records (the table and their
+    archive for Athena), the work queues and the vendors' secrets."""
 
     states: CollectorStateStore
     archive: RawArchive
     writer: RecordWriter
     queues: WorkQueues
     secrets: VendorSecrets
+    record_archive: RecordArchive
 
 
 def dispatch(
@@ -416,6 +418,8 @@ class JobRunner:
                     },
                 )
         stored = self.writer.write(records)
+        # Then the same records for Athena; the checkpoint (saved by the caller) moves only after both writes.
+        self.stores.record_archive.put_page(records)
         self.outcome.records_stored += stored
         self.outcome.records_quarantined += quarantined
         self.outcome.pages_fetched += 1

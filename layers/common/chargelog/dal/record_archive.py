@@ -1,0 +1,108 @@
+"""The normalized record archive: every record the worker stores in the table, also in S3, for Athena.
+
+One gzipped NDJSON object per stored page and UTC day of its records' timestamps (a page spanning midnight makes
+two), Hive-partitioned by vendor and date (docs/athena.md; the Glue table ``records`` in template.yaml reads them)::
+
+    records/vendor=<vendor>/date=<YYYY-MM-DD>/<source>-<digest>.ndjson.gz
+
+``digest`` is a SHA-256 over the sorted ids of the records in the object, never the fetch time: a page read again
+with the same records (a retry, a worker resumed from its checkpoint, a replayed backfill) lands on the same key,
+and its content is byte for byte the same (lines in time and id order, gzip without a timestamp), so it overwrites
+instead of adding a copy. A read whose pages split the records differently (the lookback of the next scheduled
+run re-reads its last half hour) writes other objects holding some of the same records: queries count
+``DISTINCT record_id`` (docs/athena.md).
+
+Each line holds the record's normalized fields (``raw`` stays in the raw archive) with ``timestamp`` as fixed-width
+UTC text (``2025-01-31T23:59:59.123456Z``: text order is time order) and fields without a value left out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date
+from typing import Any, Final
+
+from chargelog import aws
+from chargelog.dal.archive import safe_segment
+from chargelog.models.keys import timestamp_key
+from chargelog.models.records import LogRecord
+
+RECORDS_PREFIX: Final = "records"
+DIGEST_HEX_LENGTH: Final = 32
+# What the archive leaves out of a record: the vendor's entry as received is in the raw archive already.
+EXCLUDED_FIELDS: Final = frozenset({"raw"})
+
+
+def day_partition(vendor: str, day: date) -> str:
+    """The prefix of one vendor's records of one UTC day."""
+    return f"{RECORDS_PREFIX}/vendor={vendor}/date={day:%Y-%m-%d}"
+
+
+def object_key(vendor: str, source_id: str, day: date, record_ids: Iterable[str]) -> str:
+    """The key of the object holding these records of one source and day: the same for the same set of ids."""
+    ids = "\n".join(sorted(set(record_ids)))
+    digest = hashlib.sha256(ids.encode()).hexdigest()[:DIGEST_HEX_LENGTH]
+    return f"{day_partition(vendor, day)}/{safe_segment(source_id)}-{digest}.ndjson.gz"
+
+
+def archive_line(record: LogRecord) -> dict[str, Any]:
+    """One record as a line of the archive holds it."""
+    line = record.model_dump(mode="json", exclude_none=True, exclude=set(EXCLUDED_FIELDS))
+    line["timestamp"] = timestamp_key(record.timestamp)
+    return line
+
+
+def ndjson_gz(records: Iterable[LogRecord]) -> bytes:
+    """The records as gzipped NDJSON, one per record id, in time and id order; the same records give the same
+    bytes (no timestamp in the gzip header)."""
+    unique = {record.record_id: record for record in records}
+    ordered = sorted(unique.values(), key=lambda record: (record.timestamp, record.record_id))
+    text = "".join(
+        json.dumps(archive_line(record), separators=(",", ":"), ensure_ascii=False) + "\n" for record in ordered
+    )
+    return gzip.compress(text.encode(), compresslevel=6, mtime=0)
+
+
+def by_object(records: Iterable[LogRecord]) -> dict[str, list[LogRecord]]:
+    """The records grouped into the objects they are archived in, by key."""
+    groups: dict[tuple[str, str, date], list[LogRecord]] = defaultdict(list)
+    for record in records:
+        groups[(record.vendor, record.source_id, record.timestamp.astimezone(UTC).date())].append(record)
+    return {
+        object_key(vendor, source_id, day, (record.record_id for record in group)): group
+        for (vendor, source_id, day), group in groups.items()
+    }
+
+
+class RecordArchive:
+    """Writes pages of normalized records to the archive bucket (s3:PutObject under ``records/`` only)."""
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def _s3(self) -> Any:
+        return aws.client("s3")
+
+    def put_page(self, records: Iterable[LogRecord]) -> list[str]:
+        """Archive one page's records: one object per source and UTC day. Returns the keys written (none for no
+        records)."""
+        keys = []
+        for key, group in by_object(records).items():
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=ndjson_gz(group),
+                # A .gz file, not a gzip-encoded transfer: clients that download it keep it compressed.
+                ContentType="application/gzip",
+            )
+            keys.append(key)
+        return keys
