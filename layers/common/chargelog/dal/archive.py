@@ -8,12 +8,27 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from chargelog import aws
+from botocore.exceptions import ClientError
+
+from chargelog import aws, json_pointer
+from chargelog.dal import error_code
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
+# Between a page's key and an index in a record's ``raw_ref``; never in a key (see _UNSAFE and put_page).
+RAW_REF_SEPARATOR = "#"
+
+
+class ArchivedObjectGone(LookupError):
+    """The object is not (or no longer: the bucket's lifecycle expired it) in the archive."""
+
+
+def raw_ref(page_key: str, index: int) -> str:
+    """Where a record's raw form is: its page and its index in the page's items."""
+    return f"{page_key}{RAW_REF_SEPARATOR}{index}"
 
 
 def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
@@ -22,6 +37,14 @@ def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
 
 def _gzip_json(document: Any) -> bytes:
     return gzip.compress(json.dumps(document, separators=(",", ":"), default=str).encode(), compresslevel=6)
+
+
+def page_key(vendor: str, source_id: str, job_id: str, fetched_at: datetime, page_number: int) -> str:
+    """Where a job's ``page_number`` th page is archived."""
+    return (
+        f"{_partition('raw', vendor, source_id, fetched_at)}/"
+        f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
+    )
 
 
 class RawArchive:
@@ -51,13 +74,15 @@ class RawArchive:
         request: dict[str, Any],
         body: Any,
         page_number: int,
+        items_at: str | None = None,
     ) -> str:
-        """Store one page exactly as the vendor sent it, with the request that fetched it."""
-        key = (
-            f"{_partition('raw', vendor, source_id, fetched_at)}/"
-            f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
-        )
-        return self._put(key, {"fetched_at": fetched_at.isoformat(), "request": request, "body": body})
+        """Store one page exactly as the vendor sent it, with the request that fetched it and, when known, where its
+        records sit in the body (``items_at``, a JSON pointer): records point at their raw form there by index."""
+        key = page_key(vendor, source_id, job_id, fetched_at, page_number)
+        document: dict[str, Any] = {"fetched_at": fetched_at.isoformat(), "request": request, "body": body}
+        if items_at is not None:
+            document["items_at"] = items_at
+        return self._put(key, document)
 
     def put_payload(self, vendor: str, source_id: str, record_id: str, timestamp: datetime, document: Any) -> str:
         """A record's payload too large for a DynamoDB item."""
@@ -73,5 +98,25 @@ class RawArchive:
         return self._put(key, {"reason": reason, "page": page_key, "index": index, "item": item})
 
     def read(self, key: str) -> Any:
-        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        """A stored document; `ArchivedObjectGone` when the bucket no longer has it (expired)."""
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error_code(error) in ("NoSuchKey", "404"):
+                raise ArchivedObjectGone(key) from error
+            raise
         return json.loads(gzip.decompress(body))
+
+    def raw_items(self, refs: Iterable[str]) -> dict[str, Any]:
+        """Records' raw forms by their ``raw_ref`` (``<page key>#<index>``: the index in the page's items, which sit
+        at the page's ``items_at`` in its body); each page is read once."""
+        by_page: dict[str, list[tuple[str, int]]] = {}
+        for ref in refs:
+            page_key, _, index = ref.rpartition(RAW_REF_SEPARATOR)
+            by_page.setdefault(page_key, []).append((ref, int(index)))
+        found: dict[str, Any] = {}
+        for page_key, wanted in by_page.items():
+            page = self.read(page_key)
+            items = json_pointer.resolve(page["body"], page["items_at"])
+            found.update((ref, items[index]) for ref, index in wanted)
+        return found
