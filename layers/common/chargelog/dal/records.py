@@ -57,7 +57,7 @@ class UnprocessedItemsError(RuntimeError):
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
 
 # Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps (or,
-# when long, compressed: see `_document`). ``raw`` only in items written before records pointed at their archived
+# when long, compressed: see `_compressed`). ``raw`` only in items written before records pointed at their archived
 # page (``raw_ref``), or by writers not given a page (tests, tools).
 JSON_TEXT_FIELDS = ("payload", "result", "raw")
 # A record's raw form in the raw archive: ``<page key>#<index in the page's items>`` (chargelog.dal.archive.raw_ref).
