@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,11 +20,18 @@ from aws_lambda_powertools.utilities import parameters
 import worker_handler
 from chargelog import aws, stores
 from chargelog.collectors import vendor_http
+from chargelog.dal.records import record_from_item, with_raw
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import collection
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event
 from chargelog_simulators.base import Faults, ManualClock, SimulatorServer, VendorSimulator
+
+
+def with_raw_forms(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored items as records with their raw forms, as the API serves one: read from the archived page an item points
+    at (``raw_ref``), or held in the item."""
+    return with_raw([record_from_item(item) for item in items], stores.raw_archive())
 
 
 class Killed(Exception):

@@ -18,7 +18,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chargelog import aws, stores
-from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.records import charger_items
 from chargelog.logic import sources
 from chargelog.models.keys import site_partition
 from chargelog.models.sources import SourceCreate
@@ -26,7 +26,7 @@ from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import ManualClock
 from chargelog_simulators.chargepilot import ChargepilotSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import WorkerHarness, every_fault, running_low_every_third, worker_harness
+from convergence_harness import WorkerHarness, every_fault, running_low_every_third, with_raw_forms, worker_harness
 
 API_KEY, API_SECRET = "cp-test-key", "cp-test-secret"
 SITES = {"site-a": ("CP-A1", "CP-A2", "CP-A3"), "site-b": ("CP-B1",)}
@@ -109,14 +109,14 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_entri
         assert sum(expected.values()) > 100
         assert len(expected) == sum(expected.values())  # the simulator's entries are distinct
         # Filed under the site...
-        at_site = [record_from_item(item) for item in site_items(harness.stack, site_id)]
+        at_site = with_raw_forms(site_items(harness.stack, site_id))
         got = Counter(entry_key(r["raw"]) for r in at_site)
         assert got - expected == Counter(), "stored entries the simulator does not have"
         assert expected - got == Counter(), f"{sum((expected - got).values())} entries missing"
         assert {r["site_id"] for r in at_site} == {site_id}
         # ...and under each charger, with its connector.
         for charger in chargers:
-            stored = [record_from_item(item) for item in charger_items(harness.stack.refs["Table"], charger)]
+            stored = with_raw_forms(charger_items(harness.stack.refs["Table"], charger))
             mine = Counter(entry_key(e) for e in expected_entries if e["charger_id"] == charger)
             assert Counter(entry_key(r["raw"]) for r in stored) == mine
             assert len(stored) == len({r["record_id"] for r in stored}) == sum(mine.values())

@@ -19,14 +19,21 @@ import pytest
 
 from chargelog import stores
 from chargelog.collectors import evenergy, vendor_http
-from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.records import charger_items
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import ManualClock
 from chargelog_simulators.evenergy import EvEnergySimulator
-from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
+from convergence_harness import (
+    WorkerHarness,
+    every_fault,
+    plenty,
+    running_low_every_third,
+    with_raw_forms,
+    worker_harness,
+)
 
 CLIENT_ID, CLIENT_SECRET = "chargelog-test", "test-client-secret"
 EVSES = ("evse01HSH04KDEWF6Z4DB2J77J74K5", "evse01HSH0B1Q9N4W7V3XKD2PZ6TMA")
@@ -37,7 +44,7 @@ type Harness = WorkerHarness[EvEnergySimulator]
 
 
 def stored_raw(stack: LocalStack, evse: str) -> list[dict[str, Any]]:
-    return [record_from_item(item)["raw"] for item in charger_items(stack.refs["Table"], evse)]
+    return [r["raw"] for r in with_raw_forms(charger_items(stack.refs["Table"], evse))]
 
 
 def as_multiset(records: list[dict[str, Any]]) -> Counter[str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chargelog import stores
-from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.records import charger_items
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import health, sources
 from chargelog.logic.collection import JobRunner
@@ -26,7 +26,14 @@ from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import Faults, ManualClock
 from chargelog_simulators.ocpplab import OcpplabSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
+from convergence_harness import (
+    WorkerHarness,
+    every_fault,
+    plenty,
+    running_low_every_third,
+    with_raw_forms,
+    worker_harness,
+)
 
 TOKEN = "test-token"
 CHARGERS = ("dep-a", "dep-b")
@@ -93,7 +100,7 @@ def test_repeated_runs_with_every_fault_converge_to_exactly_the_simulators_recor
     for charger in CHARGERS:
         expected = as_multiset(simulator.visible_records(charger))
         stored = stored_records(harness.stack, charger)
-        got = as_multiset([record_from_item(item)["raw"] for item in stored])
+        got = as_multiset([r["raw"] for r in with_raw_forms(stored)])
         assert sum(expected.values()) > 500
         assert got - expected == Counter(), "stored records the simulator does not have"
         assert expected - got == Counter(), f"{sum((expected - got).values())} records missing"
@@ -155,7 +162,7 @@ def test_a_backfill_of_one_action_uses_the_vendors_event_filter(harness: Harness
     )
     outcome = JobRunner(job, remaining_seconds=lambda: 900.0, now=harness.clock, stores=stores.collection()).run()
     expected = [r for r in harness.simulator.visible_records(CHARGERS[0]) if r["action"] == "StatusNotification"]
-    stored = [record_from_item(item) for item in stored_records(harness.stack, CHARGERS[0])]
+    stored = with_raw_forms(stored_records(harness.stack, CHARGERS[0]))
     assert len(expected) > 10
     assert {r["action"] for r in stored} == {"StatusNotification"}
     assert as_multiset([r["raw"] for r in stored]) == as_multiset(expected)

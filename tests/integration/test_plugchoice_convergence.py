@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from chargelog import stores
-from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.records import charger_items
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
 from chargelog.logic.collection import JobRunner
@@ -29,7 +29,14 @@ from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import Faults, ManualClock
 from chargelog_simulators.plugchoice import PlugchoiceSimulator
 from chargelog_simulators.traffic import Density
-from convergence_harness import WorkerHarness, every_fault, plenty, running_low_every_third, worker_harness
+from convergence_harness import (
+    WorkerHarness,
+    every_fault,
+    plenty,
+    running_low_every_third,
+    with_raw_forms,
+    worker_harness,
+)
 
 TOKEN = "test-personal-access-token"
 CHARGERS = ("6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8", "0b9a8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d")
@@ -42,7 +49,7 @@ type Harness = WorkerHarness[PlugchoiceSimulator]
 
 
 def stored_records(stack: LocalStack, charger: str) -> list[dict[str, Any]]:
-    return [record_from_item(item) for item in charger_items(stack.refs["Table"], charger)]
+    return with_raw_forms(charger_items(stack.refs["Table"], charger))
 
 
 def as_multiset(items: list[dict[str, Any]]) -> Counter[str]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chargelog import json_pointer
 from chargelog.models.records import LogRecord
 
 if TYPE_CHECKING:  # the HTTP client (httpx) loads with the adapters, not with this interface
@@ -31,6 +32,14 @@ class Page:
     request: dict[str, Any]  # what was asked, for the raw archive
     next_cursor: str | None  # where the next page starts; None when this was the last
     total: int | None  # the vendor's count of records matching the query, when it gives one
+    # Where ``items`` sit in ``body``: a JSON pointer (RFC 6901; "" when the body is the list). The archive keeps it
+    # with the page, so a stored record points at its raw form there (page and index) instead of holding a copy.
+    # None: the items are not found as such in the body, and each record keeps its raw form in the table.
+    items_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.items_at is not None and json_pointer.resolve(self.body, self.items_at) != self.items:
+            raise ValueError(f"the page's items are not at {self.items_at!r} in its body")
 
 
 @dataclass(frozen=True)

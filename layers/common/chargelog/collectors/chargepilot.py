@@ -202,6 +202,7 @@ class ChargepilotAdapter(HttpAdapter):
             body=body,
             request={"path": path, "params": params},
             next_cursor=pages.cursor,
+            items_at="/ocpp_logs",
             total=page.count,
         )
 

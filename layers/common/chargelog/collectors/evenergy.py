@@ -306,7 +306,7 @@ class EvenergyAdapter(HttpAdapter):
             request = {"path": path, "params": dict(url.params)}
         body, response = self._get_list(target, params, path)
         pages.advance(response, len(body))
-        return Page(items=body, body=body, request=request, next_cursor=pages.cursor, total=None)
+        return Page(items=body, body=body, request=request, next_cursor=pages.cursor, total=None, items_at="")
 
     def discover(self) -> Iterator[DiscoveredSource]:
         """``GET /evses``: the client's EVSEs, a bare array a page, following the ``Link`` header's next; an empty

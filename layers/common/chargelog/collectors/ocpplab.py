@@ -114,6 +114,7 @@ class OcpplabAdapter(HttpAdapter):
             body=body,
             request={"path": path, "params": params},
             next_cursor=pages.cursor,
+            items_at="/data",
             total=page.total,
         )
 

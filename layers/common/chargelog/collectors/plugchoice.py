@@ -168,6 +168,7 @@ class PlugchoiceAdapter(HttpAdapter):
             body=body,
             request={"path": path, "params": params},
             next_cursor=pages.cursor,
+            items_at="/data",
             total=None,
         )
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from chargelog import aws
+from botocore.exceptions import ClientError
+
+from chargelog import aws, json_pointer
+from chargelog.dal import error_code
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
 RAW_PREFIX = "raw"
@@ -20,6 +24,19 @@ RAW_PREFIX = "raw"
 def safe_segment(text: str) -> str:
     """``text`` as one segment of an object key: characters other than letters, digits and ``._:@-`` become ``_``."""
     return _UNSAFE.sub("_", text)
+
+
+# Between a page's key and an index in a record's ``raw_ref``; never in a key (see _UNSAFE and put_page).
+RAW_REF_SEPARATOR = "#"
+
+
+class ArchivedObjectGone(LookupError):
+    """The object is not (or no longer: the bucket's lifecycle expired it) in the archive."""
+
+
+def raw_ref(page_key: str, index: int) -> str:
+    """Where a record's raw form is: its page and its index in the page's items."""
+    return f"{page_key}{RAW_REF_SEPARATOR}{index}"
 
 
 def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
@@ -65,10 +82,15 @@ class RawArchive:
         request: dict[str, Any],
         body: Any,
         page_number: int,
+        items_at: str | None = None,
     ) -> str:
-        """Store one page exactly as the vendor sent it, with the request that fetched it."""
+        """Store one page exactly as the vendor sent it, with the request that fetched it and, when known, where its
+        records sit in the body (``items_at``, a JSON pointer): records point at their raw form there by index."""
         key = page_key(vendor, source_id, job_id, fetched_at, page_number)
-        return self._put(key, {"fetched_at": fetched_at.isoformat(), "request": request, "body": body})
+        document: dict[str, Any] = {"fetched_at": fetched_at.isoformat(), "request": request, "body": body}
+        if items_at is not None:
+            document["items_at"] = items_at
+        return self._put(key, document)
 
     def put_payload(self, vendor: str, source_id: str, record_id: str, timestamp: datetime, document: Any) -> str:
         """A record's payload too large for a DynamoDB item."""
@@ -84,5 +106,25 @@ class RawArchive:
         return self._put(key, {"reason": reason, "page": page_key, "index": index, "item": item})
 
     def read(self, key: str) -> Any:
-        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        """A stored document; `ArchivedObjectGone` when the bucket no longer has it (expired)."""
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error_code(error) in ("NoSuchKey", "404"):
+                raise ArchivedObjectGone(key) from error
+            raise
         return json.loads(gzip.decompress(body))
+
+    def raw_items(self, refs: Iterable[str]) -> dict[str, Any]:
+        """Records' raw forms by their ``raw_ref`` (``<page key>#<index>``: the index in the page's items, which sit
+        at the page's ``items_at`` in its body); each page is read once."""
+        by_page: dict[str, list[tuple[str, int]]] = {}
+        for ref in refs:
+            page_key, _, index = ref.rpartition(RAW_REF_SEPARATOR)
+            by_page.setdefault(page_key, []).append((ref, int(index)))
+        found: dict[str, Any] = {}
+        for page_key, wanted in by_page.items():
+            page = self.read(page_key)
+            items = json_pointer.resolve(page["body"], page["items_at"])
+            found.update((ref, items[index]) for ref, index in wanted)
+        return found

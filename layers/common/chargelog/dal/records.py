@@ -15,12 +15,14 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.types import Binary
 
 from chargelog import aws
 from chargelog.dal import query_all
@@ -42,6 +44,10 @@ BATCH_LIMIT = 25
 MAX_INLINE_ITEM_BYTES = 300_000
 MAX_UNPROCESSED_ATTEMPTS = 8
 PARALLEL_BATCHES = 8
+# Documents (payload, result) longer than this many bytes of JSON text are stored zlib-compressed, as a Binary
+# attribute: measured on the simulators' traffic (docs/storage.md), below it zlib saves little or nothing.
+COMPRESS_ABOVE = 400
+ZLIB_LEVEL = 6
 
 
 class UnprocessedItemsError(RuntimeError):
@@ -50,8 +56,14 @@ class UnprocessedItemsError(RuntimeError):
 
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
 
-# Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps.
+# Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps (or,
+# when long, compressed: see `_compressed`). ``raw`` only in items written before records pointed at their archived
+# page (``raw_ref``), or by writers not given a page (tests, tools).
 JSON_TEXT_FIELDS = ("payload", "result", "raw")
+# A record's raw form in the raw archive: ``<page key>#<index in the page's items>`` (chargelog.dal.archive.raw_ref).
+RAW_REF_FIELD = "raw_ref"
+# The documents stored compressed when long (`_compressed`); ``raw`` held in an item stays text, as it always was.
+COMPRESSED = frozenset({"payload", "result"})
 # Also JSON text (small, never moved to S3 with the documents above); its FILTERED_FIELDS are copied to the item's
 # top level, where FilterExpressions can reach them.
 EXTRACTED_FIELD = "extracted"
@@ -67,12 +79,22 @@ def charger_items(table_name: str, charger_id: str) -> Iterator[dict[str, Any]]:
     return query_all(aws.table(table_name), KeyConditionExpression=Key("pk").eq(charger_partition(charger_id)))
 
 
+def _decoded(value: Any) -> Any:
+    """A stored document: JSON text, or (long ones) zlib-compressed JSON as a Binary attribute."""
+    if isinstance(value, str):
+        return json.loads(value)
+    if isinstance(value, Binary | bytes | bytearray):
+        return json.loads(zlib.decompress(bytes(value)))
+    return value
+
+
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored item back as the record's fields (JSON text decoded, keys and TTL dropped)."""
+    """A stored item back as the record's fields (documents decoded, keys and TTL dropped). A record written with a
+    ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
     record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k != "expires_at"}
     for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
-        if isinstance(record.get(field), str):
-            record[field] = json.loads(record[field])
+        if field in record:
+            record[field] = _decoded(record[field])
     for field in FILTERED_FIELDS:
         record.pop(field, None)  # copies of what `extracted` holds
     if "connector_id" in record:
@@ -80,20 +102,50 @@ def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def with_raw(records: list[dict[str, Any]], archive: RawArchive) -> list[dict[str, Any]]:
+    """Records (from `record_from_item`) with their raw forms: those held in the table as they are, those with a
+    ``raw_ref`` read from the archived pages (each page once)."""
+    found = archive.raw_items(ref for record in records if (ref := record.get(RAW_REF_FIELD)) is not None)
+    complete = []
+    for record in records:
+        if RAW_REF_FIELD in record:
+            record = {k: v for k, v in record.items() if k != RAW_REF_FIELD} | {"raw": found[record[RAW_REF_FIELD]]}
+        complete.append(record)
+    return complete
+
+
+def _compressed(text: str, compress_above: int | None) -> str | Binary:
+    """A document's JSON text as stored: as it is, or above ``compress_above`` UTF-8 bytes zlib-compressed (a Binary
+    attribute) when that is smaller."""
+    if compress_above is None or len(text) <= compress_above:
+        return text
+    encoded = text.encode()
+    packed = zlib.compress(encoded, ZLIB_LEVEL)
+    return Binary(packed) if len(encoded) > compress_above and len(packed) < len(encoded) else text
+
+
 class RecordWriter:
     def __init__(
-        self, table_name: str, archive: RawArchive, retention_days: int, sleep: Callable[[float], None] = time.sleep
+        self,
+        table_name: str,
+        archive: RawArchive,
+        retention_days: int,
+        sleep: Callable[[float], None] = time.sleep,
+        compress_above: int | None = COMPRESS_ABOVE,
     ) -> None:
         self._table_name = table_name
         self._archive = archive
         self._retention = timedelta(days=retention_days)
         self._sleep = sleep
+        self._compress_above = compress_above
 
     @property
     def _table(self) -> Any:
         return aws.table(self._table_name)
 
-    def item_for(self, record: LogRecord) -> dict[str, Any]:
+    def item_for(self, record: LogRecord, raw_ref: str | None = None) -> dict[str, Any]:
+        """The item a record is stored as. With ``raw_ref`` (where its page is archived, `archive.raw_ref`) the item
+        points there instead of holding the raw form."""
         sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"
         item: dict[str, Any] = record.model_dump(
             mode="json", exclude_none=True, exclude={*JSON_TEXT_FIELDS, EXTRACTED_FIELD}
@@ -103,9 +155,10 @@ class RecordWriter:
             item.update(
                 {name: value for name in FILTERED_FIELDS if (value := getattr(record.extracted, name)) is not None}
             )
-        documents = {
-            field: _json_text(value) for field in JSON_TEXT_FIELDS if (value := getattr(record, field)) is not None
-        }
+        stored_fields = [field for field in JSON_TEXT_FIELDS if not (field == "raw" and raw_ref is not None)]
+        texts = {field: _json_text(value) for field in stored_fields if (value := getattr(record, field)) is not None}
+        if raw_ref is not None:
+            item[RAW_REF_FIELD] = raw_ref
         item.update(
             pk=charger_partition(record.charger_id),
             sk=sort_key,
@@ -118,25 +171,32 @@ class RecordWriter:
             item.update(gsi1pk=kind_partition(record.charger_id, record.kind), gsi1sk=sort_key)
         if record.site_id:
             item.update(gsi2pk=site_partition(record.site_id), gsi2sk=sort_key)
-        if sum(map(len, documents.values())) > MAX_INLINE_ITEM_BYTES:
+        # Decided on the JSON text, compressed or not: a document this large is read from S3 rather than from every
+        # Query page that meets its item.
+        if sum(map(len, texts.values())) > MAX_INLINE_ITEM_BYTES:
             item["payload_ref"] = self._archive.put_payload(
                 record.vendor,
                 record.source_id,
                 record.record_id,
                 record.timestamp,
-                {field: getattr(record, field) for field in documents},
+                {field: getattr(record, field) for field in texts},
             )
         else:
-            item.update(documents)
+            item.update(
+                (field, _compressed(text, self._compress_above) if field in COMPRESSED else text)
+                for field, text in texts.items()
+            )
         return item
 
-    def write(self, records: Iterable[LogRecord]) -> int:
-        """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some."""
+    def write(self, records: Iterable[LogRecord], raw_refs: Sequence[str] | None = None) -> int:
+        """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some. ``raw_refs``: each
+        record's place in the raw archive (`archive.raw_ref`), in the same order; without them the items hold the raw
+        forms."""
         items: dict[tuple[str, str], dict[str, Any]] = {}
         records_seen: list[LogRecord] = []
-        for record in records:
+        for position, record in enumerate(records):
             records_seen.append(record)
-            item = self.item_for(record)
+            item = self.item_for(record, raw_refs[position] if raw_refs is not None else None)
             items[(item["pk"], item["sk"])] = item  # one put per key per batch, as DynamoDB requires
         pending = list(items.values())
         batches = [pending[start : start + BATCH_LIMIT] for start in range(0, len(pending), BATCH_LIMIT)]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, Window
-from chargelog.dal.archive import RawArchive
+from chargelog.dal.archive import RawArchive, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
@@ -397,13 +397,15 @@ class JobRunner:
         fetched_at = self.now()
         self._pages += 1
         page_key = self.archive.put_page(
-            job.vendor, job.source_id, job.job_id, fetched_at, page.request, page.body, self._pages
+            job.vendor, job.source_id, job.job_id, fetched_at, page.request, page.body, self._pages, page.items_at
         )
         records: list[LogRecord] = []
+        raw_refs: list[str] = []  # each record's place in the archived page, where its raw form is
         quarantined = 0
         for index, item in enumerate(page.items):
             try:
                 records.append(adapter.normalize(job.source_id, item))
+                raw_refs.append(raw_ref(page_key, index))
             except ValueError as error:
                 quarantined += 1
                 self.archive.quarantine(job.vendor, job.source_id, fetched_at, item, str(error), page_key, index)
@@ -417,7 +419,7 @@ class JobRunner:
                         "reason": str(error),
                     },
                 )
-        stored = self.writer.write(records)
+        stored = self.writer.write(records, raw_refs if page.items_at is not None else None)
         # Then the same records for Athena; the checkpoint (saved by the caller) moves only after both writes.
         self.stores.record_archive.put_page(records)
         self.outcome.records_stored += stored

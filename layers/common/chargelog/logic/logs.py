@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from chargelog.dal.archive import RawArchive
+from chargelog.dal.archive import ArchivedObjectGone, RawArchive
 from chargelog.dal.record_queries import AllOf, Equals, Filter, MergedPage, OneOf, Order, Partition, RecordStore
-from chargelog.dal.records import record_from_item
+from chargelog.dal.records import RAW_REF_FIELD, record_from_item, with_raw
 from chargelog.dal.secrets import Secret
 from chargelog.errors import ChargelogError, NotFoundError
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
@@ -105,10 +105,10 @@ def record_api_id(item: dict[str, Any]) -> str:
     return f"{timestamp}{ID_SEPARATOR}{record_id}"
 
 
-def _public(item: dict[str, Any], with_raw: bool = False) -> dict[str, Any]:
+def _public(item: dict[str, Any]) -> dict[str, Any]:
     record = record_from_item(item)
-    if not with_raw:
-        record.pop("raw", None)
+    record.pop("raw", None)
+    record.pop(RAW_REF_FIELD, None)
     record["id"] = record_api_id(item)
     return record
 
@@ -274,9 +274,13 @@ def get_record(charger_id: str, record_id: str, *, records: RecordStore, archive
     item = records.get(charger_id, f"{timestamp}#{vendor_record_id}")
     if item is None:
         raise NotFoundError(f"Charger {charger_id!r} has no record {record_id!r}.")
-    record = _public(item, with_raw=True)
-    if "payload_ref" in record:
-        record.update(archive.read(record.pop("payload_ref")))
+    try:
+        (record,) = with_raw([record_from_item(item)], archive)  # raw held in the item, or read from its page
+        if "payload_ref" in record:
+            record.update(archive.read(record.pop("payload_ref")))
+    except ArchivedObjectGone as gone:
+        raise NotFoundError(f"Record {record_id!r} of charger {charger_id!r} has expired.") from gone
+    record["id"] = record_api_id(item)
     return record
 
 
