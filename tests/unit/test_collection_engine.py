@@ -16,7 +16,8 @@ import worker_handler
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
 from chargelog.dal.queue import QueueSendError, WorkQueue
-from chargelog.dal.records import charger_items, record_from_item
+from chargelog.dal.record_archive import RecordArchive
+from chargelog.dal.records import DIGEST_FIELD, RecordWriter, charger_items, item_digest, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import backfills, collection, sources
 from chargelog.logic.collection import JobRunner
@@ -595,3 +596,107 @@ def test_backfills_neither_set_nor_clear_the_pending_mark(stack: LocalStack, ven
         ).pending
         == 1
     )
+
+
+# ---------------------------------------------------------------------------------------------- re-reads
+
+
+@pytest.fixture
+def written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The raw ids of the record items each BatchWriteItem carries, in order."""
+    ids: list[int] = []
+    write_batch = RecordWriter._write_batch
+
+    def counting(writer: RecordWriter, items: list[dict[str, Any]]) -> None:
+        ids.extend(json.loads(item["raw"])["id"] for item in items)  # the fake vendor's pages hold raw inline
+        write_batch(writer, items)
+
+    monkeypatch.setattr(RecordWriter, "_write_batch", counting)
+    return ids
+
+
+@pytest.fixture
+def archived(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The record ids each page sends to the record archive."""
+    ids: list[str] = []
+    put_page = RecordArchive.put_page
+
+    def recording(archive: RecordArchive, records: list[LogRecord]) -> list[str]:
+        ids.extend(record.record_id for record in records)
+        return put_page(archive, records)
+
+    monkeypatch.setattr(RecordArchive, "put_page", recording)
+    return ids
+
+
+def test_a_lookback_re_read_writes_only_new_and_late_records(
+    stack: LocalStack, vendor: FakeVendor, written: list[int], archived: list[str]
+) -> None:
+    vendor.add(10, NOW - timedelta(minutes=8), timedelta(seconds=30))  # all inside the next run's lookback
+    first = run(scheduled())
+    assert (first.records_stored, len(written), len(archived)) == (10, 10, 10)
+    written.clear()
+    archived.clear()
+
+    later = NOW + timedelta(minutes=5)
+    vendor.add(2, NOW + timedelta(minutes=1), timedelta(seconds=20))
+    vendor.add(1, NOW - timedelta(minutes=2), timedelta(0))  # late: before the mark, inside the lookback
+    second = run(scheduled(later))
+    assert second.pages_fetched == 4  # the 10 re-read and the 3 others: 13 records, pages of 4
+    assert sorted(written) == [11, 12, 13]
+    assert second.records_stored == 3
+    assert sorted(archived) == sorted(record_id_for(VENDOR, "cp-1", n) for n in (11, 12, 13))
+    assert stored_ids(stack) == list(range(1, 14))
+
+
+def test_a_record_changed_in_place_is_written_again(stack: LocalStack, vendor: FakeVendor, written: list[int]) -> None:
+    vendor.add(6, NOW - timedelta(minutes=8), timedelta(seconds=30))
+    run(scheduled())
+    written.clear()
+    vendor.records[2]["payload"] = {"status": "done"}  # the vendor updated it (pending -> done, say)
+    outcome = run(scheduled(NOW + timedelta(minutes=5)))
+    assert written == [3]
+    assert outcome.records_stored == 1
+    (item,) = [i for i in stored(stack) if record_from_item(i)["raw"]["id"] == 3]
+    assert record_from_item(item)["payload"] == {"status": "done"}
+
+
+def test_a_backfill_over_a_stored_range_writes_nothing_unchanged(
+    stack: LocalStack, vendor: FakeVendor, written: list[int]
+) -> None:
+    vendor.add(9, NOW - timedelta(hours=1), timedelta(minutes=1))
+    run(scheduled())
+    written.clear()
+    backfill = CollectionJob(
+        vendor=VENDOR,
+        source_id="cp-1",
+        scheduled_at=NOW,
+        window_start=NOW - timedelta(hours=2),
+        window_end=NOW,
+        mode="backfill",
+    )
+    outcome = run(backfill)
+    assert (outcome.pages_fetched, outcome.records_stored, written) == (3, 0, [])
+    assert stored_ids(stack) == list(range(1, 10))
+
+
+def test_an_items_digest_follows_what_it_holds_not_where_its_raw_form_is(stack: LocalStack) -> None:
+    writer = stores.record_writer()
+    record = LogRecord(
+        vendor=VENDOR,
+        source_id="cp-1",
+        charger_id="cp-1",
+        timestamp=NOW,
+        kind="ocpp",
+        action="Heartbeat",
+        record_id=record_id_for(VENDOR, "cp-1", 1),
+        raw={"id": 1},
+        payload={"a": 1},
+    )
+    item = writer.item_for(record, "raw/vendor=plugchoice/source=cp-1/date=2026-11-21/one.json.gz#0")
+    again = writer.item_for(record, "raw/vendor=plugchoice/source=cp-1/date=2026-11-21/two.json.gz#3")
+    changed = writer.item_for(record.model_copy(update={"payload": {"a": 2}}), None)
+    assert item[DIGEST_FIELD] == again[DIGEST_FIELD] == item_digest(item)
+    assert changed[DIGEST_FIELD] != item[DIGEST_FIELD]
+    long_payload = record.model_copy(update={"payload": {"text": "x" * 2000}})
+    assert writer.item_for(long_payload)[DIGEST_FIELD] == writer.item_for(long_payload)[DIGEST_FIELD]

@@ -11,7 +11,9 @@ same content instead of adding a copy.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -50,8 +52,30 @@ COMPRESS_ABOVE = 400
 ZLIB_LEVEL = 6
 
 
+# A short hash of what an item holds (``digest``): a re-read record whose item would be the same is not written again.
+DIGEST_FIELD = "digest"
+# Not part of what a record says: where its raw form was archived changes with every page that re-reads it.
+NOT_DIGESTED = frozenset({DIGEST_FIELD, "raw_ref"})
+BATCH_GET_LIMIT = 100
+
+
 class UnprocessedItemsError(RuntimeError):
     pass
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Binary):
+        return value.value.hex()
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).hex()
+    return str(value)
+
+
+def item_digest(item: dict[str, Any]) -> str:
+    """What an item holds, apart from where its raw form is archived, as 16 characters (96 bits of BLAKE2b)."""
+    content = {name: value for name, value in item.items() if name not in NOT_DIGESTED}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=_canonical)
+    return base64.urlsafe_b64encode(hashlib.blake2b(canonical.encode(), digest_size=12).digest()).decode()
 
 
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
@@ -89,9 +113,9 @@ def _decoded(value: Any) -> Any:
 
 
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored item back as the record's fields (documents decoded, keys and TTL dropped). A record written with a
-    ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
-    record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k != "expires_at"}
+    """A stored item back as the record's fields (documents decoded; keys, TTL and digest dropped). A record written
+    with a ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
+    record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in ("expires_at", DIGEST_FIELD)}
     for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
         if field in record:
             record[field] = _decoded(record[field])
@@ -186,19 +210,37 @@ class RecordWriter:
                 (field, _compressed(text, self._compress_above) if field in COMPRESSED else text)
                 for field, text in texts.items()
             )
+        item[DIGEST_FIELD] = item_digest(item)
         return item
 
-    def write(self, records: Iterable[LogRecord], raw_refs: Sequence[str] | None = None) -> int:
+    def write(
+        self,
+        records: Iterable[LogRecord],
+        raw_refs: Sequence[str] | None = None,
+        *,
+        compare_through: datetime | None = None,
+        before_writing: Callable[[list[LogRecord]], object] | None = None,
+    ) -> int:
         """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some. ``raw_refs``: each
         record's place in the raw archive (`archive.raw_ref`), in the same order; without them the items hold the raw
-        forms."""
-        items: dict[tuple[str, str], dict[str, Any]] = {}
-        records_seen: list[LogRecord] = []
+        forms.
+
+        ``compare_through``: records at or before this time may be stored already (a scheduled job's lookback re-reads
+        them on every run): those whose stored item holds the same (``digest``) are not written again; one
+        eventually consistent BatchGetItem read (half a read unit per item up to 4 KB) instead of a write unit per KB
+        and per index. ``before_writing`` gets the records about to be written (new or changed), before any is."""
+        entries: dict[tuple[str, str], tuple[LogRecord, dict[str, Any]]] = {}
         for position, record in enumerate(records):
-            records_seen.append(record)
             item = self.item_for(record, raw_refs[position] if raw_refs is not None else None)
-            items[(item["pk"], item["sk"])] = item  # one put per key per batch, as DynamoDB requires
-        pending = list(items.values())
+            entries[(item["pk"], item["sk"])] = (record, item)  # one put per key per batch, as DynamoDB requires
+        if compare_through is not None:
+            candidates = [item for record, item in entries.values() if record.timestamp <= compare_through]
+            for key in self._stored_unchanged(candidates):
+                del entries[key]
+        changed = [record for record, _ in entries.values()]
+        if before_writing is not None:
+            before_writing(changed)
+        pending = [item for _, item in entries.values()]
         batches = [pending[start : start + BATCH_LIMIT] for start in range(0, len(pending), BATCH_LIMIT)]
         if len(batches) <= 1:
             for batch in batches:
@@ -208,11 +250,39 @@ class RecordWriter:
             with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
                 for done in as_completed([pool.submit(self._write_batch, batch) for batch in batches]):
                     done.result()
-        self._note_chargers(records_seen)
+        self._note_chargers(changed)
         return len(pending)
 
+    def _stored_unchanged(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        """The keys of those items the table already holds with the same digest."""
+        stored: dict[tuple[str, str], str | None] = {}
+        client = self._table.meta.client  # the resource's client (de)serializes Python types
+        for start in range(0, len(items), BATCH_GET_LIMIT):
+            keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items[start : start + BATCH_GET_LIMIT]]
+            request: dict[str, Any] = {
+                self._table_name: {
+                    "Keys": keys,
+                    "ProjectionExpression": "pk, sk, #digest",
+                    "ExpressionAttributeNames": {"#digest": DIGEST_FIELD},
+                }
+            }
+            for attempt in range(MAX_UNPROCESSED_ATTEMPTS):
+                response = client.batch_get_item(RequestItems=request)
+                for found in response.get("Responses", {}).get(self._table_name, []):
+                    stored[(found["pk"], found["sk"])] = found.get(DIGEST_FIELD)
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+            else:
+                raise UnprocessedItemsError(f"DynamoDB left keys unread after {MAX_UNPROCESSED_ATTEMPTS} attempts")
+        return {
+            (item["pk"], item["sk"]) for item in items if stored.get((item["pk"], item["sk"])) == item[DIGEST_FIELD]
+        }
+
     def _note_chargers(self, records: list[LogRecord]) -> None:
-        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time."""
+        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time. Only
+        records written now can widen a span: those stored before already did."""
         spans: dict[tuple[str, str, str], tuple[datetime, datetime, str | None]] = {}
         for record in records:
             key = (record.charger_id, record.vendor, record.source_id)

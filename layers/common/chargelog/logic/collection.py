@@ -189,6 +189,9 @@ def backoff_after(failures: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, failures - 1)))
 
 
+EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a backfill may find any record of its window stored
+
+
 @dataclass
 class JobRunner:
     """Runs one collection job against its vendor and the table."""
@@ -208,6 +211,8 @@ class JobRunner:
         self.writer = self.stores.writer
         self.outcome = JobOutcome(status="done")
         self._pages = 0
+        # Records at or before this time may be stored already, so the writer compares before writing them.
+        self._stored_through: datetime | None = None
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -223,6 +228,8 @@ class JobRunner:
             connection = collectors.connection_for(job.vendor, self.stores.secrets)
             adapter = collectors.adapter_for(connection, self.remaining_seconds)
             state = self.states.get(job.vendor, job.source_id)
+            # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
+            self._stored_through = state.high_water_mark if job.mode == "scheduled" else EVERYTHING
             window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
             self.outcome.window = window
             if window.end >= window.start:
@@ -419,9 +426,15 @@ class JobRunner:
                         "reason": str(error),
                     },
                 )
-        stored = self.writer.write(records, raw_refs if page.items_at is not None else None)
-        # Then the same records for Athena; the checkpoint (saved by the caller) moves only after both writes.
-        self.stores.record_archive.put_page(records)
+        # New and changed records only (a lookback re-read is mostly records stored already): archived for Athena
+        # first, then written to the table, so a record the table holds is in the archive too, even when a retry
+        # finds it unchanged. The checkpoint (saved by the caller) moves only after both writes.
+        stored = self.writer.write(
+            records,
+            raw_refs if page.items_at is not None else None,
+            compare_through=self._stored_through,
+            before_writing=self.stores.record_archive.put_page,
+        )
         self.outcome.records_stored += stored
         self.outcome.records_quarantined += quarantined
         self.outcome.pages_fetched += 1
