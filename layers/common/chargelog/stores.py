@@ -8,8 +8,9 @@ store's module loads when it is first asked for, so a function pays at cold star
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
@@ -28,66 +29,103 @@ if TYPE_CHECKING:
     from chargelog.logic.collection import CollectionStores
 
 
+@cache
+def _store[Store](kind: Callable[..., Store], *names: Any) -> Store:
+    """One store per kind and names, for the whole process (names change only when a test switches settings)."""
+    return kind(*names)
+
+
 def sources() -> SourceStore:
-    return _sources(get_settings().table_name)
+    from chargelog.dal.sources import SourceStore
+
+    return _store(SourceStore, get_settings().table_name)
 
 
 def collector_states() -> CollectorStateStore:
-    return _collector_states(get_settings().table_name)
+    from chargelog.dal.state import CollectorStateStore
+
+    return _store(CollectorStateStore, get_settings().table_name)
 
 
 def records() -> RecordStore:
-    return _records(get_settings().table_name)
+    from chargelog.dal.record_queries import RecordStore
+
+    return _store(RecordStore, get_settings().table_name)
 
 
 def record_writer() -> RecordWriter:
+    from chargelog.dal.records import RecordWriter
+
     settings = get_settings()
-    return _record_writer(settings.table_name, settings.raw_bucket, settings.retention_days)
+    return _store(RecordWriter, settings.table_name, raw_archive(), settings.retention_days)
 
 
 def raw_archive() -> RawArchive:
-    return _raw_archive(get_settings().raw_bucket)
+    from chargelog.dal.archive import RawArchive
+
+    return _store(RawArchive, get_settings().raw_bucket)
 
 
 def record_archive() -> RecordArchive:
-    return _record_archive(get_settings().record_archive_bucket)
+    from chargelog.dal.record_archive import RecordArchive
+
+    return _store(RecordArchive, get_settings().record_archive_bucket)
 
 
 def exports() -> ExportStore:
-    return _exports(get_settings().table_name)
+    from chargelog.dal.exports import ExportStore
+
+    return _store(ExportStore, get_settings().table_name)
 
 
 def export_files() -> ExportFiles:
-    return _export_files(get_settings().exports_bucket)
+    from chargelog.dal.exports import ExportFiles
+
+    return _store(ExportFiles, get_settings().exports_bucket)
 
 
 def export_queue() -> WorkQueue:
-    return _queue(get_settings().export_queue_url)
+    from chargelog.dal.queue import WorkQueue
+
+    return _store(WorkQueue, get_settings().export_queue_url)
 
 
 def work_queues() -> WorkQueues:
     settings = get_settings()
     urls = tuple((vendor, settings.queue_url(vendor)) for vendor in VENDORS)
-    return _work_queues(urls, settings.dead_letter_queue_url)
+    return _store(_work_queues, urls, settings.dead_letter_queue_url)
+
+
+def _work_queues(vendor_urls: tuple[tuple[str, str], ...], dead_letter_url: str) -> WorkQueues:
+    """WorkQueues from hashable names (it takes a mapping, which the cache cannot key on)."""
+    from chargelog.dal.queue import WorkQueues
+
+    return WorkQueues(dict(vendor_urls), dead_letter_url)
 
 
 def diagnostics() -> DiagnosticsStore:
-    return _diagnostics(get_settings().table_name)
+    from chargelog.dal.diagnostics import DiagnosticsStore
+
+    return _store(DiagnosticsStore, get_settings().table_name)
 
 
 def diagnostics_files(bucket: str | None = None) -> DiagnosticsFiles:
     """The diagnostics bucket (``bucket``: as an S3 notification names it; by default the deployment's)."""
-    return _diagnostics_files(bucket or get_settings().diagnostics_bucket)
+    from chargelog.dal.diagnostics import DiagnosticsFiles
+
+    return _store(DiagnosticsFiles, bucket or get_settings().diagnostics_bucket)
 
 
 def cursor_secret() -> Secret:
-    from chargelog.dal.secrets import CURSOR_SECRET_CACHE_SECONDS
+    from chargelog.dal.secrets import CURSOR_SECRET_CACHE_SECONDS, Secret
 
-    return _secret(get_settings().cursor_secret_name, CURSOR_SECRET_CACHE_SECONDS)
+    return _store(Secret, get_settings().cursor_secret_name, CURSOR_SECRET_CACHE_SECONDS)
 
 
 def vendor_secrets() -> VendorSecrets:
-    return _vendor_secrets(get_settings().vendor_secret_prefix)
+    from chargelog.dal.secrets import VendorSecrets
+
+    return _store(VendorSecrets, get_settings().vendor_secret_prefix)
 
 
 def collection() -> CollectionStores:
@@ -98,108 +136,7 @@ def collection() -> CollectionStores:
         states=collector_states(),
         archive=raw_archive(),
         writer=record_writer(),
-        record_archive=record_archive(),
         queues=work_queues(),
         secrets=vendor_secrets(),
+        record_archive=record_archive(),
     )
-
-
-# ---------------------------------------------------------------------------------------------- one per name
-
-
-@cache
-def _sources(table_name: str) -> SourceStore:
-    from chargelog.dal.sources import SourceStore
-
-    return SourceStore(table_name)
-
-
-@cache
-def _collector_states(table_name: str) -> CollectorStateStore:
-    from chargelog.dal.state import CollectorStateStore
-
-    return CollectorStateStore(table_name)
-
-
-@cache
-def _records(table_name: str) -> RecordStore:
-    from chargelog.dal.record_queries import RecordStore
-
-    return RecordStore(table_name)
-
-
-@cache
-def _record_writer(table_name: str, raw_bucket: str, retention_days: int) -> RecordWriter:
-    from chargelog.dal.records import RecordWriter
-
-    return RecordWriter(table_name, _raw_archive(raw_bucket), retention_days)
-
-
-@cache
-def _raw_archive(bucket: str) -> RawArchive:
-    from chargelog.dal.archive import RawArchive
-
-    return RawArchive(bucket)
-
-
-@cache
-def _record_archive(bucket: str) -> RecordArchive:
-    from chargelog.dal.record_archive import RecordArchive
-
-    return RecordArchive(bucket)
-
-
-@cache
-def _exports(table_name: str) -> ExportStore:
-    from chargelog.dal.exports import ExportStore
-
-    return ExportStore(table_name)
-
-
-@cache
-def _export_files(bucket: str) -> ExportFiles:
-    from chargelog.dal.exports import ExportFiles
-
-    return ExportFiles(bucket)
-
-
-@cache
-def _queue(url: str) -> WorkQueue:
-    from chargelog.dal.queue import WorkQueue
-
-    return WorkQueue(url)
-
-
-@cache
-def _work_queues(vendor_urls: tuple[tuple[str, str], ...], dead_letter_url: str) -> WorkQueues:
-    from chargelog.dal.queue import WorkQueues
-
-    return WorkQueues(dict(vendor_urls), dead_letter_url)
-
-
-@cache
-def _diagnostics(table_name: str) -> DiagnosticsStore:
-    from chargelog.dal.diagnostics import DiagnosticsStore
-
-    return DiagnosticsStore(table_name)
-
-
-@cache
-def _diagnostics_files(bucket: str) -> DiagnosticsFiles:
-    from chargelog.dal.diagnostics import DiagnosticsFiles
-
-    return DiagnosticsFiles(bucket)
-
-
-@cache
-def _secret(name: str, max_age: int) -> Secret:
-    from chargelog.dal.secrets import Secret
-
-    return Secret(name, max_age)
-
-
-@cache
-def _vendor_secrets(prefix: str) -> VendorSecrets:
-    from chargelog.dal.secrets import VendorSecrets
-
-    return VendorSecrets(prefix)

@@ -11,6 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chargelog import aws
+
 # A conditional write that did not happen: its condition failed (alone, or in a transaction).
 CONDITION_FAILURES = frozenset({"ConditionalCheckFailedException", "TransactionCanceledException"})
 
@@ -33,3 +35,30 @@ def error_code(error: ClientError) -> str | None:
 def is_condition_failure(error: ClientError) -> bool:
     """Whether a DynamoDB write failed only because its condition did not hold."""
     return error_code(error) in CONDITION_FAILURES
+
+
+class TableStore:
+    """A store over one DynamoDB table, named by the caller. It holds the name only: the table resource comes from
+    chargelog.aws on each use, so a store kept for the whole process follows `aws.reset`."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.table(self._table_name)
+
+
+class BucketStore:
+    """A store over one S3 bucket, named by the caller; its client comes from chargelog.aws on each use."""
+
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    @property
+    def _s3(self) -> Any:
+        return aws.client("s3")

@@ -14,8 +14,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chargelog import aws, json_pointer
-from chargelog.dal import error_code
+from chargelog import json_pointer
+from chargelog.dal import BucketStore, error_code
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@-]")
 RAW_PREFIX = "raw"
@@ -55,14 +55,7 @@ def _gzip_json(document: Any) -> bytes:
     return gzip.compress(json.dumps(document, separators=(",", ":"), default=str).encode(), compresslevel=6)
 
 
-class RawArchive:
-    def __init__(self, bucket: str) -> None:
-        self._bucket = bucket
-
-    @property
-    def _s3(self) -> Any:
-        return aws.client("s3")
-
+class RawArchive(BucketStore):
     def _put(self, key: str, document: Any) -> str:
         self._s3.put_object(
             Bucket=self._bucket,

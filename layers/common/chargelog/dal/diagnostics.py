@@ -25,8 +25,7 @@ from urllib.parse import quote
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from chargelog import aws
-from chargelog.dal import error_code, is_condition_failure, query_all
+from chargelog.dal import BucketStore, TableStore, error_code, is_condition_failure, query_all
 from chargelog.dal.records import record_from_item
 from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest
 from chargelog.models.keys import action_partition, iso, timestamp_key
@@ -59,15 +58,8 @@ def file_sort_key(file: DiagnosticsFile) -> str:
     return f"{FILE_SORT_PREFIX}{timestamp_key(file.received_at)}#{file.key.rsplit('/', 1)[-1]}"
 
 
-class DiagnosticsStore:
+class DiagnosticsStore(TableStore):
     """Requests, their files and the per-charger counters, in the table."""
-
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
 
     def put_request(self, request: DiagnosticsRequest) -> None:
         """Store a new request; never over an existing one (a ConditionalCheckFailed ClientError then)."""
@@ -223,19 +215,8 @@ class StoredObject:
         yield from self.body.iter_chunks(chunk_size=size)
 
 
-class DiagnosticsFiles:
+class DiagnosticsFiles(BucketStore):
     """The diagnostics bucket: uploads as API Gateway stored them (``incoming/``) and the files kept."""
-
-    def __init__(self, bucket: str) -> None:
-        self._bucket = bucket
-
-    @property
-    def bucket(self) -> str:
-        return self._bucket
-
-    @property
-    def _s3(self) -> Any:
-        return aws.client("s3")
 
     def get(self, key: str) -> StoredObject | None:
         """The object at ``key``, or None if there is none."""

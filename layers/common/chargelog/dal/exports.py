@@ -13,8 +13,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from chargelog import aws
-from chargelog.dal import is_condition_failure
+from chargelog.dal import BucketStore, TableStore, is_condition_failure
 from chargelog.models.exports import Export
 from chargelog.models.keys import iso
 
@@ -27,14 +26,7 @@ def _key(export_id: str) -> dict[str, str]:
     return {"pk": EXPORT_PARTITION, "sk": export_id}
 
 
-class ExportStore:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
-
+class ExportStore(TableStore):
     def create(self, export: Export) -> None:
         item = _key(export.id) | export.model_dump(mode="json", by_alias=True, exclude_none=True)
         self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
@@ -102,15 +94,8 @@ class ExportStore:
         )
 
 
-class ExportFiles:
+class ExportFiles(BucketStore):
     """The exports bucket: one object per export, under ``exports/``."""
-
-    def __init__(self, bucket: str) -> None:
-        self._bucket = bucket
-
-    @property
-    def _s3(self) -> Any:
-        return aws.client("s3")
 
     @staticmethod
     def key(export_id: str, extension: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from datetime import UTC, date
 from typing import Any, Final
 
-from chargelog import aws
+from chargelog.dal import BucketStore
 from chargelog.dal.archive import safe_segment
 from chargelog.models.keys import timestamp_key
 from chargelog.models.records import LogRecord
@@ -78,19 +78,8 @@ def by_object(records: Iterable[LogRecord]) -> dict[str, list[LogRecord]]:
     }
 
 
-class RecordArchive:
+class RecordArchive(BucketStore):
     """Writes pages of normalized records to the archive bucket (s3:PutObject under ``records/`` only)."""
-
-    def __init__(self, bucket: str) -> None:
-        self._bucket = bucket
-
-    @property
-    def bucket(self) -> str:
-        return self._bucket
-
-    @property
-    def _s3(self) -> Any:
-        return aws.client("s3")
 
     def put_page(self, records: Iterable[LogRecord]) -> list[str]:
         """Archive one page's records: one object per source and UTC day. Returns the keys written (none for no

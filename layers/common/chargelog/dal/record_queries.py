@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
-from chargelog import aws
-from chargelog.dal import query_all
+from chargelog.dal import TableStore, query_all
 from chargelog.models.keys import CHARGERS_PARTITION, charger_partition
 
 Order = Literal["asc", "desc"]
@@ -235,15 +234,8 @@ def _not_beyond(key: str, boundary: str, descending: bool) -> bool:
     return key >= boundary if descending else key <= boundary
 
 
-class RecordStore:
+class RecordStore(TableStore):
     """Reading records back from the table: pages of merged partitions, one record, the charger index."""
-
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
 
     def page(
         self,

@@ -27,7 +27,7 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
 
 from chargelog import aws
-from chargelog.dal import query_all
+from chargelog.dal import TableStore, query_all
 from chargelog.dal.archive import RawArchive
 from chargelog.models.keys import (
     CHARGERS_PARTITION,
@@ -148,7 +148,7 @@ def _compressed(text: str, compress_above: int | None) -> str | Binary:
     return Binary(packed) if len(encoded) > compress_above and len(packed) < len(encoded) else text
 
 
-class RecordWriter:
+class RecordWriter(TableStore):
     def __init__(
         self,
         table_name: str,
@@ -157,15 +157,11 @@ class RecordWriter:
         sleep: Callable[[float], None] = time.sleep,
         compress_above: int | None = COMPRESS_ABOVE,
     ) -> None:
-        self._table_name = table_name
+        super().__init__(table_name)
         self._archive = archive
         self._retention = timedelta(days=retention_days)
         self._sleep = sleep
         self._compress_above = compress_above
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
 
     def item_for(self, record: LogRecord, raw_ref: str | None = None) -> dict[str, Any]:
         """The item a record is stored as. With ``raw_ref`` (where its page is archived, `archive.raw_ref`) the item

@@ -14,8 +14,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from chargelog import aws
-from chargelog.dal import is_condition_failure, query_all
+from chargelog.dal import TableStore, is_condition_failure, query_all
 from chargelog.errors import ConflictError, NotFoundError
 from chargelog.models.sources import Source
 
@@ -31,14 +30,7 @@ def source_item(source: Source) -> dict[str, Any]:
     return {"pk": SOURCE_PARTITION, "sk": _sort_key(source.vendor, source.source_id), **source.model_dump(mode="json")}
 
 
-class SourceStore:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
-
+class SourceStore(TableStore):
     def create(self, source: Source) -> None:
         """Store a new source; an existing one with the same key is never overwritten."""
         item = source_item(source)

@@ -14,8 +14,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import AwareDatetime, BaseModel
 
-from chargelog import aws
-from chargelog.dal import is_condition_failure, query_all
+from chargelog.dal import TableStore, is_condition_failure, query_all
 from chargelog.models.keys import iso
 
 COLLECTOR_PARTITION = "COLLECTOR"
@@ -70,14 +69,7 @@ def _key(vendor: str, source_id: str) -> dict[str, str]:
     return {"pk": COLLECTOR_PARTITION, "sk": f"{vendor}#{source_id}"}
 
 
-class CollectorStateStore:
-    def __init__(self, table_name: str) -> None:
-        self._table_name = table_name
-
-    @property
-    def _table(self) -> Any:
-        return aws.table(self._table_name)
-
+class CollectorStateStore(TableStore):
     def get(self, vendor: str, source_id: str) -> CollectorState:
         item = self._table.get_item(Key=_key(vendor, source_id), ConsistentRead=True).get("Item")
         return CollectorState.model_validate(item) if item else CollectorState(vendor=vendor, source_id=source_id)
