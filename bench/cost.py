@@ -6,8 +6,8 @@ vendor's simulator (own process, the vendor's realistic traffic at the simulator
   schedule's event, and the worker's handler runs each job from the vendor's work queue (as Lambda's SQS event
   source mapping does: receive, invoke, delete), through JobRunner and the stores of chargelog.stores. The first
   pass collects the new sources' initial history; the passes after it are the steady state the figures come from;
-- the API's main queries in-process (api_handler, API Gateway proxy events): a charger's time range, one action,
-  a site, the fleet by action, one record.
+- the API's main queries in-process (api_handler, API Gateway proxy events): a charger's time range, its commonest
+  and rarest action, a site, the fleet by those actions, one record.
 
 Every AWS request is counted by botocore event hooks registered on each boto3 session the code creates (nothing in
 chargelog changes). DynamoDB requests are sent with ReturnConsumedCapacity=INDEXES (injected before the parameters
@@ -320,9 +320,17 @@ class Recorder:
             stored = self.shadow.get((body["TableName"], self.layout.key_of(body["Key"]))) if item else None
             size = item_size(stored or item) if item else 0
             units = read_units(size, body.get("ConsistentRead", False))
-            self._count_read(tally, body["TableName"], "table", units, 1 if item else 0, 1 if item else 0)
+            self._count_read(tally, body["TableName"], "table", units, 1 if item else 0)
         elif operation in ("Query", "Scan") and ok:
             self._query(tally, body, answer)
+        elif operation == "BatchGetItem" and ok:
+            # Billed per item, as a GetItem of each: its size rounded up to 4 KB.
+            for table, items in answer.get("Responses", {}).items():
+                consistent = body.get("RequestItems", {}).get(table, {}).get("ConsistentRead", False)
+                for item in items:
+                    stored = self.shadow.get((table, self.layout.key_of(item)))
+                    units = read_units(item_size(stored or item), consistent)
+                    self._count_read(tally, table, "table (batch get)", units, 1)
 
     def _query(self, tally: Tally, body: dict[str, Any], answer: dict[str, Any]) -> None:
         table = body["TableName"]
@@ -337,7 +345,7 @@ class Recorder:
         average = sum(sizes) / len(sizes) if sizes else self._average_record(index)
         total = sum(sizes) + unseen * average
         units = read_units(math.ceil(total), body.get("ConsistentRead", False))
-        self._count_read(tally, table, index.name if index else "table", units, scanned, len(sizes))
+        self._count_read(tally, table, index.name if index else "table", units, scanned)
 
     def _average_record(self, index: Any) -> float:
         sizes = []
@@ -393,11 +401,10 @@ class Recorder:
         tally.usage.write_units += cost.total
 
     @staticmethod
-    def _count_read(tally: Tally, table: str, where: str, units: float, read: int, returned: int) -> None:
+    def _count_read(tally: Tally, table: str, where: str, units: float, read: int) -> None:
         tally.read_units[where] += units
         tally.usage.read_units += units
         tally.items_read += read
-        tally.items_returned += returned
 
     # ------------------------------------------------------------------ Lambda
     @contextmanager
@@ -560,7 +567,15 @@ def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str
     return VendorRun(vendor, len(info["sources"]), info["steady_records"], counts, items)
 
 
-QUERY_NAMES = ("charger time range", "charger, one action", "site", "fleet, one action", "one record")
+QUERY_NAMES = (
+    "charger time range",
+    "charger, commonest action",
+    "charger, rarest action",
+    "site",
+    "fleet, commonest action",
+    "fleet, rarest action",
+    "one record",
+)
 
 
 def _queries(vendor: str, recorder: Recorder, template: dict[str, Any]) -> None:
@@ -580,7 +595,10 @@ def _queries(vendor: str, recorder: Recorder, template: dict[str, Any]) -> None:
             text = base64.b64decode(text).decode()
         if response["statusCode"] != 200:
             raise RuntimeError(f"GET {path} {query}: {response['statusCode']} {text[:300]}")
-        return json.loads(text)
+        answer = json.loads(text)
+        # What the API returned: a page's records, or one record (items read per item returned compares with it).
+        recorder.tallies[recorder.phase].items_returned += len(_entries(answer)) if "records" in answer else 1
+        return answer
 
     recorder.phase = f"{vendor}/query/setup"
     chargers = call("setup", "/chargers", {})["chargers"]
@@ -589,11 +607,13 @@ def _queries(vendor: str, recorder: Recorder, template: dict[str, Any]) -> None:
     page = call("charger time range", f"/chargers/{charger['charger_id']}/logs", span)
     entries = _entries(page)
     actions = Counter(e.get("action") for e in entries if e.get("action"))
-    if actions:
-        action = actions.most_common(1)[0][0]
-        call("charger, one action", f"/chargers/{charger['charger_id']}/logs", span | {"action": action})
+    # The commonest action of the charger's first page (MeterValues, where there are meter values: read from the
+    # charger's partition) and its rarest (read through index gsi1); fleet-wide, both through gsi3.
+    ranked = [action for action, _ in actions.most_common()]
+    for label, action in (("commonest", ranked[0]), ("rarest", ranked[-1])) if ranked else ():
+        call(f"charger, {label} action", f"/chargers/{charger['charger_id']}/logs", span | {"action": action})
         day = {"from": charger["last_record_at"][:10] + "T00:00:00Z", "to": charger["last_record_at"], "action": action}
-        call("fleet, one action", "/logs", day | {"limit": str(PAGE_LIMIT)})
+        call(f"fleet, {label} action", "/logs", day | {"limit": str(PAGE_LIMIT)})
     site = next((c.get("site_id") for c in chargers if c.get("site_id")), None)
     if site:
         call("site", f"/sites/{site}/logs", span)

@@ -108,7 +108,12 @@ def test_action_and_time_range_pages_read_at_most_about_twice_what_they_return(
         assert status == 200
         returned = len(body["records"])
         assert returned == int(query["limit"])
-        assert int(headers["x-items-read"]) <= 2 * returned, query
+        if "action" in query:
+            # Index keys, then the items: two reads per record, and per partition merged one key past the page.
+            partitions = 1 if isinstance(query["action"], str) else len(query["action"])
+            assert int(headers["x-items-read"]) <= 2 * returned + partitions, query
+        else:
+            assert int(headers["x-items-read"]) <= 1.05 * returned, query
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])

@@ -6,7 +6,9 @@ the caller (chargelog.stores builds them from the settings); none reads the sett
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +27,51 @@ def query_all(table: Any, **query: Any) -> Iterator[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+BATCH_GET_LIMIT = 100  # keys one BatchGetItem may ask for
+MAX_UNPROCESSED_ATTEMPTS = 8
+
+
+class UnprocessedItemsError(RuntimeError):
+    """DynamoDB kept leaving part of a batch read or write undone."""
+
+
+def backoff_pause(attempt: int, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Exponential backoff with full jitter before retrying unprocessed keys or items, as AWS advises."""
+    sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+
+
+def batch_get(
+    table: Any,
+    keys: Sequence[dict[str, Any]],
+    projection: Sequence[str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The items at ``keys`` (eventually consistent; only ``projection``'s attributes when given), by their key
+    values in the order of each key's attributes. Keys without an item are left out. BatchGetItem, 100 keys a call,
+    retrying what DynamoDB leaves unprocessed."""
+    client = table.meta.client  # the resource's client (de)serializes Python types
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    key_names = tuple(keys[0]) if keys else ()
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request_keys: dict[str, Any] = {"Keys": list(keys[start : start + BATCH_GET_LIMIT])}
+        if projection:
+            names = {f"#p{n}": name for n, name in enumerate(projection)}
+            request_keys["ProjectionExpression"] = ", ".join(names)
+            request_keys["ExpressionAttributeNames"] = names
+        request = {table.name: request_keys}
+        for attempt in range(MAX_UNPROCESSED_ATTEMPTS):
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table.name, []):
+                found[tuple(item[name] for name in key_names)] = item
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            backoff_pause(attempt, sleep)
+        else:
+            raise UnprocessedItemsError(f"DynamoDB left keys unread after {MAX_UNPROCESSED_ATTEMPTS} attempts")
+    return found
 
 
 def error_code(error: ClientError) -> str | None:

@@ -39,8 +39,13 @@ def raw_ref(page_key: str, index: int) -> str:
     return f"{page_key}{RAW_REF_SEPARATOR}{index}"
 
 
+def source_prefix(vendor: str, source_id: str, prefix: str = RAW_PREFIX) -> str:
+    """The start of every key of one source's objects (its fetched pages, under ``raw``)."""
+    return f"{prefix}/vendor={vendor}/source={safe_segment(source_id)}/"
+
+
 def _partition(prefix: str, vendor: str, source_id: str, day: datetime) -> str:
-    return f"{prefix}/vendor={vendor}/source={safe_segment(source_id)}/date={day.astimezone(UTC):%Y-%m-%d}"
+    return f"{source_prefix(vendor, source_id, prefix)}date={day.astimezone(UTC):%Y-%m-%d}"
 
 
 def page_key(vendor: str, source_id: str, job_id: str, fetched_at: datetime, page_number: int) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 from typing import IO, Any, Final
 from urllib.parse import quote
 
@@ -26,9 +25,10 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chargelog.dal import BucketStore, TableStore, error_code, is_condition_failure, query_all
+from chargelog.dal.record_queries import RecordStore, charger_action_partition
 from chargelog.dal.records import record_from_item
 from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest
-from chargelog.models.keys import action_partition, iso, timestamp_key
+from chargelog.models.keys import iso, timestamp_key
 
 REQUEST_SORT_KEY: Final = "REQUEST"
 FILE_SORT_PREFIX: Final = "FILE#"
@@ -195,12 +195,11 @@ class DiagnosticsStore(TableStore):
         table_name: str | None = None,
     ) -> list[dict[str, Any]]:
         """A charger's collected records of one OCPP action between two times (inclusive), oldest first, at most
-        ``max_items`` (the newest are dropped past that): index gsi1, ``CHARGER#<id>#ACTION#<action>``."""
-        condition = Key("gsi1pk").eq(action_partition(charger_id, action)) & Key("gsi1sk").between(
-            timestamp_key(start), f"{timestamp_key(end)}~"
+        ``max_items`` (the newest are dropped past that), where `charger_action_partition` finds them."""
+        items, _ = RecordStore(table_name or self._table_name).in_range(
+            charger_action_partition(charger_id, action), timestamp_key(start), f"{timestamp_key(end)}~"
         )
-        items = query_all(self._table, IndexName="gsi1", KeyConditionExpression=condition)
-        return [record_from_item(item) for item in islice(items, max_items)]
+        return [record_from_item(item) for item in items[:max_items]]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ records of one action, a site's records, or every charger's records of one actio
 results may merge several such partitions (several actions, several days); `merged_page` merges them lazily,
 so it reads about as many items as it returns, and stops after a read budget so a selective filter cannot run
 into the API's timeout. A page ends at a sort key: the next page starts strictly after it.
+
+The indexes hold keys only (KEYS_ONLY): a chunk read from an index is followed by one BatchGetItem of its items
+from the table, and filters on other attributes are applied to those items here (an index cannot evaluate them).
+On the table itself filters are FilterExpressions. Either way a filter is plain data (`Filter`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,15 @@ from typing import Any, Literal
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
-from chargelog.dal import TableStore, query_all
-from chargelog.models.keys import CHARGERS_PARTITION, charger_partition
+from chargelog.dal import TableStore, batch_get, query_all
+from chargelog.models.keys import (
+    CHARGER_UNINDEXED_ACTIONS,
+    CHARGERS_PARTITION,
+    action_partition,
+    charger_partition,
+    site_chargers_partition,
+    split_sort_key,
+)
 
 Order = Literal["asc", "desc"]
 
@@ -30,10 +41,12 @@ READ_BUDGET = 5_000
 
 @dataclass(frozen=True)
 class Partition:
-    """One partition to read: on the table (``index=None``) or an index, with its key attribute names."""
+    """One partition to read: on the table (``index=None``) or an index (every index sorts on the table's ``sk``),
+    and what of it belongs to the read (``only``: the table's partition read for an action it has no index for)."""
 
     value: str
     index: str | None = None
+    only: Filter | None = None
 
     @property
     def partition_attribute(self) -> str:
@@ -41,7 +54,15 @@ class Partition:
 
     @property
     def sort_attribute(self) -> str:
-        return f"{self.index}sk" if self.index else "sk"
+        return "sk"
+
+
+def charger_action_partition(charger_id: str, action: str) -> Partition:
+    """Where a charger's records of one action are: their gsi1 partition, or for the dense actions gsi1 leaves out
+    (`CHARGER_UNINDEXED_ACTIONS`), the charger's own partition, filtered."""
+    if action in CHARGER_UNINDEXED_ACTIONS:
+        return Partition(charger_partition(charger_id), only=Equals("action", action))
+    return Partition(action_partition(charger_id, action), "gsi1")
 
 
 @dataclass(frozen=True)
@@ -76,10 +97,17 @@ class AnyOf:
 # What a read keeps of the items its key condition finds, as plain data (the store turns it into DynamoDB's).
 type Filter = Equals | OneOf | Exists | AllOf | AnyOf
 
+SITE_CHARGERS_INDEX = "gsi2"
+
+# Record fields an item does not hold because its sort key says them (chargelog.dal.records.FROM_KEYS).
+VENDOR = "vendor"
+
 
 def condition_of(filter: Filter) -> ConditionBase:
     """A filter as a boto3 condition (a FilterExpression)."""
     match filter:
+        case Equals(attribute, value) if attribute == VENDOR:
+            return Attr("sk").contains(f"#{value}:")  # the record id, after the time, starts with "<vendor>:"
         case Equals(attribute, value):
             return Attr(attribute).eq(value)
         case OneOf(attribute, values):
@@ -93,6 +121,85 @@ def condition_of(filter: Filter) -> ConditionBase:
     raise TypeError(f"Not a filter: {filter!r}")
 
 
+def _value(item: dict[str, Any], attribute: str) -> Any:
+    if attribute == VENDOR and VENDOR not in item:
+        return split_sort_key(str(item["sk"]))[1].partition(":")[0]
+    return item.get(attribute)
+
+
+def matches(filter: Filter, item: dict[str, Any]) -> bool:
+    """Whether a table item passes a filter, as a FilterExpression would decide."""
+    match filter:
+        case Equals(attribute, value):
+            return bool(_value(item, attribute) == value)
+        case OneOf(attribute, values):
+            return _value(item, attribute) in values
+        case Exists(attribute):
+            return _value(item, attribute) is not None
+        case AllOf(parts):
+            return all(matches(part, item) for part in parts)
+        case AnyOf(parts):
+            return any(matches(part, item) for part in parts)
+    raise TypeError(f"Not a filter: {filter!r}")
+
+
+def _key_entry(entry: dict[str, Any]) -> bool:
+    """An index's entry (keys only), not yet the item: an item always holds more than its keys."""
+    return all(name in ("pk", "sk") or name.endswith(("pk", "sk")) for name in entry)
+
+
+def hydrated(table: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items of index entries (keys only) from the table, in the same order; items already whole pass through.
+    One BatchGetItem per 100 entries; an item gone since the index was read (expired) is left out."""
+    keys = [{"pk": entry["pk"], "sk": entry["sk"]} for entry in entries if _key_entry(entry)]
+    found = batch_get(table, keys) if keys else {}
+    return [
+        item
+        for entry in entries
+        if (item := (found.get((entry["pk"], entry["sk"])) if _key_entry(entry) else entry)) is not None
+    ]
+
+
+def _both(first: Filter | None, second: Filter | None) -> Filter | None:
+    if first is None or second is None:
+        return first or second
+    return AllOf((first, second))
+
+
+def read_chunk(
+    table: Any, partition: Partition, query: dict[str, Any], filter: Filter | None, hydrate: bool = True
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None, int]:
+    """One Query of a partition (``query`` holds the key condition, order, limit and start key): the items that pass
+    ``filter`` (and the partition's own), whole; the LastEvaluatedKey; the sort key of the last item read; and how
+    many items were read (the Query's ScannedCount, plus the items fetched from the table for an index's keys).
+
+    ``hydrate=False``: an unfiltered index read returns its key entries as they are (`hydrated` fetches them later,
+    only those a page keeps)."""
+    wanted = _both(filter, partition.only)
+    query = dict(
+        query,
+        KeyConditionExpression=Key(partition.partition_attribute).eq(partition.value) & query["KeyConditionExpression"],
+    )
+    if partition.index is None:
+        if wanted is not None:
+            query["FilterExpression"] = condition_of(wanted)
+        response = table.query(**query)
+        items = response.get("Items", [])
+        read = int(response.get("ScannedCount", 0))
+    else:
+        response = table.query(IndexName=partition.index, **query)
+        items = response.get("Items", [])
+        read = int(response.get("ScannedCount", 0))
+        if hydrate or wanted is not None:
+            read += len(items)
+            items = hydrated(table, items)
+        if wanted is not None:
+            items = [item for item in items if matches(wanted, item)]
+    scanned = response.get("Items", [])
+    last_read = str(scanned[-1]["sk"]) if scanned else None
+    return items, response.get("LastEvaluatedKey"), last_read, read
+
+
 @dataclass
 class _Stream:
     """The items of a sequence of partitions in sort-key order (ascending or descending), read on demand."""
@@ -103,7 +210,7 @@ class _Stream:
     high: str
     order: Order
     after: str | None
-    filter: ConditionBase | None
+    filter: Filter | None
     chunk: int
     buffer: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0  # index into partitions
@@ -120,28 +227,20 @@ class _Stream:
             # Inclusive of the previous page's last key, which is skipped below: BETWEEN cannot be exclusive.
             low, high = (self.after, high) if self.order == "asc" else (low, self.after)
         query: dict[str, Any] = {
-            "KeyConditionExpression": Key(partition.partition_attribute).eq(partition.value)
-            & Key(partition.sort_attribute).between(low, high),
+            "KeyConditionExpression": Key("sk").between(low, high),
             "ScanIndexForward": self.order == "asc",
             "Limit": self.chunk,
         }
-        if partition.index:
-            query["IndexName"] = partition.index
-        if self.filter is not None:
-            query["FilterExpression"] = self.filter
         if self.start_key:
             query["ExclusiveStartKey"] = self.start_key
-        response = self.table.query(**query)
-        self.items_read += int(response.get("ScannedCount", 0))
-        sort_attribute = partition.sort_attribute
-        items = response.get("Items", [])
-        self.buffer.extend(item for item in items if item[sort_attribute] != self.after)
-        self.start_key = response.get("LastEvaluatedKey")
+        items, self.start_key, last_read, read = read_chunk(self.table, partition, query, self.filter, hydrate=False)
+        self.items_read += read
+        self.buffer.extend(item for item in items if item["sk"] != self.after)
         if self.start_key:
-            self.read_through = self.start_key[sort_attribute]
+            self.read_through = str(self.start_key["sk"])
             return
-        if items:
-            self.read_through = items[-1][sort_attribute]
+        if last_read is not None:
+            self.read_through = last_read
         if self.position + 1 < len(self.partitions):
             self.position += 1  # on to the next partition (the next day): everything before it is read
         else:
@@ -168,7 +267,7 @@ def merged_page(
     order: Order,
     limit: int,
     after: str | None = None,
-    filter: ConditionBase | None = None,
+    filter: Filter | None = None,
     read_budget: int | None = None,
 ) -> MergedPage:
     """Up to ``limit`` items with sort keys in ``[low, high]`` from several streams of partitions, in order.
@@ -195,14 +294,22 @@ def merged_page(
             while not stream.buffer and not stream.exhausted and (read() < read_budget or stream.read_through is None):
                 stream.fetch()
         if any(not stream.buffer and not stream.exhausted for stream in streams):
-            return _cut_short(streams, taken, limit, descending, after)
+            return _whole(table, _cut_short(streams, taken, limit, descending, after))
         heads = [stream for stream in streams if stream.buffer]
         if not heads:
-            return MergedPage(taken, None, read())
+            return _whole(table, MergedPage(taken, None, read()))
         pick = (max if descending else min)(heads, key=lambda stream: sort_key_of(stream.buffer[0]))
         taken.append(pick.buffer.pop(0))
     more = any(stream.buffer or not stream.exhausted for stream in streams)
-    return MergedPage(taken, sort_key_of(taken[-1]) if more else None, read())
+    return _whole(table, MergedPage(taken, sort_key_of(taken[-1]) if more else None, read()))
+
+
+def _whole(table: Any, page: MergedPage) -> MergedPage:
+    """The page with its index entries replaced by their items (read now: only those the page keeps)."""
+    fetched = sum(map(_key_entry, page.items))
+    if not fetched:
+        return page
+    return MergedPage(hydrated(table, page.items), page.last_key, page.items_read + fetched)
 
 
 def _cut_short(
@@ -257,7 +364,7 @@ class RecordStore(TableStore):
             order=order,
             limit=limit,
             after=after,
-            filter=condition_of(filter) if filter is not None else None,
+            filter=filter,
             read_budget=read_budget,
         )
 
@@ -266,28 +373,30 @@ class RecordStore(TableStore):
     ) -> tuple[list[dict[str, Any]], int]:
         """Every item of one partition with a sort key in ``[low, high]`` (ascending), and how many items were
         read (ScannedCount)."""
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key(partition.partition_attribute).eq(partition.value)
-            & Key(partition.sort_attribute).between(low, high),
-        }
-        if partition.index:
-            query["IndexName"] = partition.index
-        if filter is not None:
-            query["FilterExpression"] = condition_of(filter)
+        query: dict[str, Any] = {"KeyConditionExpression": Key("sk").between(low, high)}
         found: list[dict[str, Any]] = []
         read = 0
         while True:
-            response = self._table.query(**query)
-            read += int(response.get("ScannedCount", 0))
-            found.extend(response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
+            items, start_key, _, chunk_read = read_chunk(self._table, partition, query, filter)
+            read += chunk_read
+            found.extend(items)
+            if start_key is None:
                 return found, read
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            query["ExclusiveStartKey"] = start_key
 
     def get(self, charger_id: str, sort_key: str) -> dict[str, Any] | None:
         """A charger's record item at one sort key, or None."""
         item = self._table.get_item(Key={"pk": charger_partition(charger_id), "sk": sort_key}).get("Item")
         return dict(item) if item is not None else None
+
+    def site_chargers(self, site_id: str) -> list[str]:
+        """The chargers whose records name this site (from the charger index), sorted."""
+        entries = query_all(
+            self._table,
+            IndexName=SITE_CHARGERS_INDEX,
+            KeyConditionExpression=Key("gsi2pk").eq(site_chargers_partition(site_id)),
+        )
+        return sorted({str(entry["charger_id"]) for entry in entries})
 
     def chargers(self) -> list[dict[str, Any]]:
         """Every item of the charger index: a charger per vendor and source, with its first and last record time."""

@@ -1,12 +1,17 @@
-"""Normalized log records in the table, written as idempotent upserts.
+"""Normalized log records in the table, written once, read back as the records they were.
 
-Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``, and for
-records with an OCPP action ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"`` (status records:
-``"CHARGER#<charger_id>#KIND#status"``), ``gsi1sk = sk``. The fields extracted from the payloads
-(``extracted``) are kept as JSON text, and the ones queries filter on (``transaction_id``,
-``connector_status``) also as top-level attributes. A record
-always lands on the same key, so a re-read page, a retry or an overlapping window overwrites it with the
-same content instead of adding a copy.
+Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``; the indexes
+reuse ``sk`` as their sort key and hold keys only (KEYS_ONLY): ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"``
+(status records: ``"CHARGER#<charger_id>#KIND#status"``; not for the dense actions of
+`CHARGER_UNINDEXED_ACTIONS`, read from the charger's partition instead), ``gsi2pk = "SITE#<site_id>"``,
+``gsi3pk = "ACTION#<action>#<day>"``.
+
+An item holds what queries and list views need, and nothing the keys already say: ``charger_id`` (in ``pk``),
+``timestamp`` and ``record_id`` (in ``sk``), ``vendor`` (the start of the record id) and ``source_id`` where it is
+the charger id are left out, and so is ``extracted`` where it is what the payloads give anyway
+(`chargelog.models.extracted`); `record_from_item` puts them back. ``raw`` is in the raw archive: ``raw_ref``
+names its page (relative to the source's prefix) and place. Long documents are zlib-compressed. A record always
+lands on the same key, and an unchanged one is not written again (``digest``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import random
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,29 +29,43 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
+from pydantic import AwareDatetime, TypeAdapter
 
 from chargelog import aws
-from chargelog.dal import TableStore, query_all
-from chargelog.dal.archive import RawArchive
+from chargelog.dal import (
+    MAX_UNPROCESSED_ATTEMPTS,
+    TableStore,
+    UnprocessedItemsError,
+    backoff_pause,
+    batch_get,
+    query_all,
+)
+from chargelog.dal.archive import RawArchive, source_prefix
+from chargelog.models.extracted import ExtractedFields, extract_fields
 from chargelog.models.keys import (
+    CHARGER_UNINDEXED_ACTIONS,
     CHARGERS_PARTITION,
     action_partition,
     charger_entry_key,
+    charger_of_partition,
     charger_partition,
     fleet_action_partition,
     kind_partition,
-    site_partition,
+    parse_timestamp_key,
+    site_chargers_partition,
+    split_sort_key,
     timestamp_key,
 )
 from chargelog.models.records import LogRecord
 
+_TIMESTAMP_JSON: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
 BATCH_LIMIT = 25
 # DynamoDB's item limit is 400 KB; keep well clear of it (attribute names and overhead count too).
 MAX_INLINE_ITEM_BYTES = 300_000
-MAX_UNPROCESSED_ATTEMPTS = 8
 PARALLEL_BATCHES = 8
-# Documents (payload, result) longer than this many bytes of JSON text are stored zlib-compressed, as a Binary
-# attribute: measured on the simulators' traffic (docs/storage.md), below it zlib saves little or nothing.
+# Documents (payload, result, extracted) longer than this many bytes of JSON text are stored zlib-compressed, as a
+# Binary attribute: measured on the simulators' traffic (docs/storage.md), below it zlib saves little or nothing.
 COMPRESS_ABOVE = 400
 ZLIB_LEVEL = 6
 
@@ -56,11 +74,6 @@ ZLIB_LEVEL = 6
 DIGEST_FIELD = "digest"
 # Not part of what a record says: where its raw form was archived changes with every page that re-reads it.
 NOT_DIGESTED = frozenset({DIGEST_FIELD, "raw_ref"})
-BATCH_GET_LIMIT = 100
-
-
-class UnprocessedItemsError(RuntimeError):
-    pass
 
 
 def _canonical(value: Any) -> Any:
@@ -78,7 +91,10 @@ def item_digest(item: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(hashlib.blake2b(canonical.encode(), digest_size=12).digest()).decode()
 
 
+# gsi*sk: items written before the indexes sorted on ``sk`` itself.
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk"})
+# Record fields the item's keys say already (`record_from_item` reads them back from there).
+FROM_KEYS = frozenset({"charger_id", "timestamp", "record_id", "vendor"})
 
 # Documents nothing queries inside: kept as JSON text, which is far cheaper to write than typed nested maps (or,
 # when long, compressed: see `_compressed`). ``raw`` only in items written before records pointed at their archived
@@ -86,8 +102,10 @@ KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", 
 JSON_TEXT_FIELDS = ("payload", "result", "raw")
 # A record's raw form in the raw archive: ``<page key>#<index in the page's items>`` (chargelog.dal.archive.raw_ref).
 RAW_REF_FIELD = "raw_ref"
+# How a full page key starts; an item's ``raw_ref`` is stored without its source's prefix (`source_prefix`).
+RAW_PREFIX_MARK = "raw/"
 # The documents stored compressed when long (`_compressed`); ``raw`` held in an item stays text, as it always was.
-COMPRESSED = frozenset({"payload", "result"})
+COMPRESSED = frozenset({"payload", "result", "extracted"})
 # Also JSON text (small, never moved to S3 with the documents above); its FILTERED_FIELDS are copied to the item's
 # top level, where FilterExpressions can reach them.
 EXTRACTED_FIELD = "extracted"
@@ -112,17 +130,44 @@ def _decoded(value: Any) -> Any:
     return value
 
 
+def _derived_extracted(record: dict[str, Any]) -> ExtractedFields | None:
+    """What the payloads of a record say (`extract_fields`), as `LogRecord` fills ``extracted``; None when nothing."""
+    if record.get("kind") != "ocpp":
+        return None
+    fields = extract_fields(
+        record.get("action"),
+        record.get("message_type"),
+        record.get("payload"),
+        record.get("result"),
+        record.get("ocpp_version"),
+    )
+    return None if fields.is_empty() else fields
+
+
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored item back as the record's fields (documents decoded; keys, TTL and digest dropped). A record written
-    with a ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
-    record = {k: v for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in ("expires_at", DIGEST_FIELD)}
+    """A stored item back as the record's fields (documents decoded; what the keys say put back; keys, TTL and digest
+    dropped). A record written with a ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
+    timestamp, record_id = split_sort_key(str(item["sk"]))
+    charger_id = charger_of_partition(str(item["pk"]))
+    record: dict[str, Any] = {
+        "vendor": record_id.partition(":")[0],
+        "source_id": charger_id,
+        "charger_id": charger_id,
+        "timestamp": _TIMESTAMP_JSON.dump_python(parse_timestamp_key(timestamp), mode="json"),
+        "record_id": record_id,
+    }
+    record.update((k, v) for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in ("expires_at", DIGEST_FIELD))
     for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
         if field in record:
             record[field] = _decoded(record[field])
+    if EXTRACTED_FIELD not in record and (derived := _derived_extracted(record)) is not None:
+        record[EXTRACTED_FIELD] = derived.model_dump(mode="json", exclude_none=True)
     for field in FILTERED_FIELDS:
         record.pop(field, None)  # copies of what `extracted` holds
     if "connector_id" in record:
         record["connector_id"] = int(record["connector_id"])
+    if (ref := record.get(RAW_REF_FIELD)) is not None and not str(ref).startswith(RAW_PREFIX_MARK):
+        record[RAW_REF_FIELD] = source_prefix(record["vendor"], record["source_id"]) + str(ref)
     return record
 
 
@@ -168,29 +213,30 @@ class RecordWriter(TableStore):
         points there instead of holding the raw form."""
         sort_key = f"{timestamp_key(record.timestamp)}#{record.record_id}"
         item: dict[str, Any] = record.model_dump(
-            mode="json", exclude_none=True, exclude={*JSON_TEXT_FIELDS, EXTRACTED_FIELD}
+            mode="json", exclude_none=True, exclude={*JSON_TEXT_FIELDS, EXTRACTED_FIELD, *FROM_KEYS}
         )
+        if item.get("source_id") == record.charger_id:
+            del item["source_id"]  # the charger's own log: `record_from_item` reads it from pk
+        stored_fields = [field for field in JSON_TEXT_FIELDS if not (field == "raw" and raw_ref is not None)]
+        texts = {field: _json_text(value) for field in stored_fields if (value := getattr(record, field)) is not None}
         if record.extracted is not None:
-            item[EXTRACTED_FIELD] = record.extracted.model_dump_json(exclude_none=True)
             item.update(
                 {name: value for name in FILTERED_FIELDS if (value := getattr(record.extracted, name)) is not None}
             )
-        stored_fields = [field for field in JSON_TEXT_FIELDS if not (field == "raw" and raw_ref is not None)]
-        texts = {field: _json_text(value) for field in stored_fields if (value := getattr(record, field)) is not None}
         if raw_ref is not None:
-            item[RAW_REF_FIELD] = raw_ref
+            prefix = source_prefix(record.vendor, record.source_id)
+            item[RAW_REF_FIELD] = raw_ref.removeprefix(prefix) if raw_ref.startswith(prefix) else raw_ref
         item.update(
             pk=charger_partition(record.charger_id),
             sk=sort_key,
             expires_at=int((record.timestamp + self._retention).timestamp()),
         )
         if record.action:
-            item.update(gsi1pk=action_partition(record.charger_id, record.action), gsi1sk=sort_key)
-            item.update(gsi3pk=fleet_action_partition(record.action, record.timestamp.date()), gsi3sk=sort_key)
+            if record.action not in CHARGER_UNINDEXED_ACTIONS:
+                item["gsi1pk"] = action_partition(record.charger_id, record.action)
+            item["gsi3pk"] = fleet_action_partition(record.action, record.timestamp.date())
         elif record.kind != "ocpp":
-            item.update(gsi1pk=kind_partition(record.charger_id, record.kind), gsi1sk=sort_key)
-        if record.site_id:
-            item.update(gsi2pk=site_partition(record.site_id), gsi2sk=sort_key)
+            item["gsi1pk"] = kind_partition(record.charger_id, record.kind)
         # Decided on the JSON text, compressed or not: a document this large is read from S3 rather than from every
         # Query page that meets its item.
         if sum(map(len, texts.values())) > MAX_INLINE_ITEM_BYTES:
@@ -201,11 +247,16 @@ class RecordWriter(TableStore):
                 record.timestamp,
                 {field: getattr(record, field) for field in texts},
             )
-        else:
-            item.update(
-                (field, _compressed(text, self._compress_above) if field in COMPRESSED else text)
-                for field, text in texts.items()
-            )
+            texts = {}
+        if record.extracted is not None and record.extracted != _derived_extracted(
+            record.model_dump(include={"kind", "action", "message_type", "payload", "result", "ocpp_version"})
+        ):
+            # Only what the payloads do not say by themselves (a vendor's own fields; one given by the adapter).
+            texts[EXTRACTED_FIELD] = record.extracted.model_dump_json(exclude_none=True)
+        item.update(
+            (field, _compressed(text, self._compress_above) if field in COMPRESSED else text)
+            for field, text in texts.items()
+        )
         item[DIGEST_FIELD] = item_digest(item)
         return item
 
@@ -251,29 +302,17 @@ class RecordWriter(TableStore):
 
     def _stored_unchanged(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
         """The keys of those items the table already holds with the same digest."""
-        stored: dict[tuple[str, str], str | None] = {}
-        client = self._table.meta.client  # the resource's client (de)serializes Python types
-        for start in range(0, len(items), BATCH_GET_LIMIT):
-            keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items[start : start + BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {
-                self._table_name: {
-                    "Keys": keys,
-                    "ProjectionExpression": "pk, sk, #digest",
-                    "ExpressionAttributeNames": {"#digest": DIGEST_FIELD},
-                }
-            }
-            for attempt in range(MAX_UNPROCESSED_ATTEMPTS):
-                response = client.batch_get_item(RequestItems=request)
-                for found in response.get("Responses", {}).get(self._table_name, []):
-                    stored[(found["pk"], found["sk"])] = found.get(DIGEST_FIELD)
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
-            else:
-                raise UnprocessedItemsError(f"DynamoDB left keys unread after {MAX_UNPROCESSED_ATTEMPTS} attempts")
+        stored = batch_get(
+            self._table,
+            [{"pk": item["pk"], "sk": item["sk"]} for item in items],
+            ("pk", "sk", DIGEST_FIELD),
+            self._sleep,
+        )
         return {
-            (item["pk"], item["sk"]) for item in items if stored.get((item["pk"], item["sk"])) == item[DIGEST_FIELD]
+            (item["pk"], item["sk"])
+            for item in items
+            if (found := stored.get((item["pk"], item["sk"]))) is not None
+            and found.get(DIGEST_FIELD) == item[DIGEST_FIELD]
         }
 
     def _note_chargers(self, records: list[LogRecord]) -> None:
@@ -288,7 +327,8 @@ class RecordWriter(TableStore):
             item_key = {"pk": CHARGERS_PARTITION, "sk": charger_entry_key(charger_id, vendor, source_id)}
             names = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
             if site_id:
-                names["site_id"] = site_id
+                # On index gsi2, so a site's chargers are one small Query (`RecordStore.site_chargers`).
+                names.update(site_id=site_id, gsi2pk=site_chargers_partition(site_id), gsi2sk=item_key["sk"])
             for attribute, moment, comparison in (("first_record_at", first, ">"), ("last_record_at", last, "<")):
                 # Only ever widen the span: a conditional update, so concurrent writers cannot narrow it.
                 with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
@@ -311,8 +351,7 @@ class RecordWriter(TableStore):
             requests = response.get("UnprocessedItems", {}).get(self._table_name, [])
             if not requests:
                 return
-            # Exponential backoff with full jitter, as AWS advises for unprocessed items.
-            self._sleep(random.uniform(0, min(5.0, 0.05 * 2**attempt)))  # noqa: S311 - jitter, not crypto
+            backoff_pause(attempt, self._sleep)
         raise UnprocessedItemsError(
             f"DynamoDB left {len(requests)} items unprocessed after {MAX_UNPROCESSED_ATTEMPTS} attempts"
         )

@@ -22,11 +22,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from chargelog.dal.record_queries import AllOf, Equals, Filter, OneOf, Order, Partition, RecordStore, sort_key_of
+from chargelog.dal.record_queries import (
+    AllOf,
+    Equals,
+    Filter,
+    OneOf,
+    Order,
+    Partition,
+    RecordStore,
+    charger_action_partition,
+    sort_key_of,
+)
 from chargelog.dal.secrets import Secret
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
 from chargelog.logic.logs import DEFAULT_LIMIT, InvalidQueryError, listed_record
-from chargelog.models.keys import action_partition, charger_partition, parse_timestamp_key, timestamp_key
+from chargelog.models.keys import charger_partition, parse_timestamp_key, timestamp_key
 
 # How long after a CALL its answer is looked for. OCPP-J leaves the timeout to the implementation; chargers
 # and central systems commonly give up after 30-60 s. Five minutes covers slow answers and vendors that log
@@ -190,7 +200,7 @@ def query_exchanges(
     digest = query_digest({"view": "exchanges", "charger": charger_id, **filters.described()})
     after = decode_cursor(cursor, digest, cursor_secret) if cursor else None
     if filters.actions:
-        partitions = [[Partition(action_partition(charger_id, a), "gsi1")] for a in sorted(set(filters.actions))]
+        partitions = [[charger_action_partition(charger_id, a)] for a in sorted(set(filters.actions))]
     else:
         partitions = [[Partition(charger_partition(charger_id))]]
     calls_only: Filter = Equals("message_type", "CALL")

@@ -72,9 +72,12 @@ def _scope_and_filters(request: ExportRequest) -> tuple[Scope, LogFilters]:
     return scope, filters
 
 
-def _plan(request: ExportRequest, now: datetime) -> LogQuery:
-    """The Queries of an export: the logs routes' own, but a fleet range may span up to the retention period."""
+def _plan(request: ExportRequest, now: datetime, records: RecordStore | None = None) -> LogQuery:
+    """The Queries of an export: the logs routes' own, but a fleet range may span up to the retention period. With
+    ``records``, a site's chargers are looked up (to run it; without, only checked)."""
     scope, filters = _scope_and_filters(request)
+    if records is not None:
+        scope = logs.with_site_chargers(scope, records=records)
     query = logs.plan_query(scope, filters, now, max_fleet_days=None)
     retention_days = get_settings().retention_days
     if scope.kind == "fleet" and query.start and query.end and query.end - query.start > timedelta(days=retention_days):
@@ -175,7 +178,7 @@ def _pages(
 def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], float], records: RecordStore) -> int:
     """Write every record of the export's query to ``path``, page by page; returns how many."""
     request = export.request
-    query = _plan(request, export.created_at)  # its own creation time: a retry exports the same range
+    query = _plan(request, export.created_at, records)  # its own creation time: a retry exports the same range
     written = 0
     with path.open("w", encoding="utf-8", newline="") as out:
         if request.format == "csv":

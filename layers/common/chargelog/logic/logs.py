@@ -2,28 +2,36 @@
 
 Each scope maps onto Queries (docs/storage.md):
 - a charger: its partition, or with actions one gsi1 partition per action, merged;
-- a site: its gsi2 partition;
+- a site: its chargers' partitions (the charger index's gsi2 partition of the site names them), merged;
 - the fleet: per action, the gsi3 partitions of the days in the range, one after another.
 Other filters are FilterExpressions on top. Pages end at a sort key; the cursor carries it, signed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from chargelog.dal.archive import ArchivedObjectGone, RawArchive
-from chargelog.dal.record_queries import AllOf, Equals, Filter, MergedPage, OneOf, Order, Partition, RecordStore
+from chargelog.dal.record_queries import (
+    AllOf,
+    Equals,
+    Filter,
+    MergedPage,
+    OneOf,
+    Order,
+    Partition,
+    RecordStore,
+    charger_action_partition,
+)
 from chargelog.dal.records import RAW_REF_FIELD, record_from_item, with_raw
 from chargelog.dal.secrets import Secret
 from chargelog.errors import ChargelogError, NotFoundError
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
 from chargelog.models.keys import (
-    action_partition,
     charger_partition,
     fleet_action_partition,
-    site_partition,
     timestamp_key,
 )
 
@@ -90,6 +98,15 @@ class LogFilters:
 class Scope:
     kind: Literal["charger", "site", "fleet"]
     value: str | None = None
+    # A site's chargers (`with_site_chargers`): its records are read from their partitions.
+    chargers: tuple[str, ...] = ()
+
+
+def with_site_chargers(scope: Scope, *, records: RecordStore) -> Scope:
+    """A site scope with the chargers its records are under (from the charger index); other scopes as they are."""
+    if scope.kind != "site" or scope.value is None:
+        return scope
+    return replace(scope, chargers=tuple(records.site_chargers(scope.value)))
 
 
 @dataclass
@@ -160,13 +177,14 @@ def _partitions(
     if scope.kind == "charger":
         assert scope.value is not None
         if filters.actions:
-            return [
-                [Partition(action_partition(scope.value, action), "gsi1")] for action in sorted(set(filters.actions))
-            ]
+            return [[charger_action_partition(scope.value, action)] for action in sorted(set(filters.actions))]
         return [[Partition(charger_partition(scope.value))]]
     if scope.kind == "site":
         assert scope.value is not None
-        return [[Partition(site_partition(scope.value), "gsi2")]]
+        # Each of the site's chargers' partitions, merged: a site has few chargers, and these are the items
+        # themselves (no index copy to write, nor a second read per item).
+        site = Equals("site_id", scope.value)
+        return [[Partition(charger_partition(charger), only=site)] for charger in scope.chargers]
     if not filters.actions:
         raise InvalidQueryError("Fleet-wide queries need at least one 'action' (e.g. action=BootNotification).")
     assert start is not None
@@ -233,7 +251,7 @@ def query_logs(
     cursor_secret: Secret,
 ) -> LogPage:
     """One page of records in a scope, and a cursor for the next (None when there is none)."""
-    query = plan_query(scope, filters, now or datetime.now(UTC))
+    query = plan_query(with_site_chargers(scope, records=records), filters, now or datetime.now(UTC))
     return paged(
         query,
         {"scope": [scope.kind, scope.value], **filters.described()},

@@ -13,11 +13,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chargelog.dal.record_queries import AnyOf, Equals, Exists, Partition, RecordStore
+from chargelog.dal.record_queries import AnyOf, Equals, Exists, Partition, RecordStore, charger_action_partition
 from chargelog.dal.secrets import Secret
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
-from chargelog.models.keys import action_partition, kind_partition
+from chargelog.models.keys import kind_partition
 
 STATUS_ACTIONS = ("StatusNotification",)
 STATUS_KIND = "status"
@@ -57,7 +57,7 @@ def status_timeline(
         planned,
         partitions=[
             [Partition(kind_partition(charger_id, STATUS_KIND), "gsi1")],
-            *([Partition(action_partition(charger_id, action), "gsi1")] for action in STATUS_ACTIONS),
+            *([charger_action_partition(charger_id, action)] for action in STATUS_ACTIONS),
         ],
         filter=AnyOf((Equals("kind", STATUS_KIND), Exists("connector_status"))),
     )

@@ -41,7 +41,13 @@ def kind_partition(charger_id: str, kind: str) -> str:
 
 
 def site_partition(site_id: str) -> str:
+    """A site's records on index gsi2, in items written before sites were found through their chargers."""
     return f"SITE#{site_id}"
+
+
+def site_chargers_partition(site_id: str) -> str:
+    """A site's entries of the charger index, on index gsi2: which chargers a site's records are under."""
+    return f"SITECHARGERS#{site_id}"
 
 
 def fleet_action_partition(action: str, day: date) -> str:
@@ -51,3 +57,20 @@ def fleet_action_partition(action: str, day: date) -> str:
 
 def charger_entry_key(charger_id: str, vendor: str, source_id: str) -> str:
     return f"{charger_id}#{vendor}#{source_id}"
+
+
+# Actions most of a charger's records are (periodic meter samples): kept out of the charger-by-action index (gsi1),
+# whose copy of them would cost a write and bytes per record, and read from the charger's own partition with a filter
+# instead, where they are so dense that the filter reads little more than it keeps (docs/storage.md).
+CHARGER_UNINDEXED_ACTIONS: Final = frozenset({"MeterValues"})
+
+
+def split_sort_key(sort_key: str) -> tuple[str, str]:
+    """A record item's sort key ``<timestamp key>#<record id>`` as (timestamp key, record id)."""
+    timestamp, _, record_id = sort_key.partition("#")
+    return timestamp, record_id
+
+
+def charger_of_partition(partition: str) -> str:
+    """The charger id of a `charger_partition` key."""
+    return partition.removeprefix("CHARGER#")
