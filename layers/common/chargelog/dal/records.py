@@ -3,13 +3,12 @@
 Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``; the indexes
 reuse ``sk`` as their sort key and hold keys only (KEYS_ONLY): ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"``
 (status records: ``"CHARGER#<charger_id>#KIND#status"``; not for the dense actions of
-`CHARGER_UNINDEXED_ACTIONS`, read from the charger's partition instead), ``gsi2pk = "SITE#<site_id>"``,
-``gsi3pk = "ACTION#<action>#<day>"``.
+`CHARGER_UNINDEXED_ACTIONS`, read from the charger's partition instead) and ``gsi3pk = "ACTION#<action>#<day>"``.
+A site's records are found through its chargers (the charger index's entries are on gsi2).
 
 An item holds what queries and list views need, and nothing the keys already say: ``charger_id`` (in ``pk``),
 ``timestamp`` and ``record_id`` (in ``sk``), ``vendor`` (the start of the record id) and ``source_id`` where it is
-the charger id are left out, and so is ``extracted`` where it is what the payloads give anyway
-(`chargelog.models.extracted`); `record_from_item` puts them back. ``raw`` is in the raw archive: ``raw_ref``
+the charger id are left out; `record_from_item` puts them back. ``raw`` is in the raw archive: ``raw_ref``
 names its page (relative to the source's prefix) and place. Long documents are zlib-compressed. A record always
 lands on the same key, and an unchanged one is not written again (``digest``).
 """
@@ -29,7 +28,6 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import Binary
-from pydantic import AwareDatetime, TypeAdapter
 
 from chargelog import aws
 from chargelog.dal import (
@@ -41,7 +39,6 @@ from chargelog.dal import (
     query_all,
 )
 from chargelog.dal.archive import RawArchive, source_prefix
-from chargelog.models.extracted import ExtractedFields, extract_fields
 from chargelog.models.keys import (
     CHARGER_UNINDEXED_ACTIONS,
     CHARGERS_PARTITION,
@@ -51,14 +48,12 @@ from chargelog.models.keys import (
     charger_partition,
     fleet_action_partition,
     kind_partition,
-    parse_timestamp_key,
     site_chargers_partition,
     split_sort_key,
+    timestamp_json,
     timestamp_key,
 )
 from chargelog.models.records import LogRecord
-
-_TIMESTAMP_JSON: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 BATCH_LIMIT = 25
 # DynamoDB's item limit is 400 KB; keep well clear of it (attribute names and overhead count too).
@@ -130,20 +125,6 @@ def _decoded(value: Any) -> Any:
     return value
 
 
-def _derived_extracted(record: dict[str, Any]) -> ExtractedFields | None:
-    """What the payloads of a record say (`extract_fields`), as `LogRecord` fills ``extracted``; None when nothing."""
-    if record.get("kind") != "ocpp":
-        return None
-    fields = extract_fields(
-        record.get("action"),
-        record.get("message_type"),
-        record.get("payload"),
-        record.get("result"),
-        record.get("ocpp_version"),
-    )
-    return None if fields.is_empty() else fields
-
-
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A stored item back as the record's fields (documents decoded; what the keys say put back; keys, TTL and digest
     dropped). A record written with a ``raw_ref`` has no ``raw`` here: `with_raw` reads it from the archive."""
@@ -153,15 +134,13 @@ def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
         "vendor": record_id.partition(":")[0],
         "source_id": charger_id,
         "charger_id": charger_id,
-        "timestamp": _TIMESTAMP_JSON.dump_python(parse_timestamp_key(timestamp), mode="json"),
+        "timestamp": timestamp_json(timestamp),
         "record_id": record_id,
     }
     record.update((k, v) for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in ("expires_at", DIGEST_FIELD))
     for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
         if field in record:
             record[field] = _decoded(record[field])
-    if EXTRACTED_FIELD not in record and (derived := _derived_extracted(record)) is not None:
-        record[EXTRACTED_FIELD] = derived.model_dump(mode="json", exclude_none=True)
     for field in FILTERED_FIELDS:
         record.pop(field, None)  # copies of what `extracted` holds
     if "connector_id" in record:
@@ -248,10 +227,8 @@ class RecordWriter(TableStore):
                 {field: getattr(record, field) for field in texts},
             )
             texts = {}
-        if record.extracted is not None and record.extracted != _derived_extracted(
-            record.model_dump(include={"kind", "action", "message_type", "payload", "result", "ocpp_version"})
-        ):
-            # Only what the payloads do not say by themselves (a vendor's own fields; one given by the adapter).
+        if record.extracted is not None:
+            # Stored, not computed again on every read: extracting costs a list page more time than its bytes cost.
             texts[EXTRACTED_FIELD] = record.extracted.model_dump_json(exclude_none=True)
         item.update(
             (field, _compressed(text, self._compress_above) if field in COMPRESSED else text)

@@ -22,6 +22,12 @@ def parse_timestamp_key(text: str) -> datetime:
     return datetime.strptime(text, TIMESTAMP_KEY_FORMAT).replace(tzinfo=UTC)
 
 
+def timestamp_json(key: str) -> str:
+    """The time of a `timestamp_key` as pydantic writes a UTC datetime in JSON (``2025-01-31T23:59:59.123456Z``, or
+    without a fraction when it is zero), straight from the text: a read of a page does this once per record."""
+    return f"{key[:19]}Z" if key[20:26] == "000000" else key
+
+
 def iso(moment: datetime) -> str:
     """A time as stored in an attribute: ISO 8601 in UTC."""
     return moment.astimezone(UTC).isoformat()
