@@ -13,6 +13,7 @@ from test_collection_engine import NOW, VENDOR, FakeVendor, add_source, run, sch
 
 from chargelog import aws, stores
 from chargelog.dal.record_archive import RECORDS_PREFIX, RecordArchive, ndjson_gz, object_key
+from chargelog.dal.records import record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.keys import timestamp_key
@@ -96,7 +97,7 @@ def test_the_worker_archives_every_record_it_stores(stack: LocalStack, vendor: F
     found = objects(stack.refs["RecordArchiveBucket"])
     assert len(found) == outcome.pages_fetched == 3  # pages of 4, 4, 2
     archived = {line["record_id"] for lines in found.values() for line in lines}
-    assert archived == {item["record_id"] for item in stored(stack)}
+    assert archived == {record_from_item(item)["record_id"] for item in stored(stack)}
     assert all(key.startswith(f"records/vendor={VENDOR}/date=2026-11-21/cp-1-") for key in found)
 
     # The same range read again (a replayed backfill): the same pages land on the same keys.
