@@ -14,6 +14,7 @@ import pytest
 from api_calls import follow, get, get_json, post_json
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
+from chargelog.dal.record_queries import RecordStore
 from chargelog.dal.records import RecordWriter, record_from_item
 from chargelog.logic import exports
 from chargelog.models.exports import ExportRequest
@@ -130,7 +131,18 @@ def test_items_carry_extracted_fields_and_the_filtered_ones_on_top(seeded: Local
     heartbeat = next(i for i in items if i.get("action") == "Heartbeat")
     assert not {"extracted", "transaction_id", "connector_status"} & set(heartbeat)
     evse = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": f"CHARGER#{EVSE}"})["Items"]
-    assert {item["gsi1pk"] for item in evse} == {f"CHARGER#{EVSE}#KIND#status"}
+    assert len(evse) == len(STATUS)
+    assert not any({"gsi1pk", "gsi3pk"} & set(item) for item in evse)  # read from the charger's partition
+
+
+def test_the_charger_index_says_which_kinds_of_record_a_charger_has(seeded: LocalStack) -> None:
+    entries = {e["charger_id"]: e for e in RecordStore(seeded.refs["Table"]).chargers()}
+    assert entries[EVSE]["kinds"] == {"status"}
+    assert entries["CP-0"]["kinds"] == entries["CP-1"]["kinds"] == {"ocpp"}
+    store = RecordStore(seeded.refs["Table"])
+    assert store.charger_kinds(EVSE) == {"status"}
+    assert store.charger_kinds("CP-0") == {"ocpp"}
+    assert store.charger_kinds("CP-unknown") == set()
 
 
 # ---------------------------------------------------------------------------------------------- filters
@@ -215,6 +227,10 @@ def follow_status(context: Any, charger: str, query: dict[str, str]) -> list[dic
 
 
 def test_status_timeline_of_an_evenergy_evse(seeded: LocalStack, lambda_context: Any) -> None:
+    status, headers, body = get_json(lambda_context, f"/chargers/{EVSE}/status", {"limit": "25"})
+    assert status == 200
+    assert len(body["entries"]) == 25
+    assert int(headers["x-items-read"]) <= 26  # the charger's partition holds its status records and nothing else
     entries = follow_status(lambda_context, EVSE, {"limit": "4"})
     assert len(entries) == len(STATUS)
     first = entries[0]
@@ -238,6 +254,22 @@ def test_status_timeline_of_an_ocpp_charger(seeded: LocalStack, lambda_context: 
     assert {e["error_code"] for e in entries} == {"NoError", "GroundFailure"}
     times = [e["timestamp"] for e in entries]
     assert times == sorted(times, reverse=order == "desc")
+
+
+def test_status_timeline_reads_status_records_written_before_the_index_kept_kinds(
+    seeded: LocalStack, lambda_context: Any
+) -> None:
+    """An upgraded table: status items on gsi1's KIND partition and a charger entry without ``kinds``."""
+    table = aws.table(seeded.refs["Table"])
+    partition = {":pk": f"CHARGER#{EVSE}"}
+    items = table.query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues=partition)["Items"]
+    for item in items:
+        table.put_item(Item=item | {"gsi1pk": f"CHARGER#{EVSE}#KIND#status"})
+    (entry,) = [e for e in RecordStore(seeded.refs["Table"]).chargers() if e["charger_id"] == EVSE]
+    table.update_item(Key={"pk": entry["pk"], "sk": entry["sk"]}, UpdateExpression="REMOVE kinds")
+    assert RecordStore(seeded.refs["Table"]).charger_kinds(EVSE) is None
+    entries = follow_status(lambda_context, EVSE, {"limit": "7"})
+    assert [e["id"].split("~")[1] for e in entries] == [r.record_id for r in STATUS]
 
 
 def test_status_timeline_range_and_errors(seeded: LocalStack, lambda_context: Any) -> None:

@@ -22,6 +22,7 @@ from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from chargelog.dal import TableStore, batch_get, query_all
 from chargelog.models.keys import (
+    CHARGER_KINDS_FIELD,
     CHARGER_UNINDEXED_ACTIONS,
     CHARGERS_PARTITION,
     action_partition,
@@ -397,6 +398,22 @@ class RecordStore(TableStore):
             KeyConditionExpression=Key("gsi2pk").eq(site_chargers_partition(site_id)),
         )
         return sorted({str(entry["charger_id"]) for entry in entries})
+
+    def charger_kinds(self, charger_id: str) -> set[str] | None:
+        """The kinds of record a charger has, from its charger-index entries (one small Query); None when an entry
+        written before the index kept them does not say."""
+        entries = query_all(
+            self._table,
+            KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION) & Key("sk").begins_with(f"{charger_id}#"),
+        )
+        kinds: set[str] = set()
+        for entry in entries:
+            if entry.get("charger_id") != charger_id:
+                continue  # another charger whose id starts with this one's and "#"
+            if CHARGER_KINDS_FIELD not in entry:
+                return None
+            kinds.update(str(kind) for kind in entry[CHARGER_KINDS_FIELD])
+        return kinds
 
     def chargers(self) -> list[dict[str, Any]]:
         """Every item of the charger index: a charger per vendor and source, with its first and last record time."""

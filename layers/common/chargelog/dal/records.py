@@ -2,8 +2,8 @@
 
 Keys (see docs/storage.md): ``pk = "CHARGER#<charger_id>"``, ``sk = "<timestamp>#<record_id>"``; the indexes
 reuse ``sk`` as their sort key and hold keys only (KEYS_ONLY): ``gsi1pk = "CHARGER#<charger_id>#ACTION#<action>"``
-(status records: ``"CHARGER#<charger_id>#KIND#status"``; not for the dense actions of
-`CHARGER_UNINDEXED_ACTIONS`, read from the charger's partition instead) and ``gsi3pk = "ACTION#<action>#<day>"``.
+(not for the dense actions of `CHARGER_UNINDEXED_ACTIONS`, read from the charger's partition instead; nor for
+status records, which are all of their chargers' records) and ``gsi3pk = "ACTION#<action>#<day>"``.
 A site's records are found through its chargers (the charger index's entries are on gsi2).
 
 An item holds what queries and list views need, and nothing the keys already say: ``charger_id`` (in ``pk``),
@@ -39,6 +39,7 @@ from chargelog.dal import (
 )
 from chargelog.dal.archive import RawArchive, source_prefix
 from chargelog.models.keys import (
+    CHARGER_KINDS_FIELD,
     CHARGER_UNINDEXED_ACTIONS,
     CHARGERS_PARTITION,
     action_partition,
@@ -46,7 +47,6 @@ from chargelog.models.keys import (
     charger_of_partition,
     charger_partition,
     fleet_action_partition,
-    kind_partition,
     site_chargers_partition,
     split_sort_key,
     timestamp_json,
@@ -213,8 +213,8 @@ class RecordWriter(TableStore):
             if record.action not in CHARGER_UNINDEXED_ACTIONS:
                 item["gsi1pk"] = action_partition(record.charger_id, record.action)
             item["gsi3pk"] = fleet_action_partition(record.action, record.timestamp.date())
-        elif record.kind != "ocpp":
-            item["gsi1pk"] = kind_partition(record.charger_id, record.kind)
+        # Records of another kind (vendor status samples) have no index entry: they are all their chargers' records,
+        # read from the charger's partition (the charger index's ``kinds`` says which chargers have them).
         # Decided on the JSON text, compressed or not: a document this large is read from S3 rather than from every
         # Query page that meets its item.
         if sum(map(len, texts.values())) > MAX_INLINE_ITEM_BYTES:
@@ -301,16 +301,18 @@ class RecordWriter(TableStore):
         }
 
     def _note_chargers(self, records: list[LogRecord]) -> None:
-        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time. Only
-        records written now can widen a span: those stored before already did."""
-        spans: dict[tuple[str, str, str], tuple[datetime, datetime, str | None]] = {}
+        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time and the
+        kinds of record it has (``kinds``, a string set: a source's records are of one kind, so the entry's first
+        write says it). Only records written now can widen a span: those stored before already did."""
+        spans: dict[tuple[str, str, str], tuple[datetime, datetime, str | None, set[str]]] = {}
         for record in records:
             key = (record.charger_id, record.vendor, record.source_id)
-            first, last, site = spans.get(key, (record.timestamp, record.timestamp, record.site_id))
-            spans[key] = (min(first, record.timestamp), max(last, record.timestamp), site or record.site_id)
-        for (charger_id, vendor, source_id), (first, last, site_id) in spans.items():
+            first, last, site, kinds = spans.get(key, (record.timestamp, record.timestamp, record.site_id, set()))
+            kinds.add(record.kind)
+            spans[key] = (min(first, record.timestamp), max(last, record.timestamp), site or record.site_id, kinds)
+        for (charger_id, vendor, source_id), (first, last, site_id, kinds) in spans.items():
             item_key = {"pk": CHARGERS_PARTITION, "sk": charger_entry_key(charger_id, vendor, source_id)}
-            names = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
+            names: dict[str, Any] = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
             if site_id:
                 # On index gsi2, so a site's chargers are one small Query (`RecordStore.site_chargers`).
                 names.update(site_id=site_id, gsi2pk=site_chargers_partition(site_id), gsi2sk=item_key["sk"])
@@ -319,11 +321,14 @@ class RecordWriter(TableStore):
                 with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
                     self._table.update_item(
                         Key=item_key,
-                        UpdateExpression="SET #t = :t, " + ", ".join(f"#{n} = :{n}" for n in names),
+                        UpdateExpression="SET #t = :t, "
+                        + ", ".join(f"#{n} = :{n}" for n in names)
+                        + f" ADD {CHARGER_KINDS_FIELD} :kinds",
                         ConditionExpression=f"attribute_not_exists(#t) OR #t {comparison} :t",
                         ExpressionAttributeNames={"#t": attribute, **{f"#{n}": n for n in names}},
                         ExpressionAttributeValues={
                             ":t": timestamp_key(moment),
+                            ":kinds": kinds,
                             **{f":{n}": v for n, v in names.items()},
                         },
                     )

@@ -1,8 +1,10 @@
 """A charger's status timeline: what state it and its connectors were in, over time, whatever the vendor.
 
 Two kinds of records say it: vendor status records (kind ``status``, e.g. ev.energy's plugged-in / charging
-samples) and OCPP StatusNotifications (a connector's status and error code). Both are index gsi1 partitions of
-the charger (``CHARGER#c#KIND#status`` and ``CHARGER#c#ACTION#StatusNotification``), merged in time order and
+samples) and OCPP StatusNotifications (a connector's status and error code). Status records are all of their
+chargers' records, so they have no index entry and are read from the charger's partition (filtered on ``kind``)
+when the charger index says the charger has them (items written before: index gsi1's ``CHARGER#c#KIND#status``);
+StatusNotifications are index gsi1's ``CHARGER#c#ACTION#StatusNotification``. Both are merged in time order and
 paged with signed cursors by the logs listing's own machinery (`chargelog.logic.logs`). A FilterExpression keeps
 only records that report a status (a StatusNotification's CALLRESULT, logged apart by some vendors, does not).
 """
@@ -17,7 +19,7 @@ from chargelog.dal.record_queries import AnyOf, Equals, Exists, Partition, Recor
 from chargelog.dal.secrets import Secret
 from chargelog.logic import logs
 from chargelog.logic.logs import LogFilters, LogPage, Scope
-from chargelog.models.keys import kind_partition
+from chargelog.models.keys import charger_partition, kind_partition
 
 STATUS_ACTIONS = ("StatusNotification",)
 STATUS_KIND = "status"
@@ -41,6 +43,17 @@ def status_entry(record: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _status_record_partitions(charger_id: str, records: RecordStore) -> list[list[Partition]]:
+    """Where a charger's status records are: its own partition when it has some, none when it has none, and the
+    gsi1 partition of items written before the charger index kept kinds when the index does not say."""
+    kinds = records.charger_kinds(charger_id)
+    if kinds is None:
+        return [[Partition(kind_partition(charger_id, STATUS_KIND), "gsi1")]]
+    if STATUS_KIND in kinds:
+        return [[Partition(charger_partition(charger_id), only=Equals("kind", STATUS_KIND))]]
+    return []
+
+
 def status_timeline(
     charger_id: str,
     filters: LogFilters,
@@ -56,7 +69,7 @@ def status_timeline(
     query = replace(
         planned,
         partitions=[
-            [Partition(kind_partition(charger_id, STATUS_KIND), "gsi1")],
+            *_status_record_partitions(charger_id, records),
             *([charger_action_partition(charger_id, action)] for action in STATUS_ACTIONS),
         ],
         filter=AnyOf((Equals("kind", STATUS_KIND), Exists("connector_status"))),

@@ -42,7 +42,8 @@ def action_partition(charger_id: str, action: str) -> str:
 
 
 def kind_partition(charger_id: str, kind: str) -> str:
-    """A charger's records of a kind that has no OCPP action (status records), on index gsi1."""
+    """A charger's records of a kind that has no OCPP action (status records), on index gsi1, in items written
+    before such records were read from their charger's partition."""
     return f"CHARGER#{charger_id}#KIND#{kind}"
 
 
@@ -69,6 +70,10 @@ def charger_entry_key(charger_id: str, vendor: str, source_id: str) -> str:
 # whose copy of them would cost a write and bytes per record, and read from the charger's own partition with a filter
 # instead, where they are so dense that the filter reads little more than it keeps (docs/storage.md).
 CHARGER_UNINDEXED_ACTIONS: Final = frozenset({"MeterValues"})
+
+
+# The charger index entry's string set of the kinds of record its source has (``"ocpp"``, ``"status"``).
+CHARGER_KINDS_FIELD: Final = "kinds"
 
 
 def split_sort_key(sort_key: str) -> tuple[str, str]:
