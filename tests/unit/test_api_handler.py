@@ -138,6 +138,28 @@ BAD_BODIES = {
     "not an object": (b'["ocpplab", "x"]', "application/json", 422),
     "truncated JSON": (b'{"vendor": "ocpplab", "source_id": ', "application/json", 400),
     "not UTF-8": (b"\xff\xfe\x00garbage", "application/json", 400),
+    "a 5,000-digit integer": (
+        b'{"vendor": "ocpplab", "source_id": "x", "enabled": ' + b"1" * 5000 + b"}",
+        "application/json",
+        400,
+    ),
+    "a 5,000-digit integer, nested": (b'{"vendor": "ocpplab", "x": [[' + b"9" * 5000 + b"]]}", "application/json", 400),
+    "a NUL in the name": (b'{"vendor": "ocpplab", "source_id": "x", "name": "a\\u0000b"}', "application/json", 422),
+    "a bidi override in the name": (
+        b'{"vendor": "ocpplab", "source_id": "x", "name": "\\u202eevil"}',
+        "application/json",
+        422,
+    ),
+    "a raw bidi override in the name": (
+        '{"vendor": "ocpplab", "source_id": "x", "name": "\u202eevil"}'.encode(),
+        "application/json",
+        422,
+    ),
+    "an escape sequence in the name": (
+        b'{"vendor": "ocpplab", "source_id": "x", "name": "\\u001b[2J"}',
+        "application/json",
+        422,
+    ),
     "form encoded": (b"vendor=ocpplab&source_id=x", "application/x-www-form-urlencoded", 415),
     "text": (b'{"vendor": "ocpplab", "source_id": "x"}', "text/plain", 415),
     # Powertools parses form data before any middleware runs, and fails without a boundary: still a 415.

@@ -84,6 +84,10 @@ def _body_precondition_error(app: APIGatewayRestResolver) -> ChargelogError | No
     size = math.floor(len(body) * 3 / 4) if event.is_base64_encoded else len(body)
     if size > limit:
         return PayloadTooLargeError(f"The request body is about {size} bytes; the limit is {limit}.")
+    try:
+        event.json_body  # noqa: B018 - parsed once (a cached property): the validation that follows reads it
+    except ValueError:  # not JSON, not UTF-8, or an integer longer than Python converts (sys.get_int_max_str_digits)
+        return ChargelogError("The request body is not valid JSON (or holds a number too long to read).")
     return None
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from chargelog.models.extracted import ExtractedFields
 from chargelog.models.records import Direction, RecordKind
+from chargelog.models.text import Printable
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
@@ -25,7 +26,7 @@ ChargerId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
 ]
 ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
 
 CSV_COLUMNS = (
     "id",
