@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -891,3 +892,55 @@ def test_the_workgroup_enforces_a_scan_cutoff_and_keeps_results_encrypted_a_week
     (database,) = _resources(template, "AWS::Glue::Database").values()
     assert all(_target(_props(t)["DatabaseName"]) for t in _resources(template, "AWS::Glue::Table").values())
     assert _props(database)["DatabaseInput"]["Name"] == {"Ref": "AthenaDatabaseName"}
+
+
+# Every gateway response type API Gateway has, with the status it answers by default (API Gateway developer guide,
+# "Gateway response types for API Gateway").
+GATEWAY_RESPONSE_TYPES = {
+    "ACCESS_DENIED": 403,
+    "API_CONFIGURATION_ERROR": 500,
+    "AUTHORIZER_CONFIGURATION_ERROR": 500,
+    "AUTHORIZER_FAILURE": 500,
+    "BAD_REQUEST_PARAMETERS": 400,
+    "BAD_REQUEST_BODY": 400,
+    "DEFAULT_4XX": 400,
+    "DEFAULT_5XX": 502,  # set so: with every other type named, what is left is a Lambda proxy error, a 502
+    "EXPIRED_TOKEN": 403,
+    "INTEGRATION_FAILURE": 504,
+    "INTEGRATION_TIMEOUT": 504,
+    "INVALID_API_KEY": 403,
+    "INVALID_SIGNATURE": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 404,  # not 403: an unknown path is a 404 problem here
+    "QUOTA_EXCEEDED": 429,
+    "REQUEST_TOO_LARGE": 413,
+    "RESOURCE_NOT_FOUND": 404,
+    "THROTTLED": 429,
+    "UNAUTHORIZED": 401,
+    "UNSUPPORTED_MEDIA_TYPE": 415,
+    "WAF_FILTERED": 403,
+}
+
+
+def _rendered_problem(body_template: str) -> dict[str, Any]:
+    """A gateway response body as API Gateway would render it (its variables filled with a JSON string)."""
+    text = body_template.replace("$context.error.messageString", '"a message"')
+    return dict(json.loads(re.sub(r"\$context\.authorizer\.[A-Za-z0-9_]+", "a reason", text)))
+
+
+def test_every_gateway_response_answers_with_a_problem_whose_status_is_its_own(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    rest_api = _props(template["Resources"]["Api"])["GatewayResponses"]
+    api = {kind: (spec["StatusCode"], spec["ResponseTemplates"]) for kind, spec in rest_api.items()}
+    upload_body = _upload_body(transformed)
+    uploads = {
+        kind: (int(spec["statusCode"]), spec["responseTemplates"])
+        for kind, spec in upload_body["x-amazon-apigateway-gateway-responses"].items()
+    }
+    for name, responses in (("Api", api), ("UploadApi", uploads)):
+        assert set(responses) == set(GATEWAY_RESPONSE_TYPES), name
+        for kind, (status, templates) in responses.items():
+            assert status == GATEWAY_RESPONSE_TYPES[kind], (name, kind)
+            problem = _rendered_problem(templates["application/json"])
+            assert problem["status"] == status, (name, kind)
+            assert problem.keys() >= {"type", "title", "status", "detail"}, (name, kind)
