@@ -944,3 +944,45 @@ def test_every_gateway_response_answers_with_a_problem_whose_status_is_its_own(
             problem = _rendered_problem(templates["application/json"])
             assert problem["status"] == status, (name, kind)
             assert problem.keys() >= {"type", "title", "status", "detail"}, (name, kind)
+
+
+def test_both_apis_write_json_access_logs_that_never_hold_a_path_or_a_token(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    stages = _resources(transformed, "AWS::ApiGateway::Stage")
+    assert len(stages) == 2
+    resources = template["Resources"]
+    for stage in stages.values():
+        setting = _props(stage)["AccessLogSetting"]
+        group = setting["DestinationArn"]["Fn::GetAtt"][0]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert _props(resources[group])["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        line = json.loads(setting["Format"])  # one JSON object per request
+        assert {"requestId", "route", "status", "ip"} <= line.keys()
+        assert line["route"] == "$context.resourcePath"  # /u/{charger_id}/{token}, the template
+        variables = set(re.findall(r"\$context\.[A-Za-z.]+", setting["Format"]))
+        assert not {"$context.path", "$context.authorizer.principalId"} & variables
+        assert not any(v.startswith(("$context.requestOverride", "$input")) for v in variables)
+
+
+def test_waf_and_reserved_concurrency_are_off_by_default_and_cover_both_apis_when_on(template: dict[str, Any]) -> None:
+    parameters, resources = template["Parameters"], template["Resources"]
+    assert parameters["WafRateLimitPerIp"]["Default"] == 0
+    assert parameters["ApiReservedConcurrency"]["Default"] == 0
+    associations = {n: r for n, r in resources.items() if r["Type"] == "AWS::WAFv2::WebACLAssociation"}
+    arns = {_props(r)["ResourceArn"]["Fn::Sub"] for r in associations.values()}
+    assert {re.search(r"/restapis/\$\{(\w+)\}/stages/", arn).group(1) for arn in arns} == {"Api", "UploadApi"}
+    assert all(r["Condition"] == "HasWaf" for r in associations.values())
+    (rule,) = _props(resources["ApiWebAcl"])["Rules"]
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "Limit": {"Ref": "WafRateLimitPerIp"},
+        "EvaluationWindowSec": 300,
+        "AggregateKeyType": "IP",
+    }
+    blocked = rule["Action"]["Block"]["CustomResponse"]
+    body = _props(resources["ApiWebAcl"])["CustomResponseBodies"][blocked["CustomResponseBodyKey"]]
+    assert json.loads(body["Content"])["status"] == blocked["ResponseCode"] == 429
+    for function in ("ApiFunction", "UploadAuthorizerFunction"):
+        assert _props(resources[function])["ReservedConcurrentExecutions"] == {
+            "Fn::If": ["ReservesApiConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
