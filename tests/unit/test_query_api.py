@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from api_calls import follow, get, get_json
+from chargelog import aws
 from chargelog.dal import record_queries
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
@@ -185,6 +186,28 @@ def test_chargers_lists_first_and_last_record_times(stack: LocalStack, lambda_co
     assert entry["charger_id"] == "CP-0001"
     assert entry["first_record_at"].startswith("2026-11-19T00:00:00")
     assert entry["last_record_at"].startswith("2026-11-20T00:01:03")
+
+
+def test_chargers_reads_a_half_written_entry_as_the_span_of_its_one_time(
+    stack: LocalStack, lambda_context: Any
+) -> None:
+    """Seen under load: an entry with first_record_at and no last_record_at made GET /chargers answer 500."""
+    aws.table(stack.refs["Table"]).put_item(
+        Item={
+            "pk": "CHARGERS",
+            "sk": "CP-9#ocpplab#dep-1",
+            "charger_id": "CP-9",
+            "vendor": "ocpplab",
+            "source_id": "dep-1",
+            "site_id": "site-2f7a91",
+            "first_record_at": "2026-11-20T00:00:00.000000Z",
+        }
+    )
+    status, _, body = get_json(lambda_context, "/chargers")
+    assert status == 200
+    [entry] = body["chargers"]
+    assert entry["first_record_at"] == entry["last_record_at"] == "2026-11-20T00:00:00.000000Z"
+    assert entry["site_id"] == "site-2f7a91"
 
 
 def test_one_record_with_its_raw_form(stack: LocalStack, lambda_context: Any) -> None:

@@ -302,6 +302,20 @@ def get_record(charger_id: str, record_id: str, *, records: RecordStore, archive
     return record
 
 
+CHARGER_ENTRY_FIELDS = ("charger_id", "vendor", "source_id", "site_id")
+
+
 def list_chargers(*, records: RecordStore) -> list[dict[str, Any]]:
-    """Every charger seen in collected records, per vendor and source, with its first and last record time."""
-    return [{k: v for k, v in item.items() if k not in ("pk", "sk")} for item in records.chargers()]
+    """Every charger seen in collected records, per vendor and source, with its first and last record time.
+
+    An entry holding one of the two times (an entry written before they were set together, or met between two
+    writes) reads as the span of that one moment, never as an error."""
+    chargers = []
+    for item in records.chargers():
+        first = item.get("first_record_at") or item.get("last_record_at")
+        last = item.get("last_record_at") or first
+        if first is None:
+            continue
+        entry = {name: item[name] for name in CHARGER_ENTRY_FIELDS if item.get(name) is not None}
+        chargers.append(entry | {"first_record_at": first, "last_record_at": last})
+    return chargers
