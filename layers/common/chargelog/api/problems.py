@@ -86,7 +86,7 @@ def _body_precondition_error(app: APIGatewayRestResolver) -> ChargelogError | No
         return PayloadTooLargeError(f"The request body is about {size} bytes; the limit is {limit}.")
     try:
         event.json_body  # noqa: B018 - parsed once (a cached property): the validation that follows reads it
-    except ValueError:  # not JSON, not UTF-8, or an integer longer than Python converts (sys.get_int_max_str_digits)
+    except (ValueError, RecursionError):  # not JSON or UTF-8, a number too long to convert, nesting too deep
         return ChargelogError("The request body is not valid JSON (or holds a number too long to read).")
     return None
 
