@@ -78,19 +78,7 @@ def queue_replay(
     now = now or utc_now()
     job = replay_job(vendor, source_id, start, end, fetched_to, now)
     check_source(vendor, source_id, sources, doing="replay")
-    replay = Replay.model_validate(
-        {
-            "replay_id": job.job_id,
-            "vendor": vendor,
-            "source_id": source_id,
-            "window_start": start,
-            "window_end": end,
-            "fetched_to": job.fetched_to,
-            "state": "queued",
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
+    replay = new_replay(job)
     replays.create(replay)
     try:
         queues.of(vendor).send([job])
@@ -109,6 +97,23 @@ def queue_replay(
         },
     )
     return replay
+
+
+def new_replay(job: ReplayJob) -> Replay:
+    """A replay's progress item as it starts: queued, nothing read yet."""
+    return Replay.model_validate(
+        {
+            "replay_id": job.job_id,
+            "vendor": job.vendor,
+            "source_id": job.source_id,
+            "window_start": job.window_start,
+            "window_end": job.window_end,
+            "fetched_to": job.fetched_to,
+            "state": "queued",
+            "created_at": job.scheduled_at,
+            "updated_at": job.scheduled_at,
+        }
+    )
 
 
 def replay_job(
