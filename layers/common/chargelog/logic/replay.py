@@ -182,6 +182,17 @@ class ReplayProgress:
         return 1.0 if span <= 0 else max(0.0, min(1.0, done / span))
 
 
+def _entries(document: Any) -> list[Any] | None:
+    """An archived page's vendor records (``body`` at ``items_at``); None when the page does not say where they are."""
+    if not isinstance(document, dict) or document.get("items_at") is None:
+        return None
+    try:
+        entries = json_pointer.resolve(document.get("body"), str(document["items_at"]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return entries if isinstance(entries, list) else None
+
+
 def _fingerprint(record: LogRecord) -> bytes:
     return hashlib.blake2b(record.model_dump_json().encode(), digest_size=12).digest()
 
@@ -239,16 +250,17 @@ class ReplayRunner:
             document = self.stores.archive.read(key)
         except ArchivedObjectGone:
             document = None  # expired since it was listed
-        items_at = document.get("items_at") if isinstance(document, dict) else None
-        if document is None or items_at is None:
-            # Archived before pages said where their records are: the records kept their raw forms in the table.
+        entries = _entries(document)
+        if entries is None:
+            # Archived before pages said where their records are (the records kept their raw forms in the table), or
+            # expired since it was listed.
             self._count(unsaved, pages_unreadable=1)
             return
         fetched_at = page_fetched_at(key) or job.window_start
         records: list[LogRecord] = []
         refs: list[str] = []
         read = quarantined = 0
-        for index, item in enumerate(json_pointer.resolve(document["body"], items_at)):
+        for index, item in enumerate(entries):
             try:
                 record = normalize(job.source_id, item)
             except ValueError as error:

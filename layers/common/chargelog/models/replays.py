@@ -31,7 +31,13 @@ class Replay(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     pages_read: int = Field(default=0, description="Archived pages read and normalized again")
-    records_read: int = Field(default=0, description="Records of the range those pages held (each counted once)")
+    records_read: int = Field(
+        default=0,
+        description=(
+            "Records of the range those pages held; one several pages hold counts once per run of the job (a "
+            "continuation counts it again, but does not write it again)"
+        ),
+    )
     records_written: int = Field(default=0, description="Items written: new, or changed since they were stored")
     records_quarantined: int = Field(default=0, description="Entries the normalizer could not read")
     pages_unreadable: int = Field(
