@@ -64,7 +64,8 @@ def _replay(job: ReplayJob, context: LambdaContext) -> None:
     metrics.add_metadata(key="vendor", value=job.vendor)
     metrics.add_metric(name="ReplayPagesRead", unit=MetricUnit.Count, value=outcome.pages_read)
     metrics.add_metric(name="ReplayRecordsWritten", unit=MetricUnit.Count, value=outcome.records_written)
-    logger.info("Replay finished" if outcome.status == "done" else "Replay continues", extra=outcome.counts())
+    messages = {"done": "Replay finished", "continued": "Replay continues", "stopped": "Replay stopped"}
+    logger.info(messages[outcome.status], extra=outcome.counts())
 
 
 def _discover(job: DiscoveryJob, context: LambdaContext) -> None:

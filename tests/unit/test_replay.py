@@ -280,3 +280,28 @@ def test_pages_archived_without_items_at_are_counted_and_skipped(stack: LocalSta
     _, outcome = queue_and_run(NOW - timedelta(hours=3), NOW)
     assert (outcome.pages_read, outcome.pages_unreadable, outcome.records_written) == (0, 1, 0)
     assert items(stack) == {}
+
+
+def test_a_replay_whose_item_was_deleted_stops_and_writes_nothing(stack: LocalStack, vendor: ArchiveOnlyVendor) -> None:
+    collect_hourly(vendor, 3)
+    table = aws.table(stack.refs["Table"])
+    for sk in items(stack):
+        table.delete_item(Key={"pk": f"CHARGER#{SOURCE}", "sk": sk})
+    queued = replay.queue_replay(
+        VENDOR,
+        SOURCE,
+        NOW - timedelta(hours=5),
+        NOW,
+        now=NOW + timedelta(hours=1),
+        sources=stores.sources(),
+        replays=stores.replays(),
+        queues=stores.work_queues(),
+    )
+    job = ReplayJob.model_validate_json(take_message(stack_queue())["Body"])
+    table.delete_item(Key={"pk": "REPLAY", "sk": f"{VENDOR}#{SOURCE}#{queued.replay_id}"})  # how one stops a replay
+
+    outcome = ReplayRunner(job, lambda: 900.0, stores.replay()).run()
+
+    assert (outcome.status, outcome.pages_read) == ("stopped", 0)
+    assert items(stack) == {}
+    assert list(stores.replays().list()) == []  # no partial item left behind

@@ -2,7 +2,9 @@
 
 An item per replay, forgotten 14 days after it was asked for (``expires_at``, the table's TTL). The partition stays
 small (a replay is asked for by hand), so listing every recent replay is one Query. ``after_key`` is the last raw page
-the replay has read and written: a continuation (or a retry) lists the pages after it.
+the replay has read and written: a continuation (or a retry) lists the pages after it. Progress updates only an item
+that exists (`ReplayGone` otherwise), so a job whose item was deleted or has expired stops instead of leaving a
+partial item behind.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ MAX_ERROR_LENGTH: Final = 2000
 COUNTERS: Final = ("pages_read", "records_read", "records_written", "records_quarantined", "pages_unreadable")
 
 
+class ReplayGone(LookupError):
+    """The replay's item is not (or no longer) in the table."""
+
+
 def _key(vendor: str, source_id: str, replay_id: str) -> dict[str, str]:
     return {"pk": REPLAY_PARTITION, "sk": f"{vendor}#{source_id}#{replay_id}"}
 
@@ -45,13 +51,15 @@ class ReplayStore(TableStore):
         return Replay.model_validate(item) if item else None
 
     def after_key(self, vendor: str, source_id: str, replay_id: str) -> str | None:
-        """The last page the replay has read and written, if any."""
+        """The last page the replay has read and written, if any; `ReplayGone` when the replay has no item."""
         item = self._table.get_item(
             Key=_key(vendor, source_id, replay_id),
             ConsistentRead=True,
             ProjectionExpression="after_key",
         ).get("Item")
-        return str(item["after_key"]) if item and item.get("after_key") else None
+        if item is None:
+            raise ReplayGone(f"Replay {replay_id} is not in the table (deleted, or expired after 14 days).")
+        return str(item["after_key"]) if item.get("after_key") else None
 
     def progress(
         self,
@@ -72,12 +80,7 @@ class ReplayStore(TableStore):
         adds = [f"{name} :{name}" for name in COUNTERS if counts.get(name)]
         values.update({f":{name}": counts[name] for name in COUNTERS if counts.get(name)})
         expression = "SET " + ", ".join(clauses) + (" ADD " + ", ".join(adds) if adds else "")
-        self._table.update_item(
-            Key=_key(vendor, source_id, replay_id),
-            UpdateExpression=expression,
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues=values,
-        )
+        self._update(replay_id, _key(vendor, source_id, replay_id), expression, {"#state": "state"}, values)
 
     def finish(
         self, vendor: str, source_id: str, replay_id: str, state: ReplayState, now: datetime, error: str | None = None
@@ -90,12 +93,26 @@ class ReplayStore(TableStore):
             values[":error"] = error[:MAX_ERROR_LENGTH]
         else:
             expression += " REMOVE #error"
-        self._table.update_item(
-            Key=_key(vendor, source_id, replay_id),
-            UpdateExpression=expression,
-            ExpressionAttributeNames={"#state": "state", "#error": "error"},
-            ExpressionAttributeValues=values,
-        )
+        names = {"#state": "state", "#error": "error"}
+        self._update(replay_id, _key(vendor, source_id, replay_id), expression, names, values)
+
+    def _update(
+        self, replay_id: str, key: dict[str, str], expression: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        try:
+            self._table.update_item(
+                Key=key,
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression=Attr("pk").exists(),
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                raise ReplayGone(
+                    f"Replay {replay_id} is not in the table (deleted, or expired after 14 days)."
+                ) from error
+            raise
 
     def list(self, vendor: str | None = None, source_id: str | None = None) -> Iterator[Replay]:
         """Replays asked for in the last 14 days (of one vendor, or one source), oldest first per source."""

@@ -16,6 +16,7 @@ re-reads the pages after that place: rewriting them changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from chargelog.dal.archive import ArchivedObjectGone, RawArchive, page_fetched_a
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.dal.replays import ReplayStore
+from chargelog.dal.replays import ReplayGone, ReplayStore
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ConflictError
 from chargelog.logic.backfills import CLOCK_SKEW, InvalidBackfillError, check_range, check_source
@@ -150,7 +151,7 @@ def replay_job(
 
 @dataclass
 class ReplayOutcome:
-    status: Literal["done", "continued"]
+    status: Literal["done", "continued", "stopped"]
     pages_read: int = 0
     records_read: int = 0
     records_written: int = 0
@@ -213,10 +214,10 @@ class ReplayRunner:
     def run(self) -> ReplayOutcome:
         job, replays = self.job, self.stores.replays
         normalize = collectors.normalizer_for(job.vendor)
-        after = replays.after_key(job.vendor, job.source_id, job.job_id)
         unsaved = ReplayOutcome(status="done")  # counted since the last save
         last_key: str | None = None
         try:
+            after = replays.after_key(job.vendor, job.source_id, job.job_id)
             pages = self.stores.archive.list_pages(
                 job.vendor, job.source_id, job.window_start, job.fetched_to, after=after
             )
@@ -233,10 +234,18 @@ class ReplayRunner:
                     unsaved = ReplayOutcome(status="done")
             self._save(last_key, unsaved)
             replays.finish(job.vendor, job.source_id, job.job_id, "done", self.now())
-        except Exception as error:
-            replays.finish(
-                job.vendor, job.source_id, job.job_id, "failed", self.now(), f"{type(error).__name__}: {error}"
+        except ReplayGone as gone:
+            # Its item was deleted (a way to stop a replay) or has expired: nothing to report progress to.
+            logger.warning(
+                "Replay stopped: its progress item is gone", extra={"replay_id": job.job_id, "error": str(gone)}
             )
+            self.outcome.status = "stopped"
+            return self.outcome
+        except Exception as error:
+            with contextlib.suppress(ReplayGone):
+                replays.finish(
+                    job.vendor, job.source_id, job.job_id, "failed", self.now(), f"{type(error).__name__}: {error}"
+                )
             logger.error(
                 "Replay failed",
                 extra={"vendor": job.vendor, "source_id": job.source_id, "replay_id": job.job_id, "error": str(error)},
