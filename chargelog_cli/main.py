@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_collect_arguments(commands, VENDORS)
 
+    from chargelog_cli.replay import add_arguments as add_replay_arguments
+
+    add_replay_arguments(commands, VENDORS)
+
     from chargelog_cli.logs import add_arguments as add_logs_arguments
 
     _add_api_options(add_logs_arguments(commands))
@@ -215,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chargelog_cli.collect import backfill
 
         return backfill(args.vendor, args.source_id, args.start, args.end, args.action)
+    if args.command == "replay":
+        from chargelog_cli.replay import replay
+
+        return replay(args.vendor, args.source_id, args.start, args.end, args.fetched_to)
     from chargelog_cli.client import ApiError
 
     try:

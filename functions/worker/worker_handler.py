@@ -1,4 +1,4 @@
-"""A vendor's work queue -> run each collection or discovery job; failed jobs go back for retry, then to the DLQ."""
+"""A vendor's work queue -> run each collection, discovery or replay job; failed jobs are retried, then to the DLQ."""
 
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from chargelog import stores
-from chargelog.logic import collection, discovery
-from chargelog.models.jobs import DiscoveryJob, WorkItem
+from chargelog.logic import collection, discovery, replay
+from chargelog.models.jobs import DiscoveryJob, ReplayJob, WorkItem
 from chargelog.observability import keys_per_record, logger, metrics, tracer
 
 
@@ -34,6 +34,9 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
     if isinstance(job, DiscoveryJob):
         _discover(job, lambda_context)
         return
+    if isinstance(job, ReplayJob):
+        _replay(job, lambda_context)
+        return
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
     attempt = int(record.attributes.ApproximateReceiveCount)
     outcome = collection.run_job(job, _remaining_seconds(lambda_context), attempt=attempt, stores=stores.collection())
@@ -53,6 +56,16 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
             "detail": outcome.detail,
         },
     )
+
+
+def _replay(job: ReplayJob, context: LambdaContext) -> None:
+    logger.append_keys(vendor=job.vendor, source_id=job.source_id, replay_id=job.job_id)
+    outcome = replay.run_replay(job, _remaining_seconds(context), stores=stores.replay())
+    metrics.add_metadata(key="vendor", value=job.vendor)
+    metrics.add_metric(name="ReplayPagesRead", unit=MetricUnit.Count, value=outcome.pages_read)
+    metrics.add_metric(name="ReplayRecordsWritten", unit=MetricUnit.Count, value=outcome.records_written)
+    messages = {"done": "Replay finished", "continued": "Replay continues", "stopped": "Replay stopped"}
+    logger.info(messages[outcome.status], extra=outcome.counts())
 
 
 def _discover(job: DiscoveryJob, context: LambdaContext) -> None:

@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from chargelog.dal.record_archive import RecordArchive
     from chargelog.dal.record_queries import RecordStore
     from chargelog.dal.records import RecordWriter
+    from chargelog.dal.replays import ReplayStore
     from chargelog.dal.secrets import Secret, VendorSecrets
     from chargelog.dal.sources import SourceStore
     from chargelog.dal.state import CollectorStateStore
     from chargelog.logic.collection import CollectionStores
+    from chargelog.logic.replay import ReplayStores
 
 
 @cache
@@ -70,6 +72,12 @@ def record_archive() -> RecordArchive:
     from chargelog.dal.record_archive import RecordArchive
 
     return _store(RecordArchive, get_settings().record_archive_bucket)
+
+
+def replays() -> ReplayStore:
+    from chargelog.dal.replays import ReplayStore
+
+    return _store(ReplayStore, get_settings().table_name)
 
 
 def exports() -> ExportStore:
@@ -139,4 +147,17 @@ def collection() -> CollectionStores:
         queues=work_queues(),
         secrets=vendor_secrets(),
         record_archive=record_archive(),
+    )
+
+
+def replay() -> ReplayStores:
+    """Everything a replay job reads and writes (ReplayRunner, run_replay)."""
+    from chargelog.logic.replay import ReplayStores
+
+    return ReplayStores(
+        replays=replays(),
+        archive=raw_archive(),
+        writer=record_writer(),
+        record_archive=record_archive(),
+        queues=work_queues(),
     )

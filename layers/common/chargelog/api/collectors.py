@@ -1,4 +1,5 @@
-"""GET /collectors: per source, how collection is going - marks, lag, counts, errors, queued work."""
+"""GET /collectors: per source, how collection is going - marks, lag, counts, errors, queued work, replays; and the
+backfill and replay of one source's range."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chargelog import stores
 from chargelog.api import problems
-from chargelog.logic import backfills, health
+from chargelog.logic import backfills, health, replay
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.logs import ActionName
+from chargelog.models.replays import Replay
 from chargelog.models.sources import SourceId
 from chargelog.observability import metrics
 from chargelog.vendors import Vendor
@@ -62,6 +64,10 @@ class CollectorHealth(BaseModel):
     vendor_queue: QueueHealth | None = Field(
         description="The vendor's work queue: jobs for all its sources (SQS does not count them per source)"
     )
+    replays: list[Replay] = Field(
+        default_factory=list,
+        description="The source's latest replays (at most 5, of the last 14 days), newest first",
+    )
 
 
 class CollectorsReport(BaseModel):
@@ -72,7 +78,10 @@ class CollectorsReport(BaseModel):
 @router.get("/collectors", summary="Collector health per source, and queued / dead-lettered jobs")
 def list_collectors() -> CollectorsReport:
     report = health.collectors_report(
-        states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+        states=stores.collector_states(),
+        sources=stores.sources(),
+        queues=stores.work_queues(),
+        replays=stores.replays(),
     )
     return CollectorsReport.model_validate(report)
 
@@ -115,3 +124,47 @@ def backfill_source(
     )
     metrics.add_metric(name="BackfillsQueued", unit=MetricUnit.Count, value=1)
     return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    end: AwareDatetime = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+    fetched_to: AwareDatetime | None = Field(
+        default=None, description="Read only the pages fetched by then (default: now), ISO 8601 with offset"
+    )
+
+
+@router.post(
+    "/collectors/<vendor>/<source_id>/replay",
+    summary="Queue a replay: rebuild a range's records from the raw archive, without calling the vendor",
+    responses={
+        202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors (its replays)"},
+        **problems.responses(
+            {
+                400: "Invalid range: from not before to, in the future, older than the retention period (the raw "
+                "archive's), or fetched_to before from.",
+                404: "The source is not registered.",
+                409: "The vendor has no collector yet.",
+            }
+        ),
+    },
+)
+def replay_source(
+    vendor: Annotated[Vendor, Path()],
+    source_id: Annotated[SourceId, Path()],
+    request: Annotated[ReplayRequest, Body()],
+) -> Response[Replay]:
+    queued = replay.queue_replay(
+        vendor,
+        source_id,
+        request.start,
+        request.end,
+        request.fetched_to,
+        sources=stores.sources(),
+        replays=stores.replays(),
+        queues=stores.work_queues(),
+    )
+    metrics.add_metric(name="ReplaysQueued", unit=MetricUnit.Count, value=1)
+    return Response(status_code=202, content_type="application/json", body=queued, headers={"Location": "/collectors"})

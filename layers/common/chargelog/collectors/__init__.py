@@ -1,35 +1,60 @@
-"""The vendor adapter registry: one module per vendor registers its profile and adapter factory here.
+"""The vendor adapter registry: one module per vendor registers its profile, adapter factory and normalizer here.
 
 The dispatcher only enqueues jobs for vendors that have an adapter; the worker builds the vendor's adapter
-from its secret for each job.
+from its secret for each job. A replay needs no adapter (no secret, no HTTP): only the vendor's normalizer, a pure
+function from one vendor record to a LogRecord (`normalizer_for`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chargelog.collectors.base import AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
 from chargelog.errors import VendorNotConfiguredError
+from chargelog.models.records import LogRecord
 
 if TYPE_CHECKING:
     from chargelog.dal.secrets import VendorSecrets
 
 _ADAPTERS: dict[str, tuple[VendorProfile, AdapterFactory]] = {}
 _REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {}
+# One vendor record (as received, for a source) -> a LogRecord; raises ValueError when it cannot be parsed.
+Normalizer = Callable[[str, Any], LogRecord]
+_NORMALIZERS: dict[str, Normalizer] = {}
 
 
 def register(
-    vendor: str, profile: VendorProfile, factory: AdapterFactory, required_credentials: tuple[str, ...] = ()
+    vendor: str,
+    profile: VendorProfile,
+    factory: AdapterFactory,
+    required_credentials: tuple[str, ...] = (),
+    normalizer: Normalizer | None = None,
 ) -> None:
-    """``required_credentials``: the keys of the vendor's secret that must be set (besides base_url)."""
+    """``required_credentials``: the keys of the vendor's secret that must be set (besides base_url).
+    ``normalizer``: the adapter's ``normalize`` as a pure function (no HTTP, no adapter state), for replays."""
     _ADAPTERS[vendor] = (profile, factory)
     _REQUIRED_CREDENTIALS[vendor] = required_credentials
+    if normalizer is not None:
+        _NORMALIZERS[vendor] = normalizer
 
 
 def unregister(vendor: str) -> None:
     _ADAPTERS.pop(vendor, None)
     _REQUIRED_CREDENTIALS.pop(vendor, None)
+    _NORMALIZERS.pop(vendor, None)
+
+
+def has_normalizer(vendor: str) -> bool:
+    _load_builtin_adapters()
+    return vendor in _NORMALIZERS
+
+
+def normalizer_for(vendor: str) -> Normalizer:
+    """The vendor's normalizer: what its adapter does to each record of a fetched page, without the adapter (KeyError
+    when the vendor has none: check `has_normalizer`)."""
+    _load_builtin_adapters()
+    return _NORMALIZERS[vendor]
 
 
 def has_adapter(vendor: str) -> bool:

@@ -214,7 +214,9 @@ class ChargepilotAdapter(HttpAdapter):
         for site in sites:
             yield DiscoveredSource(source_id=str(site.id), kind="site", name=site.name)
 
-    def normalize(self, source_id: str, item: Any) -> LogRecord:
+    @staticmethod
+    def normalize(source_id: str, item: Any) -> LogRecord:
+        """Pure: no HTTP and no adapter state, so a replay re-normalizes archived pages with it."""
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
@@ -248,4 +250,10 @@ class ChargepilotAdapter(HttpAdapter):
         )
 
 
-collectors.register(VENDOR, PROFILE, ChargepilotAdapter, required_credentials=("api_key", "api_secret"))
+collectors.register(
+    VENDOR,
+    PROFILE,
+    ChargepilotAdapter,
+    required_credentials=("api_key", "api_secret"),
+    normalizer=ChargepilotAdapter.normalize,
+)

@@ -339,7 +339,9 @@ class EvenergyAdapter(HttpAdapter):
         if pause > 0:
             self._sleep(pause)
 
-    def normalize(self, source_id: str, item: Any) -> LogRecord:
+    @staticmethod
+    def normalize(source_id: str, item: Any) -> LogRecord:
+        """Pure: no HTTP and no adapter state, so a replay re-normalizes archived pages with it."""
         try:
             entry = _StatusLog.model_validate(item)
         except ValidationError as error:
@@ -362,4 +364,10 @@ class EvenergyAdapter(HttpAdapter):
         )
 
 
-collectors.register(VENDOR, PROFILE, EvenergyAdapter, required_credentials=("client_id", "client_secret"))
+collectors.register(
+    VENDOR,
+    PROFILE,
+    EvenergyAdapter,
+    required_credentials=("client_id", "client_secret"),
+    normalizer=EvenergyAdapter.normalize,
+)

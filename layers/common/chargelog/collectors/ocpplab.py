@@ -136,7 +136,9 @@ class OcpplabAdapter(HttpAdapter):
                 )
             pages.advance(len(chargers), total=page.total)
 
-    def normalize(self, source_id: str, item: Any) -> LogRecord:
+    @staticmethod
+    def normalize(source_id: str, item: Any) -> LogRecord:
+        """Pure: no HTTP and no adapter state, so a replay re-normalizes archived pages with it."""
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
@@ -178,4 +180,6 @@ class OcpplabAdapter(HttpAdapter):
         )
 
 
-collectors.register(VENDOR, PROFILE, OcpplabAdapter, required_credentials=("token",))
+collectors.register(
+    VENDOR, PROFILE, OcpplabAdapter, required_credentials=("token",), normalizer=OcpplabAdapter.normalize
+)

@@ -199,7 +199,9 @@ class PlugchoiceAdapter(HttpAdapter):
         pages.advance(len(page.data), page.next_url())
         return page, body
 
-    def normalize(self, source_id: str, item: Any) -> LogRecord:
+    @staticmethod
+    def normalize(source_id: str, item: Any) -> LogRecord:
+        """Pure: no HTTP and no adapter state, so a replay re-normalizes archived pages with it."""
         try:
             entry = _LogItem.model_validate(item)
         except ValidationError as error:
@@ -226,4 +228,6 @@ class PlugchoiceAdapter(HttpAdapter):
         )
 
 
-collectors.register(VENDOR, PROFILE, PlugchoiceAdapter, required_credentials=("token",))
+collectors.register(
+    VENDOR, PROFILE, PlugchoiceAdapter, required_credentials=("token",), normalizer=PlugchoiceAdapter.normalize
+)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -54,6 +54,17 @@ def page_key(vendor: str, source_id: str, job_id: str, fetched_at: datetime, pag
         f"{_partition(RAW_PREFIX, vendor, source_id, fetched_at)}/"
         f"{fetched_at.astimezone(UTC):%H%M%S%f}-{job_id[:12]}-p{page_number:06d}.json.gz"
     )
+
+
+_PAGE_NAME = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/(\d{12})-[^/]*\.json\.gz$")
+
+
+def page_fetched_at(key: str) -> datetime | None:
+    """When the page at ``key`` (a `page_key`) was fetched, read from the key; None for a key not made so."""
+    match = _PAGE_NAME.search(key)
+    if match is None:
+        return None
+    return datetime.strptime(f"{match[1]} {match[2]}", "%Y-%m-%d %H%M%S%f").replace(tzinfo=UTC)
 
 
 def _gzip_json(document: Any) -> bytes:
@@ -102,6 +113,27 @@ class RawArchive(BucketStore):
         page_name = page_key.rsplit("/", 1)[-1].removesuffix(".json.gz")
         key = f"{_partition('quarantine', vendor, source_id, fetched_at)}/{page_name}-{index:05d}.json.gz"
         return self._put(key, {"reason": reason, "page": page_key, "index": index, "item": item})
+
+    def list_pages(
+        self, vendor: str, source_id: str, fetched_from: datetime, fetched_to: datetime, after: str | None = None
+    ) -> Iterator[str]:
+        """The keys of one source's pages fetched in ``[fetched_from, fetched_to]``, in fetch order (keys sort by
+        fetch time within a day's partition), after the key ``after`` when given. One ListObjectsV2 (and its
+        continuations) per day."""
+        resume_at = page_fetched_at(after) if after is not None else None
+        day = (resume_at or fetched_from).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        paginator = self._s3.get_paginator("list_objects_v2")
+        while day <= fetched_to:
+            prefix = f"{_partition(RAW_PREFIX, vendor, source_id, day)}/"
+            listing: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix}
+            if after is not None and after.startswith(prefix):
+                listing["StartAfter"] = after
+            for page in paginator.paginate(**listing):
+                for entry in page.get("Contents", []):
+                    fetched_at = page_fetched_at(entry["Key"])
+                    if fetched_at is not None and fetched_from <= fetched_at <= fetched_to:
+                        yield entry["Key"]
+            day += timedelta(days=1)
 
     def read(self, key: str) -> Any:
         """A stored document; `ArchivedObjectGone` when the bucket no longer has it (expired)."""

@@ -27,6 +27,32 @@ class InvalidBackfillError(ChargelogError):
     title = "Bad Request"
 
 
+def check_range(start: datetime, end: datetime, now: datetime, what: str) -> None:
+    """Refuse (`InvalidBackfillError`, a 400) a range that is reversed, ends in the future (``what``: why that is
+    refused) or starts more than ``RetentionDays`` back: records older than that would expire as soon as they were
+    stored, and the raw archive has forgotten the pages fetched then."""
+    settings = get_settings()
+    if end < start:
+        raise InvalidBackfillError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
+    if end > now + CLOCK_SKEW:
+        raise InvalidBackfillError(f"'to' ({end.isoformat()}) is in the future: {what}.")
+    oldest = now - timedelta(days=settings.retention_days)
+    if start < oldest:
+        raise InvalidBackfillError(
+            f"'from' ({start.isoformat()}) is more than {settings.retention_days} days back (the retention period): "
+            f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
+            "or later."
+        )
+
+
+def check_source(vendor: str, source_id: str, sources: SourceStore, doing: str) -> None:
+    """Refuse a source that is not registered (404) or whose vendor has no collector (409): nothing can ``doing`` it."""
+    if sources.get(vendor, source_id) is None:
+        raise NotFoundError(f"Source {vendor}/{source_id} is not registered; add it with POST /sources first.")
+    if not collectors.has_adapter(vendor):
+        raise ConflictError(f"There is no collector for {vendor} yet, so nothing can {doing} {vendor}/{source_id}.")
+
+
 def queue_backfill(
     vendor: str,
     source_id: str,
@@ -43,26 +69,9 @@ def queue_backfill(
     The range must be in the past and start within the retention period: older records would expire as soon as
     they were stored, so the longest backfill is ``RetentionDays``.
     """
-    settings = get_settings()
     now = now or datetime.now(UTC)
-    if end < start:
-        raise InvalidBackfillError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
-    if end > now + CLOCK_SKEW:
-        raise InvalidBackfillError(
-            f"'to' ({end.isoformat()}) is in the future: a backfill reads a past range; "
-            "the schedule collects what is still to come."
-        )
-    oldest = now - timedelta(days=settings.retention_days)
-    if start < oldest:
-        raise InvalidBackfillError(
-            f"'from' ({start.isoformat()}) is more than {settings.retention_days} days back (the retention period): "
-            f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
-            "or later."
-        )
-    if sources.get(vendor, source_id) is None:
-        raise NotFoundError(f"Source {vendor}/{source_id} is not registered; add it with POST /sources first.")
-    if not collectors.has_adapter(vendor):
-        raise ConflictError(f"There is no collector for {vendor} yet, so nothing can backfill {vendor}/{source_id}.")
+    check_range(start, end, now, what="a backfill reads a past range; the schedule collects what is still to come")
+    check_source(vendor, source_id, sources, doing="backfill")
     job = CollectionJob.backfill(vendor, source_id, start, end, now, action)
     queues.of(vendor).send([job])
     logger.info(

@@ -3,7 +3,7 @@
 SQS counts messages per queue, not per source: each source's entry carries its vendor's queue depth (the jobs
 waiting for any of that vendor's sources), whether a job is running on it now (its lease) and which, and how
 many of its jobs were dead-lettered (counted by the worker on a job's last attempt), and since when its scheduled
-job has waited on the queue (``job_queued_at``, cleared when a worker takes it).
+job has waited on the queue (``job_queued_at``, cleared when a worker takes it), and its latest replays.
 """
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ from typing import Any
 
 from chargelog import collectors
 from chargelog.dal.queue import WorkQueues
+from chargelog.dal.replays import ReplayStore
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import CollectorState, CollectorStateStore
+from chargelog.logic.replay import recent_replays
 from chargelog.vendors import VENDORS
+
+# Replays listed per source in the report (those of the last 14 days: their items expire then).
+REPLAYS_PER_SOURCE = 5
 
 
 def _status(state: CollectorState | None, now: datetime, has_collector: bool) -> str:
@@ -36,8 +41,10 @@ def collectors_report(
     states: CollectorStateStore,
     sources: SourceStore,
     queues: WorkQueues,
+    replays: ReplayStore | None = None,
 ) -> dict[str, Any]:
     now = now or datetime.now(UTC)
+    replayed = recent_replays(replays, REPLAYS_PER_SOURCE) if replays is not None else {}
     by_source = {(s.vendor, s.source_id): s for s in states.list()}
     registered: dict[tuple[str, str], Any] = {(s.vendor, s.source_id): s for s in sources.list()}
     depths = _queue_depths(queues)
@@ -56,6 +63,7 @@ def collectors_report(
             running=running,
             running_job_id=base.lease_job_id if running else None,
             vendor_queue=by_queue.get(base.vendor),
+            replays=[replay.model_dump() for replay in replayed.get(key, [])],
         )
         rows.append(row)
     return {"collectors": rows, "queues": depths}

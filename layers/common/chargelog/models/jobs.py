@@ -76,6 +76,33 @@ class DiscoveryJob(BaseModel):
     scheduled_at: AwareDatetime
 
 
+class ReplayJob(BaseModel):
+    """Rebuild one source's records of ``[window_start, window_end]`` (inclusive) from the raw archive, without
+    calling the vendor: the pages fetched from ``window_start`` (a record of time t is fetched at t or later) to
+    ``fetched_to``, normalized again. ``job_id`` is the replay's id (its progress item, `chargelog.dal.replays`), the
+    same across continuations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["replay"] = "replay"
+    job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    vendor: Vendor
+    source_id: SourceId
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    fetched_to: AwareDatetime
+    scheduled_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _window_in_order(self) -> ReplayJob:
+        if self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        if self.fetched_to < self.window_start:
+            raise ValueError("fetched_to is before window_start: no page fetched by then holds a record of the range")
+        return self
+
+
 # What a vendor's work queue carries. A collection job has no ``kind`` (messages queued before discovery existed
-# stay valid) and a discovery job no ``source_id``; both forbid unknown fields, so no message parses as both.
-WorkItem = CollectionJob | DiscoveryJob
+# stay valid), a discovery job no ``source_id``, a replay job its own ``kind``; all forbid unknown fields, so no
+# message parses as two of them.
+WorkItem = CollectionJob | DiscoveryJob | ReplayJob
