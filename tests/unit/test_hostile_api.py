@@ -107,6 +107,7 @@ BODY_ROUTES = (
     ("PATCH", "/sources/ocpplab/dep-1"),
     ("POST", "/sources/discover"),
     ("POST", "/collectors/ocpplab/dep-1/backfill"),
+    ("POST", "/collectors/ocpplab/dep-1/replay"),
     ("POST", "/exports"),
     ("POST", "/diagnostics/requests"),
 )
@@ -150,6 +151,24 @@ HOSTILE_FIELDS = [
         "POST",
         "/collectors/ocpplab/dep-1/backfill",
         body={"from": "2999-01-01T00:00:00Z", "to": "2999-01-02T00:00:00Z"},
+    ),
+    Case(
+        "replay: to before from",
+        "POST",
+        "/collectors/ocpplab/dep-1/replay",
+        body={"from": "2026-11-20T00:00:00Z", "to": "2026-11-19T00:00:00Z"},
+    ),
+    Case(
+        "replay: unknown vendor",
+        "POST",
+        "/collectors/acme/dep-1/replay",
+        body={"from": "2026-11-19T00:00:00Z", "to": "2026-11-20T00:00:00Z"},
+    ),
+    Case(
+        "replay: fetched_to a word",
+        "POST",
+        "/collectors/ocpplab/dep-1/replay",
+        body={"from": "2026-11-19T00:00:00Z", "to": "2026-11-20T00:00:00Z", "fetched_to": "later"},
     ),
     Case("export: no scope", "POST", "/exports", body={"format": "csv"}),
     Case("export: format exe", "POST", "/exports", body={"charger_id": "CP-1", "format": "exe"}),
