@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chargelog import stores
 from chargelog.logic import uploads
 from chargelog.observability import logger, metrics, tracer
+from chargelog.settings import get_settings
 
 
 def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str]) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         headers=event.headers,
         received_at=received_at,
         store=stores.diagnostics(),
+        limits=get_settings().upload_limits(),
     )
     logger.info(
         "Upload allowed" if decision.allowed else "Upload denied",

@@ -22,6 +22,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, NamedTuple
 from urllib.parse import quote
@@ -42,6 +43,7 @@ MAX_REMOTE_LOCATION_LENGTH: Final = 512
 REQUEST_ID_PATTERN: Final = r"[0-9a-f]{32}"
 SECRET_BYTES: Final = 18  # secrets.token_urlsafe(18): 24 characters, 144 bits
 SECRET_PATTERN: Final = r"[A-Za-z0-9_-]{24}"  # noqa: S105 - the shape of a secret, not one
+UPLOAD_ID_PATTERN: Final = r"[0-9a-f]{16}"
 _TOKEN = re.compile(rf"(?P<request_id>{REQUEST_ID_PATTERN})\.(?P<secret>{SECRET_PATTERN})")
 
 MAX_FILENAME_BYTES: Final = 200
@@ -132,13 +134,36 @@ def safe_filename(name: str | None) -> str:
     return text or DEFAULT_FILENAME
 
 
-def object_key(charger_id: str, request_id: str, received_at: datetime, filename: str | None) -> str:
-    """Where a received file is kept: ``diagnostics/<charger>/<request id>/<received time>-<safe filename>``."""
+def object_key(
+    charger_id: str, request_id: str, received_at: datetime, filename: str | None, upload_id: str | None = None
+) -> str:
+    """Where a received file is kept: ``diagnostics/<charger>/<request id>/<received time>-[<upload id>-]<safe
+    filename>``. The indexer names each file by the incoming object it came from (`upload_id`), so indexing the
+    same upload again finds the same key; files indexed before it did have none."""
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise ValueError(f"Not a request id: {request_id!r}")
-    return (
-        f"{OBJECT_PREFIX}{key_segment(charger_id)}/{request_id}/{timestamp_key(received_at)}-{safe_filename(filename)}"
-    )
+    if upload_id is not None and not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):
+        raise ValueError(f"Not an upload id: {upload_id!r}")
+    name = safe_filename(filename) if upload_id is None else f"{upload_id}-{safe_filename(filename)}"
+    return f"{OBJECT_PREFIX}{key_segment(charger_id)}/{request_id}/{timestamp_key(received_at)}-{name}"
+
+
+def upload_id(incoming_key: str, etag: str) -> str:
+    """A name for one incoming object: 16 hex digits of the SHA-256 of its key and ETag. The key is unique per upload
+    (the authorizer adds a random nonce) and the ETag pins its content, so a redelivered notification of the same
+    object gets the same id, and another object (or another version of the same key with other bytes) another."""
+    content = etag.strip('"')
+    return hashlib.sha256(f"{incoming_key}\n{content}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one diagnostics request may store, and how many parts a multipart upload may have (template parameters
+    UploadMaxFilesPerRequest, UploadMaxBytesPerRequest, UploadMaxMultipartParts)."""
+
+    max_files: int = 10
+    max_bytes: int = 100 * 1024 * 1024
+    max_multipart_parts: int = 20
 
 
 class DiagnosticsRequest(BaseModel):
@@ -161,6 +186,7 @@ class DiagnosticsRequest(BaseModel):
     upload_attempts: int = Field(default=0, description="Uploads the authorizer let through")
     last_attempt_at: UtcDatetime | None = None
     files_received: int = Field(default=0, description="Files the indexer recorded")
+    bytes_received: int = Field(default=0, description="Bytes of the files the indexer recorded")
     last_file_at: UtcDatetime | None = None
     last_upload_error: str | None = Field(default=None, description="Why the last upload was rejected, if it was")
     last_upload_error_at: UtcDatetime | None = None
@@ -283,6 +309,7 @@ class DiagnosticsRequestSummary(BaseModel):
     upload_attempts: int = Field(description="Uploads the upload address let through")
     last_attempt_at: datetime | None = None
     files_received: int
+    bytes_received: int = Field(description="Bytes of the files received (0 for files recorded before it was counted)")
     last_file_at: datetime | None = None
     last_upload_error: str | None = Field(default=None, description="Why the last upload was rejected, if it was")
 
