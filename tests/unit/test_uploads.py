@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
@@ -70,6 +71,23 @@ def _effect(answer: dict[str, Any]) -> str:
     return str(statement["Effect"])
 
 
+@pytest.fixture
+def traced_responses(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What the tracer would put into X-Ray as handler responses (it does so only when capturing them)."""
+    captured: list[Any] = []
+    original = Tracer._add_response_as_metadata
+
+    def record(
+        self: Tracer, method_name: Any = None, data: Any = None, subsegment: Any = None, capture_response: Any = None
+    ) -> None:
+        if capture_response and data is not None:
+            captured.append(data)
+        original(self, method_name, data, subsegment, capture_response)
+
+    monkeypatch.setattr(Tracer, "_add_response_as_metadata", record)
+    return captured
+
+
 # ---------------------------------------------------------------------------------------------- authorizer
 
 
@@ -92,6 +110,17 @@ def test_a_valid_upload_is_allowed_on_its_method_arn_with_the_object_key(
     assert stored is not None
     assert stored.upload_attempts == 1
     assert secret not in capsys.readouterr().out  # the token is never logged
+
+
+def test_the_authorizers_answer_is_not_traced(
+    stack: LocalStack, lambda_context: LocalLambdaContext, traced_responses: list[Any]
+) -> None:
+    # Its policy names the method ARN, whose path holds the token.
+    _, secret = _request()
+    event = _authorizer_event(secret)
+    assert secret in event["methodArn"]
+    assert _effect(_authorize(event, lambda_context)) == "Allow"
+    assert secret not in json.dumps(traced_responses, default=str)
 
 
 def test_two_uploads_get_two_object_keys(stack: LocalStack, lambda_context: LocalLambdaContext) -> None:

@@ -42,6 +42,8 @@ class Settings(BaseModel):
     # The API's only (template.yaml: ApiFunction): where upload addresses point, and how long files are kept.
     upload_base_url: str = Field(default="", alias="CHARGELOG_UPLOAD_BASE_URL")
     diagnostics_retention_days: int = Field(default=90, ge=1, alias="CHARGELOG_DIAGNOSTICS_RETENTION_DAYS")
+    # The API's only: the Secrets Manager secret whose value keys the upload secrets (models.diagnostics.derive_secret).
+    upload_token_secret_name: str = Field(default="", alias="CHARGELOG_UPLOAD_TOKEN_SECRET")
     # The upload authorizer's and the indexer's (template.yaml: UploadMax* parameters): what one diagnostics request
     # may store, and the parts a multipart upload may have (chargelog.models.diagnostics.UploadLimits).
     upload_max_files_per_request: int = Field(default=10, ge=1, alias="CHARGELOG_UPLOAD_MAX_FILES_PER_REQUEST")

@@ -3,10 +3,11 @@
 Support asks for a file (POST /diagnostics/requests); chargelog issues an upload address, ``remote_location`` =
 ``{upload base URL}/u/{charger id}/{token}/``, that the CSMS sends in OCPP 2.0.1 GetLog or 1.6 GetDiagnostics.
 The token is ``{request_id}.{secret}``: the request id (32 hex digits) says which request the upload belongs to,
-the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. The upload
-authorizer checks the secret against its SHA-256 (``secret_sha256``); the whole address is kept on the request as
-well (``remote_location``), so that support can see it again (GET /diagnostics/{id}) - whoever reads the table can
-read it. Neither is ever logged.
+the secret (24 URL-safe characters, 144 bits) proves the uploader was given the address. The secret is
+`derive_secret`: an HMAC-SHA256 of the request id under the upload token key (a Secrets Manager secret only the API
+reads), so the API can rebuild the address for GET /diagnostics/{id} while the table holds only the secret's
+SHA-256 (``secret_sha256``, which the upload authorizer checks). Requests stored before kept a random secret and
+the whole address (``remote_location``); they are still read as they are. Neither is ever logged.
 
 Uploaded files land in the diagnostics bucket under `object_key`, their names made safe by `safe_filename`.
 
@@ -16,6 +17,7 @@ every cold start.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -65,6 +67,15 @@ def new_request_id() -> str:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def derive_secret(key: str, request_id: str) -> str:
+    """A request's upload secret: the first 144 bits of HMAC-SHA256(key, request id), URL-safe base64 (24
+    characters). Whoever holds the key can rebuild it; nothing stored in the table can."""
+    if not key:
+        raise ValueError("An empty upload token key")
+    digest = hmac.new(key.encode(), f"chargelog-upload:{request_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:SECRET_BYTES]).decode()
 
 
 def format_token(request_id: str, secret: str) -> str:
@@ -182,7 +193,8 @@ class DiagnosticsRequest(BaseModel):
     requested_at: UtcDatetime
     upload_expires_at: UtcDatetime = Field(description="When the upload address stops working")
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    remote_location: str = Field(max_length=MAX_REMOTE_LOCATION_LENGTH)
+    # Stored only by requests made before the secret was derived (whole token in the table); else rebuilt.
+    remote_location: str | None = Field(default=None, max_length=MAX_REMOTE_LOCATION_LENGTH)
     upload_attempts: int = Field(default=0, description="Uploads the authorizer let through")
     last_attempt_at: UtcDatetime | None = None
     files_received: int = Field(default=0, description="Files the indexer recorded")
@@ -317,11 +329,16 @@ class DiagnosticsRequestSummary(BaseModel):
 class DiagnosticsRequestDetail(DiagnosticsRequestSummary):
     """A request with its upload address, the OCPP payloads that send it, its files and the charger's reports."""
 
-    remote_location: str = Field(
-        description="The upload address (at most 512 characters, ends with /); it holds the request's secret token"
+    remote_location: str | None = Field(
+        description="The upload address (at most 512 characters, ends with /); it holds the request's secret token. "
+        "null if it can no longer be rebuilt (the upload token key was replaced since the request was made)"
     )
-    getlog: dict[str, Any] = Field(description="The OCPP 2.0.1 GetLog request payload, ready to send")
-    getdiagnostics: dict[str, Any] = Field(description="The OCPP 1.6 GetDiagnostics request payload, ready to send")
+    getlog: dict[str, Any] | None = Field(
+        description="The OCPP 2.0.1 GetLog request payload, ready to send; null without an address"
+    )
+    getdiagnostics: dict[str, Any] | None = Field(
+        description="The OCPP 1.6 GetDiagnostics request payload, ready to send; null without an address"
+    )
     files: list[DiagnosticsFileView]
     status_notifications: list[StatusNotification] = Field(
         description="The charger's LogStatusNotification (same requestId) or DiagnosticsStatusNotification (between "
