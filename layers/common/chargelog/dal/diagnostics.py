@@ -233,6 +233,10 @@ class StoredObject:
     def chunks(self, size: int) -> Iterator[bytes]:
         yield from self.body.iter_chunks(chunk_size=size)
 
+    def close(self) -> None:
+        """Release the connection, also when the body was not read to its end (a rejected upload)."""
+        self.body.close()
+
 
 class DiagnosticsFiles(BucketStore):
     """The diagnostics bucket: uploads as API Gateway stored them (``incoming/``) and the files kept."""

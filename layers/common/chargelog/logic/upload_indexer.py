@@ -371,6 +371,7 @@ def index_upload(
         )
         return IndexOutcome(file=file, duplicate=recording == "duplicate", multipart_parts=parts, bytes_read=bytes_read)
     finally:
+        stored.close()
         if form is not None:
             form.close()
         if raw is not None:
