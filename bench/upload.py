@@ -202,8 +202,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 # --------------------------------------------------------------------------------------------- 1. end to end
 class IndexedWatch:
-    """When each request's file item was written: wraps the dal's put_file, which the indexer calls last but one
-    (before deleting the incoming object), so the time is when GET /diagnostics/{id} would show the file."""
+    """When each request's file item was written: wraps the dal's put_file, which the indexer calls before its
+    final put and the incoming object's delete, so the time is when GET /diagnostics/{id} would show the file."""
 
     def __init__(self) -> None:
         self._done: dict[str, tuple[threading.Event, list[float]]] = {}
@@ -215,8 +215,8 @@ class IndexedWatch:
         original = DiagnosticsStore.put_file
         watch = self
 
-        def put_file(store: DiagnosticsStore, file: Any) -> bool:
-            recorded = original(store, file)
+        def put_file(store: DiagnosticsStore, file: Any, limits: Any) -> Any:
+            recorded = original(store, file, limits)
             watch._entry(file.request_id)[1].append(time.perf_counter())
             watch._entry(file.request_id)[0].set()
             return recorded

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from chargelog import aws, stores
-from chargelog.models.diagnostics import DiagnosticsFile, object_key
+from chargelog.models.diagnostics import DiagnosticsFile, UploadLimits, object_key
 from chargelog_local.provision import LocalStack
 
 CHARGER = "CP-1"
@@ -35,5 +35,5 @@ def store_file(
         }
         | fields
     )
-    assert stores.diagnostics().put_file(file)
+    assert stores.diagnostics().put_file(file, UploadLimits()) == "recorded"
     return file

@@ -1,4 +1,7 @@
-"""The chargelog REST API behind API Gateway (proxy integration). Routes and errors: chargelog.api.app."""
+"""The chargelog REST API behind API Gateway (proxy integration). Routes and errors: chargelog.api.app.
+
+Responses are not captured in traces: some hold an upload address, whose token lets anyone upload.
+"""
 
 from typing import Any
 
@@ -10,7 +13,7 @@ from chargelog.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chargelog import stores
 from chargelog.logic import upload_indexer
 from chargelog.observability import keys_per_record, logger, metrics, tracer
+from chargelog.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -34,7 +35,10 @@ def record_handler(record: SQSRecord) -> None:
         # Keys in S3 event notifications are URL-encoded, spaces as "+".
         key = unquote_plus(s3_record.s3.get_object.key)
         outcome = upload_indexer.index_upload(
-            key, store=stores.diagnostics(), files=stores.diagnostics_files(s3_record.s3.bucket.name)
+            key,
+            store=stores.diagnostics(),
+            files=stores.diagnostics_files(s3_record.s3.bucket.name),
+            limits=get_settings().upload_limits(),
         )
         if outcome.file is not None and not outcome.duplicate:
             metrics.add_metric(name="DiagnosticsFilesIndexed", unit=MetricUnit.Count, value=1)

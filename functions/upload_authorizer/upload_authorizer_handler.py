@@ -1,7 +1,9 @@
 """API Gateway REQUEST authorizer of the upload API: checks the token in the path, names the object to store.
 
 Caching is off (authorizerResultTtlInSeconds: 0), so this runs for every upload. Decisions: chargelog.logic.uploads.
-The token (a path parameter) is never logged: only the request id it names.
+The token (a path parameter) is never logged: only the request id it names. Nor traced: the answer's policy names
+the method ARN, whose path holds the token, so the tracer does not capture the response (and the upload API's stage
+has no X-Ray tracing: its traces would record the URL).
 """
 
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chargelog import stores
 from chargelog.logic import uploads
 from chargelog.observability import logger, metrics, tracer
+from chargelog.settings import get_settings
 
 
 def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str]) -> dict[str, Any]:
@@ -32,7 +35,7 @@ def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
@@ -45,6 +48,7 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         headers=event.headers,
         received_at=received_at,
         store=stores.diagnostics(),
+        limits=get_settings().upload_limits(),
     )
     logger.info(
         "Upload allowed" if decision.allowed else "Upload denied",

@@ -379,3 +379,42 @@ def test_success_is_exactly_200_with_a_short_text_body(uploads: UploadStack, tmp
         result = curl(*arguments, tmp_path=tmp_path)
         assert (result.status, result.body) == (200, "OK")
         assert result.content_type.startswith("text/plain")
+
+
+def test_an_address_that_stored_its_files_refuses_more_with_a_403_problem(uploads: UploadStack, tmp_path: Path) -> None:
+    """The template's UploadMaxFilesPerRequest (10) through the deployed path: ten files are kept, the eleventh is
+    refused by the authorizer, and the gateway's ACCESS_DENIED problem says why with status 403."""
+    request, location = new_request(uploads.url)
+    path = tmp_path / "log.txt"
+    for number in range(10):
+        path.write_bytes(f"try {number}\n".encode())
+        assert curl("-T", str(path), location, tmp_path=tmp_path).status == 200
+    uploads.drain()
+    assert len(stores.diagnostics().files_of(request.request_id)) == 10
+
+    result = curl("-T", str(path), location, tmp_path=tmp_path)
+    assert result.status == 403
+    assert "all the files it takes (10)" in result.problem()["detail"]
+    uploads.drain()
+    assert len(uploads.keys()) == 10
+
+
+def test_a_form_of_thousands_of_parts_is_recorded_as_failed(uploads: UploadStack, tmp_path: Path) -> None:
+    """python-multipart stops at UploadMaxMultipartParts (20): the body is not read further, nothing is kept."""
+    request, location = new_request(uploads.url)
+    part = b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\nx\r\n'
+    path = tmp_path / "form"
+    path.write_bytes(part * 5000 + b"--XyZ--\r\n")
+    result = curl(
+        "-X", "POST", "-H", "Content-Type: multipart/form-data; boundary=XyZ", "--data-binary", f"@{path}", location,
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert result.status == 200  # API Gateway stores the body unread; the indexer rejects it
+    uploads.drain()
+    assert stores.diagnostics().files_of(request.request_id) == []
+    assert uploads.keys() == []
+    refreshed = stores.diagnostics().get_request(request.request_id)
+    assert refreshed is not None
+    assert refreshed.last_upload_error == (
+        "The multipart/form-data body has more than 20 parts; it was not read further"
+    )

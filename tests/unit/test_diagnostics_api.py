@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 import ocpp
 import pytest
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.utilities import parameters
 from jsonschema import Draft4Validator, Draft6Validator
 
 from api_calls import get_json, post_json
@@ -21,7 +23,8 @@ from chargelog import aws, stores
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.logic import diagnostics as logic
-from chargelog.models.diagnostics import parse_token, secret_sha256
+from chargelog.logic import uploads as upload_logic
+from chargelog.models.diagnostics import derive_secret, parse_token, secret_sha256
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
 from chargelog_local.provision import LocalStack
@@ -61,6 +64,23 @@ def api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch, clock: Clock) -> Ite
     get_settings.cache_clear()
     yield stack
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def traced_responses(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What the tracer would put into X-Ray as handler responses (it does so only when capturing them)."""
+    captured: list[Any] = []
+    original = Tracer._add_response_as_metadata
+
+    def record(
+        self: Tracer, method_name: Any = None, data: Any = None, subsegment: Any = None, capture_response: Any = None
+    ) -> None:
+        if capture_response and data is not None:
+            captured.append(data)
+        original(self, method_name, data, subsegment, capture_response)
+
+    monkeypatch.setattr(Tracer, "_add_response_as_metadata", record)
+    return captured
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -262,6 +282,67 @@ def test_without_an_upload_base_url_requests_are_refused_not_broken(
     status, _, problem = post(lambda_context, {"charger_id": "CP-1"})
     assert status == 503
     assert "not configured" in problem["detail"]
+
+
+def test_the_table_holds_nothing_that_rebuilds_the_token(api: LocalStack, lambda_context: Any) -> None:
+    body = created(lambda_context)
+    token = parse_token(body["remote_location"].rstrip("/").rsplit("/", 1)[1])
+    assert token is not None
+    key = aws.client("secretsmanager").get_secret_value(SecretId=api.refs["UploadTokenSecret"])["SecretString"]
+    assert token.secret == derive_secret(key, token.request_id)  # what the API rebuilds the address from
+    item = aws.table(api.refs["Table"]).get_item(Key={"pk": f"DIAG#{token.request_id}", "sk": "REQUEST"})["Item"]
+    assert "remote_location" not in item
+    assert token.secret not in json.dumps(item, default=str)
+    assert item["secret_sha256"] == secret_sha256(token.secret)
+
+
+def test_upload_addresses_are_not_traced(api: LocalStack, lambda_context: Any, traced_responses: list[Any]) -> None:
+    body = created(lambda_context)
+    status, _, detail = get(lambda_context, f"/diagnostics/{body['request_id']}")
+    assert (status, detail["remote_location"]) == (200, body["remote_location"])
+    token = parse_token(body["remote_location"].rstrip("/").rsplit("/", 1)[1])
+    assert token is not None
+    assert token.secret not in json.dumps(traced_responses, default=str)
+
+
+def test_the_derived_token_opens_the_upload_path(api: LocalStack, lambda_context: Any) -> None:
+    body = created(lambda_context)
+    token = body["remote_location"].rstrip("/").rsplit("/", 1)[1]
+    decision = upload_logic.authorize_upload(
+        method="PUT",
+        resource="/u/{charger_id}/{token}",
+        path_parameters={"charger_id": "CP-1", "token": token},
+        headers={"Content-Length": "10"},
+        received_at=T0,
+        now=T0,
+        store=stores.diagnostics(),
+    )
+    assert decision.allowed, decision.reason
+
+
+def test_a_request_stored_with_its_address_before_is_shown_as_stored(api: LocalStack, lambda_context: Any) -> None:
+    body = created(lambda_context)
+    table = aws.table(api.refs["Table"])
+    old_location = f"{UPLOAD_BASE}/u/CP-1/{body['request_id']}.{'A' * 24}/"
+    table.update_item(
+        Key={"pk": f"DIAG#{body['request_id']}", "sk": "REQUEST"},
+        UpdateExpression="SET remote_location = :l, secret_sha256 = :h",
+        ExpressionAttributeValues={":l": old_location, ":h": secret_sha256("A" * 24)},
+    )
+    status, _, detail = get(lambda_context, f"/diagnostics/{body['request_id']}")
+    assert status == 200, detail
+    assert detail["remote_location"] == old_location
+    assert detail["getlog"]["log"]["remoteLocation"] == old_location
+
+
+def test_after_the_key_is_replaced_an_address_is_not_shown_wrong(api: LocalStack, lambda_context: Any) -> None:
+    body = created(lambda_context)
+    aws.client("secretsmanager").put_secret_value(SecretId=api.refs["UploadTokenSecret"], SecretString="another key")
+    parameters.clear_caches()
+    status, _, detail = get(lambda_context, f"/diagnostics/{body['request_id']}")
+    assert status == 200, detail
+    assert (detail["remote_location"], detail["getlog"], detail["getdiagnostics"]) == (None, None, None)
+    assert detail["state"] == "requested"
 
 
 # ---------------------------------------------------------------------------------------------- GET one

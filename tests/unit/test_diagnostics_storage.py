@@ -16,6 +16,7 @@ from chargelog.models.diagnostics import (
     MAX_FILENAME_BYTES,
     DiagnosticsFile,
     DiagnosticsRequest,
+    UploadLimits,
     format_token,
     key_segment,
     new_request_id,
@@ -317,18 +318,51 @@ def test_files_are_recorded_once_and_counted(stack: LocalStack) -> None:
     stores.diagnostics().put_request(request)
     first = a_file(request, AT + timedelta(minutes=1), "diag:1.tar.gz")
     second = a_file(request, AT + timedelta(minutes=2), "diag:1.tar.gz")  # a retry: same name, a new object
-    assert stores.diagnostics().put_file(second)
-    assert stores.diagnostics().put_file(first)
-    assert not stores.diagnostics().put_file(first)  # redelivered: nothing written, not counted again
+    limits = UploadLimits()
+    assert stores.diagnostics().put_file(second, limits) == "recorded"
+    assert stores.diagnostics().put_file(first, limits) == "recorded"
+    assert stores.diagnostics().put_file(first, limits) == "duplicate"  # redelivered: nothing written, not counted
     assert stores.diagnostics().files_of(request.request_id) == [first, second]
     stored = stores.diagnostics().get_request(request.request_id)
     assert stored is not None
-    assert stored.files_received == 2
+    assert (stored.files_received, stored.bytes_received) == (2, first.size + second.size)
     assert stored.last_file_at == AT + timedelta(minutes=1)  # what the last put_file said
     assert stores.diagnostics().files_of(new_request_id()) == []
 
 
+def test_a_request_takes_files_up_to_its_limits(stack: LocalStack) -> None:
+    request = a_request()
+    stores.diagnostics().put_request(request)
+    first = a_file(request, AT + timedelta(minutes=1), "a.log")
+    second = a_file(request, AT + timedelta(minutes=2), "b.log")
+    third = a_file(request, AT + timedelta(minutes=3), "c.log")
+    limits = UploadLimits(max_files=2, max_bytes=first.size + second.size)
+    assert stores.diagnostics().put_file(first, limits) == "recorded"
+    assert stores.diagnostics().put_file(first.model_copy(update={"size": limits.max_bytes + 1}), limits) == "full"
+    assert stores.diagnostics().put_file(second.model_copy(update={"size": second.size + 1}), limits) == "full"
+    assert stores.diagnostics().put_file(second, limits) == "recorded"  # exactly the bytes left
+    assert stores.diagnostics().put_file(third.model_copy(update={"size": 1}), UploadLimits(max_files=2)) == "full"
+    assert stores.diagnostics().put_file(third, UploadLimits(max_files=3, max_bytes=10**9)) == "recorded"
+    assert stores.diagnostics().put_file(third, limits) == "duplicate"  # a redelivery past the limit: done before
+    assert [f.filename for f in stores.diagnostics().files_of(request.request_id)] == ["a.log", "b.log", "c.log"]
+
+
+def test_a_request_stored_before_bytes_were_counted_takes_files(stack: LocalStack) -> None:
+    request = a_request()
+    stores.diagnostics().put_request(request)
+    aws.table(stack.refs["Table"]).update_item(
+        Key={"pk": f"DIAG#{request.request_id}", "sk": "REQUEST"},
+        UpdateExpression="SET files_received = :one REMOVE bytes_received",
+        ExpressionAttributeValues={":one": 1},
+    )
+    file = a_file(request, AT + timedelta(minutes=1), "a.log")
+    assert stores.diagnostics().put_file(file, UploadLimits()) == "recorded"
+    stored = stores.diagnostics().get_request(request.request_id)
+    assert stored is not None
+    assert (stored.files_received, stored.bytes_received) == (2, file.size)
+
+
 def test_a_file_for_an_unknown_request_is_not_recorded(stack: LocalStack) -> None:
     orphan = a_file(a_request())
-    assert not stores.diagnostics().put_file(orphan)
+    assert stores.diagnostics().put_file(orphan, UploadLimits()) == "no request"
     assert stores.diagnostics().files_of(orphan.request_id) == []

@@ -580,7 +580,7 @@ def test_every_vendor_has_one_tagged_secret_under_the_vendor_prefix(template: di
     prefix = template["Globals"]["Function"]["Environment"]["Variables"]["CHARGELOG_VENDOR_SECRET_PREFIX"]
     vendors = []
     for name, secret in _resources(template, "AWS::SecretsManager::Secret").items():
-        if name == "CursorSecret":
+        if name in ("CursorSecret", "UploadTokenSecret"):  # keys of our own, not a vendor's connection
             continue
         tags = {tag["Key"]: tag["Value"] for tag in _props(secret).get("Tags", [])}
         vendor = tags.get("chargelog:vendor")
@@ -986,3 +986,8 @@ def test_waf_and_reserved_concurrency_are_off_by_default_and_cover_both_apis_whe
         assert _props(resources[function])["ReservedConcurrentExecutions"] == {
             "Fn::If": ["ReservesApiConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
         }
+
+
+def test_the_upload_stage_is_not_traced(template: dict[str, Any]) -> None:
+    """The upload API's URL holds the token, and an X-Ray trace of the stage would record it."""
+    assert _props(template["Resources"]["UploadApi"])["TracingEnabled"] is False

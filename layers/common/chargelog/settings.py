@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from chargelog.models.diagnostics import UploadLimits
 
 
 class Settings(BaseModel):
@@ -38,6 +42,24 @@ class Settings(BaseModel):
     # The API's only (template.yaml: ApiFunction): where upload addresses point, and how long files are kept.
     upload_base_url: str = Field(default="", alias="CHARGELOG_UPLOAD_BASE_URL")
     diagnostics_retention_days: int = Field(default=90, ge=1, alias="CHARGELOG_DIAGNOSTICS_RETENTION_DAYS")
+    # The API's only: the Secrets Manager secret whose value keys the upload secrets (models.diagnostics.derive_secret).
+    upload_token_secret_name: str = Field(default="", alias="CHARGELOG_UPLOAD_TOKEN_SECRET")
+    # The upload authorizer's and the indexer's (template.yaml: UploadMax* parameters): what one diagnostics request
+    # may store, and the parts a multipart upload may have (chargelog.models.diagnostics.UploadLimits).
+    upload_max_files_per_request: int = Field(default=10, ge=1, alias="CHARGELOG_UPLOAD_MAX_FILES_PER_REQUEST")
+    upload_max_bytes_per_request: int = Field(
+        default=100 * 1024 * 1024, ge=1, alias="CHARGELOG_UPLOAD_MAX_BYTES_PER_REQUEST"
+    )
+    upload_max_multipart_parts: int = Field(default=20, ge=1, alias="CHARGELOG_UPLOAD_MAX_MULTIPART_PARTS")
+
+    def upload_limits(self) -> UploadLimits:
+        from chargelog.models.diagnostics import UploadLimits
+
+        return UploadLimits(
+            max_files=self.upload_max_files_per_request,
+            max_bytes=self.upload_max_bytes_per_request,
+            max_multipart_parts=self.upload_max_multipart_parts,
+        )
 
     def queue_url(self, vendor: str) -> str:
         """The work queue of one vendor's collection jobs."""

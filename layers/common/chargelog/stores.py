@@ -130,6 +130,13 @@ def cursor_secret() -> Secret:
     return _store(Secret, get_settings().cursor_secret_name, CURSOR_SECRET_CACHE_SECONDS)
 
 
+def upload_token_secret() -> Secret:
+    """The key of the upload secrets (the API's only: empty name elsewhere)."""
+    from chargelog.dal.secrets import CURSOR_SECRET_CACHE_SECONDS, Secret
+
+    return _store(Secret, get_settings().upload_token_secret_name, CURSOR_SECRET_CACHE_SECONDS)
+
+
 def vendor_secrets() -> VendorSecrets:
     from chargelog.dal.secrets import VendorSecrets
 

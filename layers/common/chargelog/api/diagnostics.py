@@ -37,13 +37,15 @@ router = Router()
             {
                 400: "oldest_timestamp is after latest_timestamp, or the charger id makes the upload address longer "
                 "than OCPP's 512 characters (or is dots only).",
-                503: "Uploads are not configured in this deployment (no upload base URL).",
+                503: "Uploads are not configured in this deployment (no upload base URL or upload token key).",
             }
         ),
     },
 )
 def create_request(request: Annotated[NewDiagnosticsRequest, Body()]) -> Response[DiagnosticsRequestDetail]:
-    created = diagnostics.create_request(request, store=stores.diagnostics(), files=stores.diagnostics_files())
+    created = diagnostics.create_request(
+        request, store=stores.diagnostics(), files=stores.diagnostics_files(), token_key=stores.upload_token_secret()
+    )
     metrics.add_metric(name="DiagnosticsRequested", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201,
@@ -80,4 +82,6 @@ def list_requests(
     responses={200: {"description": "The request"}, **problems.responses({404: "No such request."})},
 )
 def get_request(request_id: Annotated[str, Path(min_length=1, max_length=64)]) -> DiagnosticsRequestDetail:
-    return diagnostics.get_request(request_id, store=stores.diagnostics(), files=stores.diagnostics_files())
+    return diagnostics.get_request(
+        request_id, store=stores.diagnostics(), files=stores.diagnostics_files(), token_key=stores.upload_token_secret()
+    )

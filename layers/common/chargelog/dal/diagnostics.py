@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 from urllib.parse import quote
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from chargelog.dal import BucketStore, TableStore, error_code, is_condition_failure, query_all
 from chargelog.dal.record_queries import RecordStore, charger_action_partition
 from chargelog.dal.records import record_from_item
-from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest
+from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest, UploadLimits
 from chargelog.models.keys import iso, timestamp_key
 
 REQUEST_SORT_KEY: Final = "REQUEST"
@@ -35,6 +35,8 @@ FILE_SORT_PREFIX: Final = "FILE#"
 COUNTER_SORT_KEY: Final = "COUNTER"
 CHARGER_INDEX: Final = "gsi2"
 MAX_ERROR_LENGTH: Final = 1000
+
+FileRecording = Literal["recorded", "duplicate", "full", "no request"]
 
 
 def request_partition(request_id: str) -> str:
@@ -139,13 +141,18 @@ class DiagnosticsStore(TableStore):
             raise
         return True
 
-    def put_file(self, file: DiagnosticsFile) -> bool:
-        """Record a received file and count it on its request, in one transaction.
+    def put_file(self, file: DiagnosticsFile, limits: UploadLimits) -> FileRecording:
+        """Record a received file and count it (and its bytes) on its request, in one transaction, if the request
+        has room for it: fewer than ``limits.max_files`` files and at most ``limits.max_bytes`` bytes with this one.
 
-        False (and nothing written) when the file is recorded already (a redelivered notification) or its request
-        does not exist.
+        Nothing is written unless the answer is "recorded": "duplicate" when the file is recorded already (a
+        redelivered notification; its item's key is the file's), "full" when the request has no room left for it,
+        "no request" when the request does not exist.
         """
         table = self._table
+        max_files, max_bytes = limits.max_files, limits.max_bytes
+        if file.size > max_bytes:
+            return "no request" if self.get_request(file.request_id) is None else "full"
         item = file.model_dump(mode="json") | {"pk": request_partition(file.request_id), "sk": file_sort_key(file)}
         try:
             table.meta.client.transact_write_items(
@@ -161,18 +168,30 @@ class DiagnosticsStore(TableStore):
                         "Update": {
                             "TableName": table.name,
                             "Key": {"pk": request_partition(file.request_id), "sk": REQUEST_SORT_KEY},
-                            "UpdateExpression": "ADD files_received :one SET last_file_at = :at",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeValues": {":one": 1, ":at": iso(file.received_at)},
+                            "UpdateExpression": "ADD files_received :one, bytes_received :size SET last_file_at = :at",
+                            # Items written before bytes were counted have no bytes_received: their files count 0.
+                            "ConditionExpression": "attribute_exists(pk)"
+                            " AND (attribute_not_exists(files_received) OR files_received < :max_files)"
+                            " AND (attribute_not_exists(bytes_received) OR bytes_received <= :room)",
+                            "ExpressionAttributeValues": {
+                                ":one": 1,
+                                ":size": file.size,
+                                ":at": iso(file.received_at),
+                                ":max_files": max_files,
+                                ":room": max_bytes - file.size,
+                            },
                         }
                     },
                 ]
             )
         except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
+            if not is_condition_failure(error):
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return "duplicate"
+            return "no request" if self.get_request(file.request_id) is None else "full"
+        return "recorded"
 
     def files_of(self, request_id: str) -> list[DiagnosticsFile]:
         """Every file received for a request, in the order received."""
@@ -209,9 +228,14 @@ class StoredObject:
     metadata: dict[str, str]  # names in lower case
     content_type: str | None
     body: Any  # botocore's StreamingBody
+    etag: str = ""
 
     def chunks(self, size: int) -> Iterator[bytes]:
         yield from self.body.iter_chunks(chunk_size=size)
+
+    def close(self) -> None:
+        """Release the connection, also when the body was not read to its end (a rejected upload)."""
+        self.body.close()
 
 
 class DiagnosticsFiles(BucketStore):
@@ -226,7 +250,7 @@ class DiagnosticsFiles(BucketStore):
                 return None
             raise
         metadata = {name.lower(): value for name, value in (stored.get("Metadata") or {}).items()}
-        return StoredObject(metadata, stored.get("ContentType"), stored["Body"])
+        return StoredObject(metadata, stored.get("ContentType"), stored["Body"], str(stored.get("ETag") or ""))
 
     def put_new(self, key: str, body: IO[bytes], content_type: str) -> bool:
         """Write an object unless one exists at ``key`` (S3's conditional write); False if one does."""

@@ -1,8 +1,10 @@
 """Diagnostics requests: issue an upload address for a charger's log file, and follow what became of it.
 
-``create_request`` (POST /diagnostics/requests) makes the request id, the secret and the upload address
-(``remote_location``), takes the charger's next OCPP request id, stores the request (only the secret's SHA-256) and
-returns the GetLog (2.0.1) and GetDiagnostics (1.6) payloads that send the address. ``get_request`` and
+``create_request`` (POST /diagnostics/requests) makes the request id, derives its secret from the upload token key
+(`derive_secret`), builds the upload address (``remote_location``), takes the charger's next OCPP request id, stores
+the request (only the secret's SHA-256, not the address) and returns the GetLog (2.0.1) and GetDiagnostics (1.6)
+payloads that send the address. ``get_request`` rebuilds the address the same way (a request stored before kept
+its address: that one is shown). ``get_request`` and
 ``list_requests`` report each request's state, merged from what the upload path recorded (attempts, files, rejected
 uploads) and what the charger itself reported in the collected logs:
 
@@ -38,10 +40,11 @@ from chargelog.models.diagnostics import (
     NewDiagnosticsRequest,
     RequestState,
     StatusNotification,
+    derive_secret,
     format_token,
     new_request_id,
-    new_secret,
     remote_location,
+    secret_matches,
     secret_sha256,
 )
 from chargelog.models.extracted import extract_fields
@@ -81,9 +84,9 @@ def _ocpp_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def getlog_payload(request: DiagnosticsRequest) -> dict[str, Any]:
+def getlog_payload(request: DiagnosticsRequest, location: str) -> dict[str, Any]:
     """The OCPP 2.0.1 GetLog request that sends the request's upload address."""
-    log: dict[str, Any] = {"remoteLocation": request.remote_location}
+    log: dict[str, Any] = {"remoteLocation": location}
     if request.oldest_timestamp:
         log["oldestTimestamp"] = _ocpp_time(request.oldest_timestamp)
     if request.latest_timestamp:
@@ -96,9 +99,9 @@ def getlog_payload(request: DiagnosticsRequest) -> dict[str, Any]:
     return payload
 
 
-def getdiagnostics_payload(request: DiagnosticsRequest) -> dict[str, Any]:
+def getdiagnostics_payload(request: DiagnosticsRequest, location: str) -> dict[str, Any]:
     """The OCPP 1.6 GetDiagnostics request that sends the request's upload address."""
-    payload: dict[str, Any] = {"location": request.remote_location}
+    payload: dict[str, Any] = {"location": location}
     if request.retries is not None:
         payload["retries"] = request.retries
     if request.retry_interval is not None:
@@ -204,8 +207,30 @@ def _file_view(file: DiagnosticsFile, now: datetime, downloads: DiagnosticsFiles
     )
 
 
+def _upload_key(token_key: Secret) -> str:
+    if not token_key.name:
+        raise UploadsNotConfiguredError("Diagnostics uploads are not configured here (no upload token key).")
+    return token_key.text()
+
+
+def address_of(request: DiagnosticsRequest, token_key: Secret) -> str | None:
+    """The request's upload address: the one it stored (requests made before secrets were derived), else rebuilt
+    from the key; None if the key no longer gives the secret whose hash the request holds (the key was replaced),
+    or uploads are not configured here."""
+    if request.remote_location is not None:
+        return request.remote_location
+    base_url = get_settings().upload_base_url
+    if not base_url or not token_key.name:
+        return None
+    secret = derive_secret(token_key.text(), request.request_id)
+    if not secret_matches(secret, request.secret_sha256):
+        return None
+    return remote_location(base_url, request.charger_id, format_token(request.request_id, secret))
+
+
 def _detail(
     request: DiagnosticsRequest,
+    location: str | None,
     files: list[DiagnosticsFile],
     notifications: list[StatusNotification],
     now: datetime,
@@ -214,9 +239,9 @@ def _detail(
     state = state_of(request, bool(files), notifications, now)
     return DiagnosticsRequestDetail(
         **_summary_fields(request, state),
-        remote_location=request.remote_location,
-        getlog=getlog_payload(request),
-        getdiagnostics=getdiagnostics_payload(request),
+        remote_location=location,
+        getlog=getlog_payload(request, location) if location else None,
+        getdiagnostics=getdiagnostics_payload(request, location) if location else None,
         files=[_file_view(file, now, downloads) for file in files],
         status_notifications=notifications,
     )
@@ -231,6 +256,7 @@ def create_request(
     *,
     store: DiagnosticsStore,
     files: DiagnosticsFiles,
+    token_key: Secret,
 ) -> DiagnosticsRequestDetail:
     """Issue an upload address for a charger's log; InvalidDiagnosticsRequestError for a request that cannot be."""
     now = now or _now()
@@ -241,7 +267,8 @@ def create_request(
     base_url = get_settings().upload_base_url
     if not base_url:
         raise UploadsNotConfiguredError("Diagnostics uploads are not configured here (no upload base URL).")
-    request_id, secret = new_request_id(), new_secret()
+    request_id = new_request_id()
+    secret = derive_secret(_upload_key(token_key), request_id)
     location = remote_location(base_url, body.charger_id, format_token(request_id, secret))
     if len(location) > MAX_REMOTE_LOCATION_LENGTH:
         raise InvalidDiagnosticsRequestError(
@@ -260,7 +287,6 @@ def create_request(
         requested_at=now,
         upload_expires_at=now + timedelta(minutes=body.expires_in_minutes),
         secret_sha256=secret_sha256(secret),
-        remote_location=location,
     )
     store.put_request(request)
     # Never the address or the secret: the token in it lets anyone upload.
@@ -273,11 +299,16 @@ def create_request(
             "ocpp_request_id": request.ocpp_request_id,
         },
     )
-    return _detail(request, [], [], now, files)
+    return _detail(request, location, [], [], now, files)
 
 
 def get_request(
-    request_id: str, now: datetime | None = None, *, store: DiagnosticsStore, files: DiagnosticsFiles
+    request_id: str,
+    now: datetime | None = None,
+    *,
+    store: DiagnosticsStore,
+    files: DiagnosticsFiles,
+    token_key: Secret,
 ) -> DiagnosticsRequestDetail:
     now = now or _now()
     request = store.get_request(request_id) if re.fullmatch(REQUEST_ID_PATTERN, request_id) else None
@@ -285,7 +316,8 @@ def get_request(
         raise NotFoundError(f"No diagnostics request {request_id!r}.")
     window = _window_of([request], now)
     notifications = notifications_for(request, _notifications(store, request.charger_id, window)) if window else []
-    return _detail(request, store.files_of(request_id), notifications, now, files)
+    location = address_of(request, token_key)
+    return _detail(request, location, store.files_of(request_id), notifications, now, files)
 
 
 def _list_digest(charger_id: str) -> str:

@@ -4,12 +4,19 @@ S3 announces each new ``incoming/<request_id>/<received time>-<8 hex>`` object (
 chargelog.logic.uploads). `index_upload` reads it once, as a stream: a ``multipart/form-data`` body is unwrapped
 with python-multipart (the part named ``file``, else the only part with a file name); any other body is the file
 itself. The file goes to a spooled temporary file (memory up to 1 MB, then /tmp) while its size, SHA-256 and
-first bytes are taken, so a 10 MB upload is never held in memory whole. It is then written to
-``diagnostics/<charger>/<request_id>/<received time>-<safe name>`` with a conditional put (never over an existing
-object), recorded with `put_file`, and the incoming object deleted.
+first bytes are taken, so a 10 MB upload is never held in memory whole. A body of more than
+`UploadLimits.max_multipart_parts` parts is rejected at the first part past it, without reading the rest.
 
-A malformed multipart body or an empty file records nothing but ``last_upload_error`` on the request; the incoming
-object is deleted either way. An upload for a request that no longer exists is dropped.
+The file's key, ``diagnostics/<charger>/<request_id>/<received time>-<upload id>-<safe name>``, follows from the
+incoming object alone (`upload_id`: its key and ETag), so indexing the same object again (SQS delivers at least
+once, and retries a failed message) always finds the same key and the same file item. The file is first recorded
+(`put_file`: the file item, if not there yet, and the request's counters, in one conditional transaction that also
+keeps the request within `UploadLimits.max_files` and `max_bytes`), then written with a conditional put (never
+over an existing object: one already there is this same upload's), and the incoming object deleted last. Whatever
+step fails, the retried message redoes the rest and stores one object and one item.
+
+A malformed multipart body, an empty file or a request without room records nothing but ``last_upload_error`` on
+the request; the incoming object is deleted either way. An upload for a request that no longer exists is dropped.
 """
 
 from __future__ import annotations
@@ -27,13 +34,16 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
+from chargelog.logic.uploads import bytes_limit_reached, files_limit_reached
 from chargelog.models.diagnostics import (
     REQUEST_ID_PATTERN,
     Compression,
     DiagnosticsFile,
+    UploadLimits,
     UploadMethod,
     object_key,
     safe_filename,
+    upload_id,
 )
 from chargelog.models.keys import parse_timestamp_key
 from chargelog.observability import logger
@@ -59,6 +69,8 @@ class IndexOutcome:
     file: DiagnosticsFile | None = None
     rejected: str | None = None  # why no file was recorded
     duplicate: bool = False  # the same upload was indexed before (a redelivered notification)
+    multipart_parts: int = 0  # parts of a multipart body read (the one past the limit included)
+    bytes_read: int = 0  # of the incoming object
 
 
 def detect_compression(head: bytes) -> Compression:
@@ -119,10 +131,17 @@ def _decode_header(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-class _FormUnwrapper:
-    """Streams a multipart/form-data body, keeping each part that carries a file (or is named ``file``)."""
+class _TooManyParts(Exception):
+    """Raised from the parser's callback to stop reading a body at its first part past the limit."""
 
-    def __init__(self, boundary: bytes) -> None:
+
+class _FormUnwrapper:
+    """Streams a multipart/form-data body, keeping each part that carries a file (or is named ``file``); stops at
+    the first part past ``max_parts``."""
+
+    def __init__(self, boundary: bytes, max_parts: int) -> None:
+        self.max_parts = max_parts
+        self.parts_begun = 0
         self.parts: list[_Part] = []
         self.ended = False
         self._current = _Part()
@@ -143,6 +162,9 @@ class _FormUnwrapper:
         )
 
     def _part_begin(self) -> None:
+        self.parts_begun += 1
+        if self.parts_begun > self.max_parts:
+            raise _TooManyParts
         self._current = _Part()
         self._headers = {}
 
@@ -182,6 +204,10 @@ class _FormUnwrapper:
             self.parser.finalize()
         except MultipartParseError as error:
             raise RejectedUpload(f"Malformed multipart/form-data body: {error}") from error
+        except _TooManyParts:
+            raise RejectedUpload(
+                f"The multipart/form-data body has more than {self.max_parts} parts; it was not read further"
+            ) from None
         if not self.ended:
             raise RejectedUpload("Malformed multipart/form-data body: it ends before its closing boundary")
         named = [part for part in self.parts if part.name == "file"]
@@ -225,12 +251,39 @@ def parse_incoming_key(key: str) -> IncomingObject | None:
     return IncomingObject(match["request_id"], received_at, match["nonce"])
 
 
+class _CountingChunks:
+    """The chunks of an object, counting the bytes read."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.bytes_read += len(chunk)
+            yield chunk
+
+
+def _reject(
+    key: str, reason: str, *, request_id: str, store: DiagnosticsStore, files: DiagnosticsFiles, now: datetime
+) -> None:
+    store.note_upload_error(request_id, reason, now)
+    logger.warning("Upload rejected", extra={"request_id": request_id, "key": key, "reason": reason})
+    files.delete(key)
+
+
 def index_upload(
-    key: str, *, store: DiagnosticsStore, files: DiagnosticsFiles, now: datetime | None = None
+    key: str,
+    *,
+    store: DiagnosticsStore,
+    files: DiagnosticsFiles,
+    limits: UploadLimits | None = None,
+    now: datetime | None = None,
 ) -> IndexOutcome:
     """Index one incoming object of ``files`` (see the module's doc). Raises on storage errors, so the message is
     retried."""
     now = now or datetime.now(UTC)
+    limits = limits or UploadLimits()
     incoming = parse_incoming_key(key)
     if incoming is None:
         logger.warning("Not an incoming upload key; deleted", extra={"key": key})
@@ -249,71 +302,76 @@ def index_upload(
     path_filename = unquote(metadata.get("filename", "")) or None
     method: UploadMethod = "POST" if metadata.get("method", "").upper() == "POST" else "PUT"
     request_content_type = stored.content_type or DEFAULT_CONTENT_TYPE
+    chunks = _CountingChunks(stored.chunks(CHUNK_BYTES))
     form: _FormUnwrapper | None = None
     raw: _SpooledFile | None = None
     try:
         try:
             boundary = _multipart_boundary(request_content_type)
             if boundary is not None:
-                form = _FormUnwrapper(boundary)
-                part = form.feed(stored.chunks(CHUNK_BYTES))
+                form = _FormUnwrapper(boundary, limits.max_multipart_parts)
+                part = form.feed(iter(chunks))
                 assert part.spool is not None
                 spool = part.spool
                 filename = path_filename or part.filename
                 content_type = part.content_type or DEFAULT_CONTENT_TYPE
             else:
                 raw = spool = _SpooledFile()
-                for chunk in stored.chunks(CHUNK_BYTES):
+                for chunk in chunks:
                     spool.write(chunk)
                 filename = path_filename
                 content_type = request_content_type
             if spool.size == 0:
                 raise RejectedUpload("The uploaded file is empty")
         except RejectedUpload as rejection:
-            store.note_upload_error(request.request_id, str(rejection), now)
-            logger.warning(
-                "Upload rejected", extra={"request_id": request.request_id, "key": key, "reason": str(rejection)}
+            _reject(key, str(rejection), request_id=request.request_id, store=store, files=files, now=now)
+            return IndexOutcome(
+                rejected=str(rejection),
+                multipart_parts=form.parts_begun if form is not None else 0,
+                bytes_read=chunks.bytes_read,
             )
-            files.delete(key)
-            return IndexOutcome(rejected=str(rejection))
         safe_name = safe_filename(filename)
-        digest = spool.sha256.hexdigest()
-        if any(
-            known.received_at == incoming.received_at and known.sha256 == digest
-            for known in store.files_of(request.request_id)
-        ):
-            # Recorded before, then the notification came again (the incoming object's delete had failed).
-            files.delete(key)
-            return IndexOutcome(duplicate=True)
-        final_key = object_key(request.charger_id, request.request_id, incoming.received_at, safe_name)
-        if not files.put_new(final_key, spool.rewind(), content_type):
-            # Another upload at the same instant with the same name: keep both (the nonce is unique per upload).
-            final_key = object_key(
-                request.charger_id, request.request_id, incoming.received_at, f"{incoming.nonce}-{safe_name}"
-            )
-            if not files.put_new(final_key, spool.rewind(), content_type):
-                logger.info("Upload stored before (redelivered notification)", extra={"key": final_key})
+        final_key = object_key(
+            request.charger_id, request.request_id, incoming.received_at, safe_name, upload_id(key, stored.etag)
+        )
         file = DiagnosticsFile(
             request_id=request.request_id,
             charger_id=request.charger_id,
             key=final_key,
             filename=safe_name,
             size=spool.size,
-            sha256=digest,
+            sha256=spool.sha256.hexdigest(),
             content_type=content_type,
             compression=detect_compression(spool.head),
             received_at=incoming.received_at,
             upload_method=method,
             multipart=form is not None,
         )
-        recorded = store.put_file(file)
+        parts, bytes_read = (form.parts_begun if form is not None else 0), chunks.bytes_read
+        recording = store.put_file(file, limits)
+        if recording == "no request":
+            files.delete(key)
+            return IndexOutcome(rejected="unknown request", multipart_parts=parts, bytes_read=bytes_read)
+        if recording == "full":
+            current = store.get_request(request.request_id) or request
+            reason = (
+                files_limit_reached(limits.max_files)
+                if current.files_received >= limits.max_files
+                else bytes_limit_reached(limits.max_bytes)
+            )
+            _reject(key, f"Not kept: {reason}", request_id=request.request_id, store=store, files=files, now=now)
+            return IndexOutcome(rejected=reason, multipart_parts=parts, bytes_read=bytes_read)
+        # Recorded now or by an earlier delivery: either way the object may be missing still.
+        if not files.put_new(final_key, spool.rewind(), content_type):
+            logger.info("Upload stored before (redelivered notification)", extra={"key": final_key})
         files.delete(key)
         logger.info(
             "Diagnostics file stored",
-            extra={"request_id": request.request_id, "key": final_key, "size": file.size, "recorded": recorded},
+            extra={"request_id": request.request_id, "key": final_key, "size": file.size, "recording": recording},
         )
-        return IndexOutcome(file=file, duplicate=not recorded)
+        return IndexOutcome(file=file, duplicate=recording == "duplicate", multipart_parts=parts, bytes_read=bytes_read)
     finally:
+        stored.close()
         if form is not None:
             form.close()
         if raw is not None:

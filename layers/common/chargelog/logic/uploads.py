@@ -3,7 +3,10 @@
 API Gateway's REQUEST authorizer calls `authorize_upload` for every upload (result caching is off). An upload is
 allowed when its token names an existing request, the token's secret matches (constant-time, against the stored
 SHA-256), the charger in the path is the request's, the upload address has not expired, the method and route are
-upload routes, and the body is not announced as empty. The decision then names the object
+upload routes, the body is not announced as empty, and the request has room left: fewer files recorded than
+`UploadLimits.max_files`, and its recorded bytes plus the announced Content-Length within `UploadLimits.max_bytes`
+(the indexer checks both again when it records a file, atomically: uploads let through together all pass here).
+The decision then names the object
 (``incoming/<request_id>/<received time>-<8 hex>``) and carries the sanitised path file name, which the S3
 integration stores as object metadata; the S3-triggered indexer does the rest (chargelog.logic.upload_indexer).
 
@@ -23,7 +26,7 @@ from typing import Final
 from urllib.parse import quote, unquote
 
 from chargelog.dal.diagnostics import DiagnosticsStore
-from chargelog.models.diagnostics import parse_token, safe_filename, secret_matches
+from chargelog.models.diagnostics import DiagnosticsRequest, UploadLimits, parse_token, safe_filename, secret_matches
 from chargelog.models.keys import timestamp_key
 
 # API Gateway's own limit on a request body; the gateway answers a larger one with REQUEST_TOO_LARGE (413).
@@ -48,6 +51,16 @@ BAD_FILENAME: Final = "The file name in the path is not acceptable (no path sepa
 BAD_LENGTH: Final = "The Content-Length header is not a number of bytes."
 WRONG_METHOD: Final = "Upload with PUT or POST to the upload address."
 NO_BOUNDARY: Final = "A multipart/form-data upload needs a boundary in its Content-Type."
+
+
+def files_limit_reached(limit: int) -> str:
+    return f"This upload address has received all the files it takes ({limit}); ask for a new one."
+
+
+def bytes_limit_reached(limit: int) -> str:
+    return f"This upload address has received all the bytes it takes ({limit}); ask for a new one."
+
+
 _BOUNDARY = re.compile(r"""(?i)(^|;)\s*boundary\s*=\s*("[^"]{1,70}"|[^\s;"]{1,70})\s*(;|$)""")
 
 
@@ -68,6 +81,21 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     for key, value in (headers or {}).items():
         if key.lower() == name:
             return value
+    return None
+
+
+def _announced_length(headers: Mapping[str, str] | None) -> int:
+    """The Content-Length, once `_body_problem` found it sound; 0 for a chunked body (size unknown)."""
+    length = _header(headers, "content-length")
+    return int(length.strip()) if length is not None else 0
+
+
+def _limit_problem(request: DiagnosticsRequest, announced: int, limits: UploadLimits) -> str | None:
+    """Why the request takes no more uploads, or None."""
+    if request.files_received >= limits.max_files:
+        return files_limit_reached(limits.max_files)
+    if request.bytes_received + announced > limits.max_bytes:
+        return bytes_limit_reached(limits.max_bytes)
     return None
 
 
@@ -122,9 +150,11 @@ def authorize_upload(
     received_at: datetime,
     now: datetime | None = None,
     store: DiagnosticsStore,
+    limits: UploadLimits | None = None,
 ) -> UploadDecision:
     """Decide about one upload request (see the module's doc)."""
     now = now or datetime.now(UTC)
+    limits = limits or UploadLimits()
     if (method.upper(), resource) not in UPLOAD_ROUTES:
         return _deny(WRONG_METHOD)
     parameters = path_parameters or {}
@@ -142,6 +172,9 @@ def authorize_upload(
     body_problem = _body_problem(headers)
     if body_problem is not None:
         return _deny(body_problem, token.request_id)
+    limit_problem = _limit_problem(request, _announced_length(headers), limits)
+    if limit_problem is not None:
+        return _deny(limit_problem, token.request_id)
     try:
         filename = _path_filename(parameters.get("filename"))
     except ValueError:

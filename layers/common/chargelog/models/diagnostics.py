@@ -3,10 +3,11 @@
 Support asks for a file (POST /diagnostics/requests); chargelog issues an upload address, ``remote_location`` =
 ``{upload base URL}/u/{charger id}/{token}/``, that the CSMS sends in OCPP 2.0.1 GetLog or 1.6 GetDiagnostics.
 The token is ``{request_id}.{secret}``: the request id (32 hex digits) says which request the upload belongs to,
-the secret (24 URL-safe characters, 144 random bits) proves the uploader was given the address. The upload
-authorizer checks the secret against its SHA-256 (``secret_sha256``); the whole address is kept on the request as
-well (``remote_location``), so that support can see it again (GET /diagnostics/{id}) - whoever reads the table can
-read it. Neither is ever logged.
+the secret (24 URL-safe characters, 144 bits) proves the uploader was given the address. The secret is
+`derive_secret`: an HMAC-SHA256 of the request id under the upload token key (a Secrets Manager secret only the API
+reads), so the API can rebuild the address for GET /diagnostics/{id} while the table holds only the secret's
+SHA-256 (``secret_sha256``, which the upload authorizer checks). Requests stored before kept a random secret and
+the whole address (``remote_location``); they are still read as they are. Neither is ever logged.
 
 Uploaded files land in the diagnostics bucket under `object_key`, their names made safe by `safe_filename`.
 
@@ -16,12 +17,14 @@ every cold start.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
 import secrets
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, NamedTuple
 from urllib.parse import quote
@@ -42,6 +45,7 @@ MAX_REMOTE_LOCATION_LENGTH: Final = 512
 REQUEST_ID_PATTERN: Final = r"[0-9a-f]{32}"
 SECRET_BYTES: Final = 18  # secrets.token_urlsafe(18): 24 characters, 144 bits
 SECRET_PATTERN: Final = r"[A-Za-z0-9_-]{24}"  # noqa: S105 - the shape of a secret, not one
+UPLOAD_ID_PATTERN: Final = r"[0-9a-f]{16}"
 _TOKEN = re.compile(rf"(?P<request_id>{REQUEST_ID_PATTERN})\.(?P<secret>{SECRET_PATTERN})")
 
 MAX_FILENAME_BYTES: Final = 200
@@ -63,6 +67,15 @@ def new_request_id() -> str:
 
 def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def derive_secret(key: str, request_id: str) -> str:
+    """A request's upload secret: the first 144 bits of HMAC-SHA256(key, request id), URL-safe base64 (24
+    characters). Whoever holds the key can rebuild it; nothing stored in the table can."""
+    if not key:
+        raise ValueError("An empty upload token key")
+    digest = hmac.new(key.encode(), f"chargelog-upload:{request_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:SECRET_BYTES]).decode()
 
 
 def format_token(request_id: str, secret: str) -> str:
@@ -132,13 +145,36 @@ def safe_filename(name: str | None) -> str:
     return text or DEFAULT_FILENAME
 
 
-def object_key(charger_id: str, request_id: str, received_at: datetime, filename: str | None) -> str:
-    """Where a received file is kept: ``diagnostics/<charger>/<request id>/<received time>-<safe filename>``."""
+def object_key(
+    charger_id: str, request_id: str, received_at: datetime, filename: str | None, upload_id: str | None = None
+) -> str:
+    """Where a received file is kept: ``diagnostics/<charger>/<request id>/<received time>-[<upload id>-]<safe
+    filename>``. The indexer names each file by the incoming object it came from (`upload_id`), so indexing the
+    same upload again finds the same key; files indexed before it did have none."""
     if not re.fullmatch(REQUEST_ID_PATTERN, request_id):
         raise ValueError(f"Not a request id: {request_id!r}")
-    return (
-        f"{OBJECT_PREFIX}{key_segment(charger_id)}/{request_id}/{timestamp_key(received_at)}-{safe_filename(filename)}"
-    )
+    if upload_id is not None and not re.fullmatch(UPLOAD_ID_PATTERN, upload_id):
+        raise ValueError(f"Not an upload id: {upload_id!r}")
+    name = safe_filename(filename) if upload_id is None else f"{upload_id}-{safe_filename(filename)}"
+    return f"{OBJECT_PREFIX}{key_segment(charger_id)}/{request_id}/{timestamp_key(received_at)}-{name}"
+
+
+def upload_id(incoming_key: str, etag: str) -> str:
+    """A name for one incoming object: 16 hex digits of the SHA-256 of its key and ETag. The key is unique per upload
+    (the authorizer adds a random nonce) and the ETag pins its content, so a redelivered notification of the same
+    object gets the same id, and another object (or another version of the same key with other bytes) another."""
+    content = etag.strip('"')
+    return hashlib.sha256(f"{incoming_key}\n{content}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one diagnostics request may store, and how many parts a multipart upload may have (template parameters
+    UploadMaxFilesPerRequest, UploadMaxBytesPerRequest, UploadMaxMultipartParts)."""
+
+    max_files: int = 10
+    max_bytes: int = 100 * 1024 * 1024
+    max_multipart_parts: int = 20
 
 
 class DiagnosticsRequest(BaseModel):
@@ -157,10 +193,12 @@ class DiagnosticsRequest(BaseModel):
     requested_at: UtcDatetime
     upload_expires_at: UtcDatetime = Field(description="When the upload address stops working")
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    remote_location: str = Field(max_length=MAX_REMOTE_LOCATION_LENGTH)
+    # Stored only by requests made before the secret was derived (whole token in the table); else rebuilt.
+    remote_location: str | None = Field(default=None, max_length=MAX_REMOTE_LOCATION_LENGTH)
     upload_attempts: int = Field(default=0, description="Uploads the authorizer let through")
     last_attempt_at: UtcDatetime | None = None
     files_received: int = Field(default=0, description="Files the indexer recorded")
+    bytes_received: int = Field(default=0, description="Bytes of the files the indexer recorded")
     last_file_at: UtcDatetime | None = None
     last_upload_error: str | None = Field(default=None, description="Why the last upload was rejected, if it was")
     last_upload_error_at: UtcDatetime | None = None
@@ -283,6 +321,7 @@ class DiagnosticsRequestSummary(BaseModel):
     upload_attempts: int = Field(description="Uploads the upload address let through")
     last_attempt_at: datetime | None = None
     files_received: int
+    bytes_received: int = Field(description="Bytes of the files received (0 for files recorded before it was counted)")
     last_file_at: datetime | None = None
     last_upload_error: str | None = Field(default=None, description="Why the last upload was rejected, if it was")
 
@@ -290,11 +329,16 @@ class DiagnosticsRequestSummary(BaseModel):
 class DiagnosticsRequestDetail(DiagnosticsRequestSummary):
     """A request with its upload address, the OCPP payloads that send it, its files and the charger's reports."""
 
-    remote_location: str = Field(
-        description="The upload address (at most 512 characters, ends with /); it holds the request's secret token"
+    remote_location: str | None = Field(
+        description="The upload address (at most 512 characters, ends with /); it holds the request's secret token. "
+        "null if it can no longer be rebuilt (the upload token key was replaced since the request was made)"
     )
-    getlog: dict[str, Any] = Field(description="The OCPP 2.0.1 GetLog request payload, ready to send")
-    getdiagnostics: dict[str, Any] = Field(description="The OCPP 1.6 GetDiagnostics request payload, ready to send")
+    getlog: dict[str, Any] | None = Field(
+        description="The OCPP 2.0.1 GetLog request payload, ready to send; null without an address"
+    )
+    getdiagnostics: dict[str, Any] | None = Field(
+        description="The OCPP 1.6 GetDiagnostics request payload, ready to send; null without an address"
+    )
     files: list[DiagnosticsFileView]
     status_notifications: list[StatusNotification] = Field(
         description="The charger's LogStatusNotification (same requestId) or DiagnosticsStatusNotification (between "
