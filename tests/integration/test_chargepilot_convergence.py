@@ -15,12 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from boto3.dynamodb.conditions import Key
 
-from chargelog import aws, stores
+from chargelog import stores
 from chargelog.dal.records import charger_items
 from chargelog.logic import sources
-from chargelog.models.keys import site_partition
 from chargelog.models.sources import SourceCreate
 from chargelog_local.provision import LocalStack
 from chargelog_simulators.base import ManualClock
@@ -46,15 +44,13 @@ def entry_key(entry: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def site_items(stack: LocalStack, site_id: str) -> list[dict[str, Any]]:
-    table = aws.table(stack.refs["Table"])
-    items: list[dict[str, Any]] = []
-    query: dict[str, Any] = {"IndexName": "gsi2", "KeyConditionExpression": Key("gsi2pk").eq(site_partition(site_id))}
-    while True:
-        page = table.query(**query)
-        items.extend(page["Items"])
-        if "LastEvaluatedKey" not in page:
-            return items
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """A site's records as the API finds them: its chargers from the charger index (gsi2), then their partitions."""
+    return [
+        item
+        for charger in stores.records().site_chargers(site_id)
+        for item in charger_items(stack.refs["Table"], charger)
+        if item.get("site_id") == site_id
+    ]
 
 
 @pytest.fixture
