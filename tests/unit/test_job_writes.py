@@ -21,7 +21,7 @@ from chargelog import collectors, stores
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
 from chargelog.dal.archive import RAW_PREFIX
 from chargelog.dal.record_archive import RECORDS_PREFIX
-from chargelog.dal.state import MAX_ERROR_CHARS
+from chargelog.dal.state import MAX_ERROR_CHARS, Checkpoint, Counts
 from chargelog.logic import sources
 from chargelog.logic.collection import JobOutcome, JobRunner
 from chargelog.models.jobs import CollectionJob
@@ -265,3 +265,63 @@ def test_a_failed_job_records_its_failure_with_a_short_error(
     assert state.backoff_until > later
     assert state.high_water_mark == NOW - PROFILE.settle_delay  # left where the last good job put it
     assert requests.tally == {"state writes": 2}  # take, then the failure
+
+
+# ---------------------------------------------------------------------------------------------- the state's guarantees
+
+
+def test_finishing_after_losing_the_lease_leaves_the_new_holder_alone(stack: LocalStack) -> None:
+    store = stores.collector_states()
+    store.take_job(VENDOR, SOURCE, "old-job", NOW, 60, clear_queued=False)
+    later = NOW + timedelta(minutes=5)  # the old job's lease expired; another took the source and saved a checkpoint
+    assert store.take_job(VENDOR, SOURCE, "new-job", later, 600, clear_queued=False) is not None
+    mine = Checkpoint(job_id="new-job", chunk_start=NOW, chunk_end=later, cursor="8")
+    store.save_progress(VENDOR, SOURCE, mine, later, 600, stored=8, quarantined=0, pages=2)
+    store.finish_job(VENDOR, SOURCE, "old-job", later, mark=NOW, counts=Counts(stored=3, pages=1))
+    state = store.get(VENDOR, SOURCE)
+    assert (state.lease_job_id, state.checkpoint) == ("new-job", mine)
+    assert (state.high_water_mark, state.last_success_at, state.records_stored, state.pages_fetched) == (
+        NOW,
+        later,
+        11,
+        3,
+    )
+
+
+def test_the_mark_never_moves_back(stack: LocalStack) -> None:
+    store = stores.collector_states()
+    store.advance_mark(VENDOR, SOURCE, NOW)
+    store.take_job(VENDOR, SOURCE, "job", NOW, 600, clear_queued=False)
+    store.finish_job(VENDOR, SOURCE, "job", NOW, mark=NOW - timedelta(hours=1), counts=Counts(stored=1))
+    state = store.get(VENDOR, SOURCE)
+    assert (state.high_water_mark, state.lease_job_id, state.records_stored, state.last_success_at) == (
+        NOW,
+        None,
+        1,
+        NOW,
+    )
+
+
+def test_taking_a_job_leaves_a_newer_jobs_queued_mark(stack: LocalStack) -> None:
+    store = stores.collector_states()
+    assert store.mark_queued(VENDOR, SOURCE, "newer", NOW, stale_before=NOW - timedelta(hours=1))
+    taken = store.take_job(VENDOR, SOURCE, "older", NOW, 600, clear_queued=True)
+    assert taken is not None
+    assert (taken.lease_job_id, taken.queued_job_id) == ("older", "newer")
+    # Busy: a scheduled job skipped still clears its own mark, so the schedule may queue the next.
+    assert store.mark_queued(VENDOR, SOURCE, "newest", NOW, stale_before=NOW + timedelta(seconds=1))
+    assert store.take_job(VENDOR, SOURCE, "newest", NOW, 600, clear_queued=True) is None
+    assert store.get(VENDOR, SOURCE).queued_job_id is None
+
+
+def test_a_hand_over_saves_the_place_and_releases_the_lease_in_one_write(stack: LocalStack, requests: Requests) -> None:
+    store = stores.collector_states()
+    store.take_job(VENDOR, SOURCE, "job", NOW, 600, clear_queued=True)
+    place = Checkpoint(job_id="job", chunk_start=NOW - timedelta(hours=1), chunk_end=NOW, cursor="40", read=40)
+    requests.counting = True
+    store.hand_over(VENDOR, SOURCE, "job", place, NOW, requeued=True, mark=None, counts=Counts(stored=40, pages=10))
+    requests.counting = False
+    assert requests.tally == {"state writes": 1}
+    state = store.get(VENDOR, SOURCE)
+    assert (state.checkpoint, state.lease_job_id, state.queued_job_id, state.job_queued_at) == (place, None, "job", NOW)
+    assert (state.records_stored, state.pages_fetched) == (40, 10)

@@ -183,12 +183,13 @@ class CollectorStateStore(TableStore):
                 source_id,
                 lease,
                 remove=("job_queued_at", "queued_job_id"),
-                condition=_lease_free(job_id, now) & Attr("queued_job_id").eq(job_id),
+                condition=_lease_free(job_id, now)
+                & (Attr("queued_job_id").not_exists() | Attr("queued_job_id").eq(job_id)),
                 returning=True,
             )
             if taken is not None:
                 return CollectorState.model_validate(taken)
-        # Busy, or the queued mark is not this job's (a newer job's, or none): the two writes apart.
+        # Busy, or the queued mark is a newer job's: the two writes apart.
         taken = self._update(vendor, source_id, lease, condition=_lease_free(job_id, now), returning=True)
         if clear_queued:
             self.clear_queued(vendor, source_id, job_id)
@@ -251,14 +252,14 @@ class CollectorStateStore(TableStore):
         self, vendor: str, source_id: str, job_id: str, now: datetime, *, mark: datetime | None, counts: Counts
     ) -> None:
         """A job ended well, in one write: the mark moved forward to ``mark`` (every record up to it stored), its
-        counts added, its success recorded (failures and backoff cleared), its checkpoint and lease removed. If the
-        job no longer holds the lease (it expired and another job took it) or another job's checkpoint is there, the
+        counts added, its success recorded (failures and backoff cleared), the checkpoint and its lease removed. A
+        checkpoint there is this job's, or one a job left that no longer runs (the source was leased to none, and
+        every job saves into the one checkpoint): a job only resumes from a checkpoint with its own id, and without
+        one reads its whole window. If the job no longer holds the lease (it expired and another job took it), the
         mark and the success are written without touching that job's lease or checkpoint."""
         success = {"last_success_at": iso(now), "consecutive_failures": 0}
-        mine = Attr("lease_job_id").eq(job_id) & (
-            Attr("checkpoint").not_exists() | Attr("checkpoint.job_id").eq(job_id)
-        )
         removed = ("backoff_until", "checkpoint", "lease_job_id", "lease_until")
+        mine = Attr("lease_job_id").eq(job_id)
         if self._update_moving_mark(vendor, source_id, mark, success, counts.adds(), removed, condition=mine):
             return
         self.clear_checkpoint(vendor, source_id, job_id)
