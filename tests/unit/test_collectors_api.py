@@ -8,7 +8,7 @@ from typing import Any
 
 import api_handler
 from chargelog import aws, stores
-from chargelog.dal.state import Checkpoint, CollectorStateStore
+from chargelog.dal.state import Checkpoint, CollectorStateStore, Counts
 from chargelog.logic import backfills, sources
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.sources import SourceCreate
@@ -41,8 +41,9 @@ def test_each_source_reports_its_progress_errors_and_jobs(
     store.acquire_lease("ocpplab", "dep-healthy", "job-1", now - timedelta(minutes=10), 60)
     checkpoint = Checkpoint(job_id="job-1", chunk_start=now - timedelta(hours=1), chunk_end=now)
     store.save_progress("ocpplab", "dep-healthy", checkpoint, now, 60, stored=42, quarantined=1, pages=3)
-    store.advance_mark("ocpplab", "dep-healthy", now - timedelta(minutes=2))
-    store.record_success("ocpplab", "dep-healthy", "job-1", now - timedelta(minutes=1))
+    store.finish_job(
+        "ocpplab", "dep-healthy", "job-1", now - timedelta(minutes=1), mark=now - timedelta(minutes=2), counts=Counts()
+    )
     store.acquire_lease("ocpplab", "dep-healthy", "job-2", now, 600)
     # dep-failing: its last attempt failed and went to the dead-letter queue
     store.acquire_lease("ocpplab", "dep-failing", "job-3", now - timedelta(minutes=1), 600)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import Binary
+from boto3.dynamodb.types import Binary, TypeDeserializer
 
 from chargelog import aws
 from chargelog.dal import (
@@ -55,6 +55,9 @@ from chargelog.models.keys import (
 from chargelog.models.records import LogRecord
 
 BATCH_LIMIT = 25
+# A charger index entry's span and site as stored, by (charger, vendor, source): see `RecordWriter.write`.
+type ChargerSpans = dict[tuple[str, str, str], tuple[str, str, str | None]]
+_DESERIALIZE = TypeDeserializer()
 # DynamoDB's item limit is 400 KB; keep well clear of it (attribute names and overhead count too).
 MAX_INLINE_ITEM_BYTES = 300_000
 PARALLEL_BATCHES = 8
@@ -243,6 +246,7 @@ class RecordWriter(TableStore):
         *,
         compare_through: datetime | None = None,
         before_writing: Callable[[list[LogRecord]], object] | None = None,
+        chargers: ChargerSpans | None = None,
     ) -> int:
         """Upsert records; returns how many were written. Raises if DynamoDB keeps refusing some. ``raw_refs``: each
         record's place in the raw archive (`archive.raw_ref`), in the same order; without them the items hold the raw
@@ -252,7 +256,9 @@ class RecordWriter(TableStore):
         them on every run): those whose stored item holds the same (``digest``) are not written again; one
         eventually consistent Query per charger over their keys' span (half a read unit per 4 KB read) instead of a
         write unit per KB and per index. ``before_writing`` gets the records about to be written (new or changed),
-        before any is."""
+        before any is. ``chargers``: the charger index entries as this caller last saw them stored (kept by the caller
+        from one write to the next, as a job does across its pages): an entry already covering the records written is
+        not written again."""
         entries: dict[tuple[str, str], tuple[LogRecord, dict[str, Any]]] = {}
         for position, record in enumerate(records):
             item = self.item_for(record, raw_refs[position] if raw_refs is not None else None)
@@ -274,7 +280,7 @@ class RecordWriter(TableStore):
             with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(batches))) as pool:
                 for done in as_completed([pool.submit(self._write_batch, batch) for batch in batches]):
                     done.result()
-        self._note_chargers(changed)
+        self._note_chargers(changed, chargers)
         return len(pending)
 
     def _stored_unchanged(self, items: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -300,38 +306,80 @@ class RecordWriter(TableStore):
             (item["pk"], item["sk"]) for item in items if stored.get((item["pk"], item["sk"])) == item[DIGEST_FIELD]
         }
 
-    def _note_chargers(self, records: list[LogRecord]) -> None:
-        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time and the
-        kinds of record it has (``kinds``, a string set: a source's records are of one kind, so the entry's first
-        write says it). Only records written now can widen a span: those stored before already did."""
-        spans: dict[tuple[str, str, str], tuple[datetime, datetime, str | None, set[str]]] = {}
+    def _note_chargers(self, records: list[LogRecord], known: ChargerSpans | None) -> None:
+        """Keep the charger index (``GET /chargers``): per charger and source, its first and last record time, its
+        site (on index gsi2) and the kinds of record it has (``kinds``, a string set: a source's records are of one
+        kind, so the entry's first write says it). Only records written now can widen a span: those stored before
+        already did.
+
+        One conditional UpdateItem per charger: the last time moves forward only, the first and the names are set
+        where the entry is new (``if_not_exists``); it answers with the entry as stored, so a span that this job
+        already knows to cover its records (``known``, kept by the caller across a job's pages) is not written again.
+        Only records older than the entry's first time (a backfill) cost a second write."""
+        spans: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
+        kinds: dict[tuple[str, str, str], set[str]] = {}
         for record in records:
             key = (record.charger_id, record.vendor, record.source_id)
-            first, last, site, kinds = spans.get(key, (record.timestamp, record.timestamp, record.site_id, set()))
-            kinds.add(record.kind)
-            spans[key] = (min(first, record.timestamp), max(last, record.timestamp), site or record.site_id, kinds)
-        for (charger_id, vendor, source_id), (first, last, site_id, kinds) in spans.items():
-            item_key = {"pk": CHARGERS_PARTITION, "sk": charger_entry_key(charger_id, vendor, source_id)}
-            names: dict[str, Any] = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
-            if site_id:
-                # On index gsi2, so a site's chargers are one small Query (`RecordStore.site_chargers`).
-                names.update(site_id=site_id, gsi2pk=site_chargers_partition(site_id), gsi2sk=item_key["sk"])
-            for attribute, moment, comparison in (("first_record_at", first, ">"), ("last_record_at", last, "<")):
-                # Only ever widen the span: a conditional update, so concurrent writers cannot narrow it.
-                with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
-                    self._table.update_item(
-                        Key=item_key,
-                        UpdateExpression="SET #t = :t, "
-                        + ", ".join(f"#{n} = :{n}" for n in names)
-                        + f" ADD {CHARGER_KINDS_FIELD} :kinds",
-                        ConditionExpression=f"attribute_not_exists(#t) OR #t {comparison} :t",
-                        ExpressionAttributeNames={"#t": attribute, **{f"#{n}": n for n in names}},
-                        ExpressionAttributeValues={
-                            ":t": timestamp_key(moment),
-                            ":kinds": kinds,
-                            **{f":{n}": v for n, v in names.items()},
-                        },
-                    )
+            moment = timestamp_key(record.timestamp)
+            first, last, site = spans.get(key, (moment, moment, record.site_id))
+            spans[key] = (min(first, moment), max(last, moment), site or record.site_id)
+            kinds.setdefault(key, set()).add(record.kind)
+        for entry, (first, last, site_id) in spans.items():
+            held = known.get(entry) if known is not None else None
+            if held is not None and held[0] <= first and last <= held[1] and site_id in (None, held[2]):
+                continue  # the stored span covers these records already
+            stored = self._note_charger(entry, first, last, site_id, kinds[entry])
+            if known is not None:
+                known[entry] = stored
+
+    def _note_charger(
+        self, entry: tuple[str, str, str], first: str, last: str, site_id: str | None, kinds: set[str]
+    ) -> tuple[str, str, str | None]:
+        """Widen one charger entry's span to ``[first, last]``; returns the span and site as stored then."""
+        charger_id, vendor, source_id = entry
+        item_key = {"pk": CHARGERS_PARTITION, "sk": charger_entry_key(charger_id, vendor, source_id)}
+        names: dict[str, str] = {"charger_id": charger_id, "vendor": vendor, "source_id": source_id}
+        if site_id:
+            # On index gsi2, so a site's chargers are one small Query (`RecordStore.site_chargers`).
+            names.update(site_id=site_id, gsi2pk=site_chargers_partition(site_id), gsi2sk=item_key["sk"])
+        attribute_names = {"#first": "first_record_at", "#last": "last_record_at"} | {f"#{n}": n for n in names}
+        values = {f":{n}": v for n, v in names.items()}
+        try:
+            # Moves the last time forward only, so concurrent writers cannot narrow the span.
+            stored = self._table.update_item(
+                Key=item_key,
+                UpdateExpression="SET #last = :last, #first = if_not_exists(#first, :first), "
+                + ", ".join(f"#{n} = :{n}" for n in names)
+                + f" ADD {CHARGER_KINDS_FIELD} :kinds",
+                ConditionExpression="attribute_not_exists(#last) OR #last < :last",
+                ExpressionAttributeNames=attribute_names,
+                ExpressionAttributeValues={":first": first, ":last": last, ":kinds": kinds, **values},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException as error:
+            # Not later than the entry's last record: the entry as it is tells whether anything else would change.
+            stored = {name: _DESERIALIZE.deserialize(value) for name, value in error.response.get("Item", {}).items()}
+        older = first < str(stored.get("first_record_at", first))
+        if older or (site_id and stored.get("site_id") != site_id):
+            # Older than the entry's first record (a backfill), or a site it does not name yet: widen the span
+            # backwards (never narrowing it) and name the site.
+            request: dict[str, Any] = {
+                "Key": item_key,
+                "UpdateExpression": "SET " + ", ".join(f"#{n} = :{n}" for n in names),
+                "ExpressionAttributeNames": {f"#{n}": n for n in names},
+                "ExpressionAttributeValues": values,
+                "ReturnValues": "ALL_NEW",
+            }
+            if older:
+                request["UpdateExpression"] += ", #first = :first"
+                request["ConditionExpression"] = "attribute_not_exists(#first) OR #first > :first"
+                request["ExpressionAttributeNames"]["#first"] = "first_record_at"
+                request["ExpressionAttributeValues"][":first"] = first
+            with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
+                stored = self._table.update_item(**request)["Attributes"]
+        site = stored.get("site_id")
+        return str(stored.get("first_record_at", first)), str(stored.get("last_record_at", last)), site and str(site)
 
     def _write_batch(self, items: list[dict[str, Any]]) -> None:
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]

@@ -2,11 +2,17 @@
 
 It holds the high-water mark, the running job's checkpoint and lease, the scheduled job waiting on the queue
 (its pending mark), the last success and error, and counters. Listing every collector (for health) is one Query.
+
+A job writes it as seldom as its guarantees allow (each write is a write unit: the item stays under 1 KB): one
+write takes the lease (and clears the queued mark), one finishes (mark, counters, success, checkpoint and lease
+gone: `CollectorStateStore.finish_job`) or hands over to a continuation (`CollectorStateStore.hand_over`), and
+in between one per page that another page of the same pass follows (`CollectorStateStore.save_progress`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +24,8 @@ from chargelog.dal import TableStore, is_condition_failure, query_all
 from chargelog.models.keys import iso
 
 COLLECTOR_PARTITION = "COLLECTOR"
+# The most of an error's text kept in ``last_error``: with it the state item stays under 1 KB (one write unit).
+MAX_ERROR_CHARS = 400
 
 
 class Checkpoint(BaseModel):
@@ -30,6 +38,25 @@ class Checkpoint(BaseModel):
     total_first: int | None = None  # the vendor's total when the chunk's first page was read
     read: int = 0  # records read in this pass of the chunk
     passes: int = 0  # passes of this chunk that found the data changing under them
+
+
+@dataclass
+class Counts:
+    """What a job stored since its last state write: added to the source's counters with its next one."""
+
+    stored: int = 0
+    quarantined: int = 0
+    pages: int = 0
+
+    def taken(self) -> Counts:
+        """These counts, leaving this tally at zero (a count is written at most once, even if its write fails)."""
+        taken = replace(self)
+        self.stored = self.quarantined = self.pages = 0
+        return taken
+
+    def adds(self) -> dict[str, int]:
+        counts = {"records_stored": self.stored, "records_quarantined": self.quarantined, "pages_fetched": self.pages}
+        return {name: count for name, count in counts.items() if count}
 
 
 class CollectorState(BaseModel):
@@ -86,7 +113,9 @@ class CollectorStateStore(TableStore):
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
         condition: Any = None,
-    ) -> bool:
+        returning: bool = False,
+    ) -> dict[str, Any] | None:
+        """One UpdateItem; None when its condition failed, else the item as it is now (``returning``) or ``{}``."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         clauses = []
@@ -109,53 +138,89 @@ class CollectorStateStore(TableStore):
         }
         if condition is not None:
             request["ConditionExpression"] = condition
+        if returning:
+            request["ReturnValues"] = "ALL_NEW"
         try:
-            self._table.update_item(**request)
+            response = self._table.update_item(**request)
         except ClientError as error:
             if is_condition_failure(error):
-                return False
+                return None
             raise
-        return True
+        return dict(response.get("Attributes", {})) if returning else {}
+
+    def _update_moving_mark(
+        self,
+        vendor: str,
+        source_id: str,
+        mark: datetime | None,
+        set_: dict[str, Any],
+        add: dict[str, int] | None = None,
+        remove: tuple[str, ...] = (),
+        condition: Any = None,
+    ) -> bool:
+        """`_update`, moving the high-water mark forward to ``mark`` in the same write. Should the write's condition
+        fail, or the stored mark be further on already, the mark moves on its own (`advance_mark`) and the rest is
+        written with its own condition only; False when that condition failed."""
+        if mark is not None:
+            forward = Attr("high_water_mark").not_exists() | Attr("high_water_mark").lte(iso(mark))
+            moved = set_ | {"high_water_mark": iso(mark)}
+            both = forward if condition is None else condition & forward
+            if self._update(vendor, source_id, moved, add, remove, both) is not None:
+                return True
+            self.advance_mark(vendor, source_id, mark)
+        return self._update(vendor, source_id, set_, add, remove, condition) is not None
+
+    def take_job(
+        self, vendor: str, source_id: str, job_id: str, now: datetime, seconds: float, *, clear_queued: bool
+    ) -> CollectorState | None:
+        """Take the source for ``job_id`` (as `acquire_lease`) and, with ``clear_queued``, clear the queued mark if it
+        is the job's (as `clear_queued`), in one write in the usual case; the state as it is then, or None when another
+        job holds the source."""
+        lease = {"lease_job_id": job_id, "lease_until": iso(now + timedelta(seconds=seconds)), "last_run_at": iso(now)}
+        if clear_queued:
+            taken = self._update(
+                vendor,
+                source_id,
+                lease,
+                remove=("job_queued_at", "queued_job_id"),
+                condition=_lease_free(job_id, now)
+                & (Attr("queued_job_id").not_exists() | Attr("queued_job_id").eq(job_id)),
+                returning=True,
+            )
+            if taken is not None:
+                return CollectorState.model_validate(taken)
+        # Busy, or the queued mark is a newer job's: the two writes apart.
+        taken = self._update(vendor, source_id, lease, condition=_lease_free(job_id, now), returning=True)
+        if clear_queued:
+            self.clear_queued(vendor, source_id, job_id)
+        return CollectorState.model_validate(taken) if taken is not None else None
 
     def acquire_lease(self, vendor: str, source_id: str, job_id: str, now: datetime, seconds: float) -> bool:
         """Take the source for ``job_id`` unless another job holds an unexpired lease on it."""
-        condition = (
-            Attr("lease_until").not_exists() | Attr("lease_until").lt(iso(now)) | Attr("lease_job_id").eq(job_id)
-        )
-        return self._update(
-            vendor,
-            source_id,
-            {"lease_job_id": job_id, "lease_until": iso(now + timedelta(seconds=seconds)), "last_run_at": iso(now)},
-            condition=condition,
-        )
+        return self.take_job(vendor, source_id, job_id, now, seconds, clear_queued=False) is not None
 
     def mark_queued(self, vendor: str, source_id: str, job_id: str, now: datetime, stale_before: datetime) -> bool:
         """Claim the source's one pending scheduled job for ``job_id`` before it is queued: only if no job is pending,
         or the pending mark is older than ``stale_before`` (its message lost, expired or never sent). Conditional, so
         of two dispatchers racing only one wins and queues the job."""
         condition = Attr("job_queued_at").not_exists() | Attr("job_queued_at").lt(iso(stale_before))
-        return self._update(
-            vendor, source_id, {"job_queued_at": iso(now), "queued_job_id": job_id}, condition=condition
+        return (
+            self._update(vendor, source_id, {"job_queued_at": iso(now), "queued_job_id": job_id}, condition=condition)
+            is not None
         )
-
-    def mark_requeued(self, vendor: str, source_id: str, job_id: str, now: datetime) -> None:
-        """A scheduled job that re-queues itself to go on later is again the source's pending job."""
-        self._update(vendor, source_id, {"job_queued_at": iso(now), "queued_job_id": job_id})
 
     def clear_queued(self, vendor: str, source_id: str, job_id: str) -> bool:
         """A worker took ``job_id`` off the queue (or it was never sent): the source has no pending job, unless a
         newer job holds the mark."""
-        return self._update(
-            vendor,
-            source_id,
-            {},
-            remove=("job_queued_at", "queued_job_id"),
-            condition=Attr("queued_job_id").eq(job_id),
-        )
-
-    def release_lease(self, vendor: str, source_id: str, job_id: str) -> None:
-        self._update(
-            vendor, source_id, {}, remove=("lease_job_id", "lease_until"), condition=Attr("lease_job_id").eq(job_id)
+        return (
+            self._update(
+                vendor,
+                source_id,
+                {},
+                remove=("job_queued_at", "queued_job_id"),
+                condition=Attr("queued_job_id").eq(job_id),
+            )
+            is not None
         )
 
     def save_progress(
@@ -168,17 +233,61 @@ class CollectorStateStore(TableStore):
         stored: int,
         quarantined: int,
         pages: int,
+        mark: datetime | None = None,
     ) -> None:
-        """After a page is durably written: record the position, count it, and renew the lease."""
-        self._update(
+        """After a page is durably written: record the position, count it, renew the lease and (``mark``) move the
+        high-water mark forward."""
+        self._update_moving_mark(
             vendor,
             source_id,
+            mark,
             {
                 "checkpoint": checkpoint.model_dump(mode="json"),
                 "lease_until": iso(now + timedelta(seconds=lease_seconds)),
             },
-            add={"records_stored": stored, "records_quarantined": quarantined, "pages_fetched": pages},
+            add=Counts(stored, quarantined, pages).adds(),
         )
+
+    def finish_job(
+        self, vendor: str, source_id: str, job_id: str, now: datetime, *, mark: datetime | None, counts: Counts
+    ) -> None:
+        """A job ended well, in one write: the mark moved forward to ``mark`` (every record up to it stored), its
+        counts added, its success recorded (failures and backoff cleared), the checkpoint and its lease removed. A
+        checkpoint there is this job's, or one a job left that no longer runs (the source was leased to none, and
+        every job saves into the one checkpoint): a job only resumes from a checkpoint with its own id, and without
+        one reads its whole window. If the job no longer holds the lease (it expired and another job took it), the
+        mark and the success are written without touching that job's lease or checkpoint."""
+        success = {"last_success_at": iso(now), "consecutive_failures": 0}
+        removed = ("backoff_until", "checkpoint", "lease_job_id", "lease_until")
+        mine = Attr("lease_job_id").eq(job_id)
+        if self._update_moving_mark(vendor, source_id, mark, success, counts.adds(), removed, condition=mine):
+            return
+        self.clear_checkpoint(vendor, source_id, job_id)
+        self._update(vendor, source_id, success, counts.adds(), remove=("backoff_until",))
+
+    def hand_over(
+        self,
+        vendor: str,
+        source_id: str,
+        job_id: str,
+        checkpoint: Checkpoint,
+        now: datetime,
+        *,
+        requeued: bool,
+        mark: datetime | None,
+        counts: Counts,
+    ) -> None:
+        """A job out of time goes on in a new invocation, in one write: its position saved, the mark moved forward, its
+        counts added, its lease released and (``requeued``, a scheduled job) it is again the source's queued job."""
+        saved: dict[str, Any] = {"checkpoint": checkpoint.model_dump(mode="json")}
+        if requeued:
+            saved |= {"job_queued_at": iso(now), "queued_job_id": job_id}
+        released = ("lease_job_id", "lease_until")
+        if self._update_moving_mark(
+            vendor, source_id, mark, saved, counts.adds(), released, condition=Attr("lease_job_id").eq(job_id)
+        ):
+            return
+        self._update(vendor, source_id, saved, counts.adds())  # another job holds the lease: leave it
 
     def advance_mark(self, vendor: str, source_id: str, mark: datetime) -> None:
         """Move the high-water mark forward (never back): every record up to ``mark`` is stored."""
@@ -196,14 +305,6 @@ class CollectorStateStore(TableStore):
     def clear_checkpoint(self, vendor: str, source_id: str, job_id: str) -> None:
         self._update(vendor, source_id, {}, remove=("checkpoint",), condition=Attr("checkpoint.job_id").eq(job_id))
 
-    def record_success(self, vendor: str, source_id: str, job_id: str, now: datetime) -> None:
-        self._update(
-            vendor,
-            source_id,
-            {"last_success_at": iso(now), "consecutive_failures": 0},
-            remove=("backoff_until", "lease_job_id", "lease_until"),
-        )
-
     def record_failure(
         self,
         vendor: str,
@@ -213,17 +314,28 @@ class CollectorStateStore(TableStore):
         now: datetime,
         backoff: timedelta,
         dead_lettered: bool,
+        *,
+        mark: datetime | None = None,
+        counts: Counts | None = None,
     ) -> None:
+        """A job failed: the error (its first `MAX_ERROR_CHARS` characters), one more consecutive failure, the backoff,
+        the job's lease released; what it achieved before failing (``mark``, ``counts``) kept."""
         state = self.get(vendor, source_id)
-        self._update(
+        self._update_moving_mark(
             vendor,
             source_id,
+            mark,
             {
-                "last_error": error[:2000],
+                "last_error": error[:MAX_ERROR_CHARS],
                 "last_error_at": iso(now),
                 "consecutive_failures": state.consecutive_failures + 1,
                 "backoff_until": iso(now + backoff),
             },
-            add={"jobs_dead_lettered": 1 if dead_lettered else 0},
+            add={"jobs_dead_lettered": 1 if dead_lettered else 0} | (counts.adds() if counts else {}),
             remove=("lease_job_id", "lease_until") if state.lease_job_id == job_id else (),
         )
+
+
+def _lease_free(job_id: str, now: datetime) -> Any:
+    """No other job holds an unexpired lease."""
+    return Attr("lease_until").not_exists() | Attr("lease_until").lt(iso(now)) | Attr("lease_job_id").eq(job_id)

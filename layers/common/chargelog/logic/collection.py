@@ -11,8 +11,11 @@ How a job never loses or duplicates a record:
   it is read again, and after ``MAX_PASSES`` halved, down to a single page, which one response returns
   whole. Only a second holding more than a page of records can stay inconsistent; then a scheduled job stops
   there, the mark stays before it, and the next run reads on from it (a backfill reads on).
-- Checkpoints: after every page the position is saved; a job killed between pages resumes there. When the
-  Lambda's time runs low the job saves its place and re-enqueues itself.
+- Checkpoints: after every page that another page of the same pass follows, the position is saved; a job killed
+  between pages resumes there. When the Lambda's time runs low the job saves its place and re-enqueues itself.
+- State writes: the collector state is written as seldom as these guarantees allow (docs/storage.md): the lease is
+  taken in one write, the mark and the counts wait in memory for the job's next state write, and a job ends with one
+  write (mark, counts, success, checkpoint and lease gone) - a one-page scheduled job costs two.
 - Upserts: every record has a deterministic id and key, so re-reads never add copies.
 """
 
@@ -26,13 +29,13 @@ from typing import Any, Literal
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, Window
-from chargelog.dal.archive import RawArchive, raw_ref
+from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
-from chargelog.dal.records import RecordWriter
+from chargelog.dal.records import ChargerSpans, RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
-from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore
+from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore, Counts
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.records import LogRecord
 from chargelog.observability import logger
@@ -181,7 +184,9 @@ class Progress:
 
 
 class _ContinueLater(Exception):
-    pass
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__("continue later")
+        self.checkpoint = checkpoint  # where the continuation resumes
 
 
 def backoff_after(failures: int) -> timedelta:
@@ -213,33 +218,51 @@ class JobRunner:
         self._pages = 0
         # Records at or before this time may be stored already, so the writer compares before writing them.
         self._stored_through: datetime | None = None
+        # Written with the job's next state write: the counts since the last one, and a mark further than the stored.
+        self._unsaved = Counts()
+        self._stored_mark: datetime | None = None
+        self._mark: datetime | None = None
+        # The charger index entries as this job last wrote them: one a later page leaves as it is is not written again.
+        self._chargers: ChargerSpans = {}
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
         job = self.job
-        acquired = self.states.acquire_lease(job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS)
-        if job.mode == "scheduled":
-            # Taken off the queue (run now, or skipped as busy): the schedule may queue the source's next job.
-            self.states.clear_queued(job.vendor, job.source_id, job.job_id)
-        if not acquired:
+        scheduled = job.mode == "scheduled"
+        # Taken off the queue (run now, or skipped as busy): the schedule may queue the source's next job.
+        state = self.states.take_job(
+            job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS, clear_queued=scheduled
+        )
+        if state is None:
             return self._busy()
         adapter: VendorAdapter | None = None
         try:
             connection = collectors.connection_for(job.vendor, self.stores.secrets)
             adapter = collectors.adapter_for(connection, self.remaining_seconds)
-            state = self.states.get(job.vendor, job.source_id)
+            self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
-            self._stored_through = state.high_water_mark if job.mode == "scheduled" else EVERYTHING
+            self._stored_through = state.high_water_mark if scheduled else EVERYTHING
             window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
             self.outcome.window = window
             if window.end >= window.start:
                 self._read_window(adapter, window, state)
-            self.states.record_success(job.vendor, job.source_id, job.job_id, self.now())
-        except _ContinueLater:
-            if job.mode == "scheduled":
-                self.states.mark_requeued(job.vendor, job.source_id, job.job_id, self.now())
+            self.states.finish_job(
+                job.vendor, job.source_id, job.job_id, self.now(), mark=self._mark, counts=self._unsaved.taken()
+            )
+        except _ContinueLater as later:
+            # Saved and released before the continuation is queued: should sending fail, SQS delivers this job again
+            # and it resumes from the same checkpoint.
+            self.states.hand_over(
+                job.vendor,
+                job.source_id,
+                job.job_id,
+                later.checkpoint,
+                self.now(),
+                requeued=scheduled,
+                mark=self._mark,
+                counts=self._unsaved.taken(),
+            )
             self.stores.queues.of(job.vendor).send([job])
-            self.states.release_lease(job.vendor, job.source_id, job.job_id)
             self.outcome.status = "continued"
         except Exception as error:
             self._record_failure(error)
@@ -273,6 +296,8 @@ class JobRunner:
             self.now(),
             backoff_after(state.consecutive_failures + 1),
             dead_lettered,
+            mark=self._mark,
+            counts=self._unsaved.taken(),
         )
         logger.error(
             "Collection job failed",
@@ -314,13 +339,12 @@ class JobRunner:
                 self.outcome.complete = False
                 if scheduled:
                     break  # the mark stays before this chunk, and the next run starts from it again
-            elif scheduled:
-                self.states.advance_mark(self.job.vendor, self.job.source_id, chunk_end)
+            elif scheduled and (self._stored_mark is None or chunk_end > self._stored_mark):
+                self._mark = chunk_end  # written with the job's next state write
             # The next chunk spans as much as this one held; one shrunk for changing data grows back by doubling.
             span = max(chunk_end - chunk_start, timedelta(seconds=1)) * (2 if shrunk else 1)
             chunk_start = chunk_end + ONE_TICK
             self._report(window, chunk_end)
-        self.states.clear_checkpoint(self.job.vendor, self.job.source_id, self.job.job_id)
 
     def _read_chunk(
         self,
@@ -341,8 +365,7 @@ class JobRunner:
             while True:
                 # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
                 if self._pages and self.remaining_seconds() < CONTINUE_BELOW_SECONDS:
-                    self._save(at, 0, 0)
-                    raise _ContinueLater
+                    raise _ContinueLater(at)
                 page = adapter.fetch_page(source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action)
                 if at.cursor is None:
                     at.total_first = page.total
@@ -354,7 +377,14 @@ class JobRunner:
                 page_size = max(page_size, len(page.items))
                 at.read += len(page.items)
                 at.cursor = page.next_cursor
-                self._save(at, stored, quarantined)
+                self._unsaved.stored += stored
+                self._unsaved.quarantined += quarantined
+                self._unsaved.pages += 1 if stored or quarantined else 0
+                if at.cursor is not None:
+                    # Where the next page starts. After a pass's last page nothing is saved: what follows (the chunk
+                    # read again, the next chunk's first page, or the job's end) saves what is then true, and a job
+                    # killed before that re-reads this pass from its last checkpoint.
+                    self._save(at)
                 self._report(window, at.chunk_start)
                 if at.cursor is None:
                     break
@@ -403,54 +433,86 @@ class JobRunner:
         job = self.job
         fetched_at = self.now()
         self._pages += 1
-        page_key = self.archive.put_page(
-            job.vendor, job.source_id, job.job_id, fetched_at, page.request, page.body, self._pages, page.items_at
-        )
+        # Where the page is archived, if it is: only a page holding records to write (new or changed) or an item that
+        # could not be read is, as records point there for their raw forms (``raw_ref``) and quarantined items name it.
+        # A lookback re-read finding nothing new costs no PUT; the records it re-read point at the page that first
+        # brought them.
+        number = self._pages
+        key = page_key(job.vendor, job.source_id, job.job_id, fetched_at, number)
+        archived = False
+
+        def archive_page() -> None:
+            nonlocal archived
+            if not archived:
+                self.archive.put_page(
+                    job.vendor,
+                    job.source_id,
+                    job.job_id,
+                    fetched_at,
+                    page.request,
+                    page.body,
+                    number,
+                    page.items_at,
+                )
+                archived = True
+
         records: list[LogRecord] = []
         raw_refs: list[str] = []  # each record's place in the archived page, where its raw form is
         quarantined = 0
         for index, item in enumerate(page.items):
             try:
                 records.append(adapter.normalize(job.source_id, item))
-                raw_refs.append(raw_ref(page_key, index))
+                raw_refs.append(raw_ref(key, index))
             except ValueError as error:
                 quarantined += 1
-                self.archive.quarantine(job.vendor, job.source_id, fetched_at, item, str(error), page_key, index)
+                archive_page()
+                self.archive.quarantine(job.vendor, job.source_id, fetched_at, item, str(error), key, index)
                 logger.warning(
                     "Record quarantined",
                     extra={
                         "vendor": job.vendor,
                         "source_id": job.source_id,
-                        "page": page_key,
+                        "page": key,
                         "index": index,
                         "reason": str(error),
                     },
                 )
-        # New and changed records only (a lookback re-read is mostly records stored already): archived for Athena
-        # first, then written to the table, so a record the table holds is in the archive too, even when a retry
-        # finds it unchanged. The checkpoint (saved by the caller) moves only after both writes.
+
+        def before_writing(changed: list[LogRecord]) -> None:
+            # New and changed records only (a lookback re-read is mostly records stored already): their raw page and
+            # their archive for Athena first, then the table, so a record the table holds is in both archives, even
+            # when a retry finds it unchanged. The checkpoint (saved by the caller) moves only after all the writes.
+            if changed:
+                archive_page()
+                self.stores.record_archive.put_page(changed)
+
         stored = self.writer.write(
             records,
             raw_refs if page.items_at is not None else None,
             compare_through=self._stored_through,
-            before_writing=self.stores.record_archive.put_page,
+            before_writing=before_writing,
+            chargers=self._chargers,
         )
         self.outcome.records_stored += stored
         self.outcome.records_quarantined += quarantined
         self.outcome.pages_fetched += 1
         return stored, quarantined
 
-    def _save(self, checkpoint: Checkpoint, stored: int, quarantined: int) -> None:
+    def _save(self, checkpoint: Checkpoint) -> None:
+        counts = self._unsaved.taken()
         self.states.save_progress(
             self.job.vendor,
             self.job.source_id,
             checkpoint,
             self.now(),
             LEASE_SECONDS,
-            stored=stored,
-            quarantined=quarantined,
-            pages=1 if stored or quarantined else 0,
+            stored=counts.stored,
+            quarantined=counts.quarantined,
+            pages=counts.pages,
+            mark=self._mark,
         )
+        if self._mark is not None:
+            self._stored_mark, self._mark = self._mark, None
 
     def _report(self, window: Window, covered_until: datetime) -> None:
         if self.on_progress is not None:
