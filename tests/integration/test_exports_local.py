@@ -43,7 +43,7 @@ def seed(stack: LocalStack, count: int) -> None:
         )
         for n in range(count)
     ]
-    RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400).write(records)
+    RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400).write(records)
 
 
 def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], str]:

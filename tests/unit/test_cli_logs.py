@@ -100,7 +100,7 @@ def api(stack: LocalStack, template: dict[str, Any]) -> Iterator[Api]:
 
 @pytest.fixture
 def write(stack: LocalStack) -> Any:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
     return writer.write
 
 

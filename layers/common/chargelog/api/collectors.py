@@ -92,7 +92,7 @@ class BackfillRequest(BaseModel):
         202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors"},
         **problems.responses(
             {
-                400: "Invalid range: reversed, in the future, or older than the retention period.",
+                400: "Invalid range: reversed, in the future, or older than the record archive keeps records.",
                 404: "The source is not registered.",
                 409: "The vendor has no collector yet.",
             }

@@ -40,8 +40,9 @@ def queue_backfill(
 ) -> CollectionJob:
     """Queue a backfill of ``[start, end]`` (inclusive) of a registered source; returns the queued job.
 
-    The range must be in the past and start within the retention period: older records would expire as soon as
-    they were stored, so the longest backfill is ``RetentionDays``.
+    The range must be in the past and start within the record archive's retention (``ArchiveRetentionDays``): older
+    records would leave the archive as soon as they were written there. A range older than the table's hot window is
+    fine: the records stay in the table ``HotRetentionDays`` from their writing, and in the archive after that.
     """
     settings = get_settings()
     now = now or datetime.now(UTC)
@@ -52,12 +53,12 @@ def queue_backfill(
             f"'to' ({end.isoformat()}) is in the future: a backfill reads a past range; "
             "the schedule collects what is still to come."
         )
-    oldest = now - timedelta(days=settings.retention_days)
+    oldest = now - timedelta(days=settings.archive_retention_days)
     if start < oldest:
         raise InvalidBackfillError(
-            f"'from' ({start.isoformat()}) is more than {settings.retention_days} days back (the retention period): "
-            f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
-            "or later."
+            f"'from' ({start.isoformat()}) is more than {settings.archive_retention_days} days back (the record "
+            "archive's retention, ArchiveRetentionDays): records older than that are kept nowhere. Start at "
+            f"{oldest.isoformat()} or later."
         )
     if sources.get(vendor, source_id) is None:
         raise NotFoundError(f"Source {vendor}/{source_id} is not registered; add it with POST /sources first.")
