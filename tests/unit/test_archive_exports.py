@@ -5,6 +5,7 @@ archive's answer is the table's for the same records (same format, fields, order
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from athena_duckdb import documented_queries, download_archive, duckdb_over
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.exports import ExportFiles
-from chargelog.dal.record_archive import RecordArchive, RecordArchiveReader
+from chargelog.dal.record_archive import RecordArchive, RecordArchiveReader, by_object
 from chargelog.dal.records import RecordWriter
 from chargelog.logic import exports
 from chargelog.models.keys import timestamp_key
@@ -255,6 +256,29 @@ def test_a_record_in_several_objects_is_exported_once(stack: LocalStack, lambda_
     done, text = run_export(stack, lambda_context, {"charger_id": "CP-1", "from": OLD_DAY.isoformat()})
     assert done["tier"] == "archive"
     assert [line["record_id"] for line in ndjson(text)] == [record.record_id for record in records]
+
+
+def test_a_record_changed_in_place_is_exported_as_it_is_now(stack: LocalStack, lambda_context: Any) -> None:
+    at = OLD_DAY + timedelta(hours=1)
+    first, changed = log_record(1, at, status="Pending"), log_record(1, at, status="Accepted")
+    # Read first with another record (another object), then alone once changed; the other record chosen so that
+    # by name the newer object sorts first: only the order of writing tells which version is current.
+    other = next(
+        log_record(n, at + timedelta(minutes=1))
+        for n in range(2, 200)
+        if next(iter(by_object([changed]))) < next(iter(by_object([first, log_record(n, at + timedelta(minutes=1))])))
+    )
+    store(stack, [first, other])
+    time.sleep(1.1)  # S3's LastModified has one-second resolution
+    store(stack, [changed])
+    keys = RecordArchiveReader(stack.refs["RecordArchiveBucket"]).day_keys("ocpplab", OLD_DAY.date())
+    assert keys == [*by_object([first, other]), *by_object([changed])]  # oldest written first
+    done, text = run_export(stack, lambda_context, {"charger_id": "CP-1", "from": OLD_DAY.isoformat()})
+    assert done["tier"] == "archive"
+    assert [(line["record_id"], line.get("status")) for line in ndjson(text)] == [
+        (changed.record_id, "Accepted"),
+        (other.record_id, None),
+    ]
 
 
 def test_an_archive_export_that_runs_out_of_time_fails_for_good(

@@ -110,14 +110,15 @@ class RecordArchiveReader(BucketStore):
     timestamps (`by_object`), so a time range is read from the partitions of the UTC days it touches."""
 
     def day_keys(self, vendor: str, day: date) -> list[str]:
-        """The keys of every object of one vendor's UTC day, sorted."""
+        """The keys of every object of one vendor's UTC day, oldest written first: a record changed in place is in
+        an object of each version, and a reader keeping the last line it meets per record keeps the latest."""
         paginator = self._s3.get_paginator("list_objects_v2")
-        keys = [
-            str(entry["Key"])
+        entries = [
+            (entry["LastModified"], str(entry["Key"]))
             for page in paginator.paginate(Bucket=self._bucket, Prefix=day_partition(vendor, day) + "/")
             for entry in page.get("Contents", [])
         ]
-        return sorted(keys)
+        return [key for _, key in sorted(entries)]
 
     def lines(self, key: str) -> Iterator[dict[str, Any]]:
         """The record lines of one object."""
@@ -125,7 +126,7 @@ class RecordArchiveReader(BucketStore):
         return read_lines(body)
 
     def day_lines(self, vendor: str, day: date) -> Iterator[dict[str, Any]]:
-        """Every line of one vendor's UTC day, object after object (a record read in two pages' splits is in more
-        than one object: the caller keeps one line per record)."""
+        """Every line of one vendor's UTC day, object after object, oldest written first (a record read in two pages'
+        splits, or changed in place, is in more than one object: the caller keeps the last line per record)."""
         for key in self.day_keys(vendor, day):
             yield from self.lines(key)
