@@ -465,8 +465,32 @@ def _schedule_seconds(template: dict[str, Any]) -> int:
     return int(match[1]) * (60 if match[2].startswith("minute") else 3600)
 
 
-def _retention_days(template: dict[str, Any]) -> int:
-    return int(template["Parameters"]["RetentionDays"]["Default"])
+def _retention_days(template: dict[str, Any]) -> dict[str, int]:
+    """How long each store keeps a record (the template's defaults): the table its hot window, the S3 buckets theirs."""
+    parameters = template["Parameters"]
+    return {
+        "dynamodb": int(parameters["HotRetentionDays"]["Default"]),
+        "RawBucket": int(parameters["RawRetentionDays"]["Default"]),
+        "RecordArchiveBucket": int(parameters["ArchiveRetentionDays"]["Default"]),
+    }
+
+
+def _over_retention(
+    stored_db: float, s3_per_record: dict[str, float], prices: Prices, retention: dict[str, int]
+) -> dict[str, float]:
+    """Storing a million records for as long as each store keeps them: the table for the hot window, each bucket's
+    bytes for its own retention (a bucket the template names no retention for: the archive's)."""
+    month = 30.4
+    s3 = sum(
+        storage_dollars_per_month(0, size * 1e6, prices)["s3"]
+        * retention.get(where.split("/")[0], retention["RecordArchiveBucket"])
+        / month
+        for where, size in s3_per_record.items()
+    )
+    return {
+        "dynamodb": storage_dollars_per_month(stored_db * 1e6, 0, prices)["dynamodb"] * retention["dynamodb"] / month,
+        "s3": s3,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- one vendor
@@ -674,7 +698,12 @@ def _item_figures(layout: TableLayout, items: list[dict[str, Any]]) -> dict[str,
 
 
 def figures(
-    name: str, recorder: Recorder, runs: list[VendorRun], layout: TableLayout, prices: Prices, retention_days: int
+    name: str,
+    recorder: Recorder,
+    runs: list[VendorRun],
+    layout: TableLayout,
+    prices: Prices,
+    retention_days: dict[str, int],
 ) -> dict[str, Any]:
     vendors = {run.vendor for run in runs}
     steady = _merge(recorder.tallies, lambda p: p.split("/")[0] in vendors and p.endswith("/steady"))
@@ -734,9 +763,9 @@ def figures(
         "usage_steady": asdict(steady.usage),
         "dollars_per_million_records": per_million(dollars, new_steady),
         "storage_dollars_per_million_records_per_month": storage_month,
-        "storage_dollars_per_million_records_over_retention": {
-            k: v * retention_days / 30.4 for k, v in storage_month.items()
-        },
+        "storage_dollars_per_million_records_over_retention": _over_retention(
+            stored_db, s3_per_record, prices, retention_days
+        ),
         "queries": queries,
         "capacity_source": {
             "computed": "every WRU/RRU figure (item sizes, DynamoDB's documented rules)",
@@ -778,6 +807,11 @@ def render(result: dict[str, Any]) -> str:
     lines.append("  $ per million records collected: " + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
     storage = result["storage_dollars_per_million_records_per_month"]
     lines.append("  storage $ per million records per month: " + ", ".join(f"{k} {v:.3f}" for k, v in storage.items()))
+    kept = result["storage_dollars_per_million_records_over_retention"]
+    lines.append(
+        "  storage $ per million records for as long as each store keeps them (table: the hot window): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in kept.items())
+    )
     for name, q in result["queries"].items():
         ratio = q["items_read_per_item_returned"]
         lines.append(
@@ -868,7 +902,7 @@ def main() -> int:
     else:
         print(
             f"Python {report['python']} on {report['machine']}; schedule every {report['schedule_seconds']} s, "
-            f"{PASSES} steady passes; retention {retention} days; prices: docs/cost.md"
+            f"{PASSES} steady passes; retention (days) {retention}; prices: docs/cost.md"
         )
         for result in results:
             print(render(result))

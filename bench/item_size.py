@@ -155,7 +155,7 @@ def _gzip_size(document: Any) -> int:
 
 def measure(vendor: str, hours: float) -> Tally:
     archive = RawArchive("measure-only")  # item_for touches it only for an item over 300 KB
-    plain = RecordWriter("table", archive, retention_days=90, compress_above=None)
+    plain = RecordWriter("table", archive, hot_retention_days=90, compress_above=None)
     writers = {threshold: RecordWriter("table", archive, 90, compress_above=threshold) for threshold in THRESHOLDS}
     current = writers.get(COMPRESS_ABOVE) or RecordWriter("table", archive, 90)
     tally = Tally()

@@ -166,7 +166,7 @@ def seed(refs: dict[str, str], records: int, fleet_chargers: int, fleet_records:
     from chargelog.dal.records import RecordWriter
     from chargelog_simulators.traffic import Density, iter_traffic
 
-    writer = RecordWriter(refs["Table"], RawArchive(refs["RawBucket"]), retention_days=3650)
+    writer = RecordWriter(refs["Table"], RawArchive(refs["RawBucket"]), hot_retention_days=3650)
     began = time.perf_counter()
     # A busy two-connector DC charger: about 15,000 frames a day.
     density = Density(session_gap_seconds=1800, meter_interval_seconds=15)

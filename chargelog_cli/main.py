@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     for diagnostics_action in add_diagnostics_arguments(commands):
         _add_api_options(diagnostics_action)
 
+    from chargelog_cli.exports import add_arguments as add_exports_arguments
+
+    for exports_action in add_exports_arguments(commands):
+        _add_api_options(exports_action)
+
     from chargelog_cli.status import add_arguments as add_status_arguments
 
     _add_api_options(add_status_arguments(commands))
@@ -169,6 +174,13 @@ def _run_diagnostics(args: argparse.Namespace) -> int:
         return run_diagnostics(client, args, sys.stdout, sys.stderr)
 
 
+def _run_exports(args: argparse.Namespace) -> int:
+    from chargelog_cli.exports import run_exports
+
+    with _client(args) as client:
+        return run_exports(client, args, sys.stdout, sys.stderr)
+
+
 def _run_status(args: argparse.Namespace) -> int:
     from chargelog_cli.status import run_status
 
@@ -232,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_diagnostics(args)
         if args.command == "status":
             return _run_status(args)
+        if args.command == "exports":
+            return _run_exports(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)

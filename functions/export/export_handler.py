@@ -39,6 +39,7 @@ def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> No
             store=stores.exports(),
             files=stores.export_files(),
             records=stores.records(),
+            archive=stores.record_archive_reader(),
         )
     except Exception:
         metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)

@@ -9,51 +9,36 @@ dialect difference the queries meet: DuckDB has no ``json_extract_scalar``; a ma
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from chargelog import aws, stores
-from chargelog.dal.record_archive import RECORDS_PREFIX
+from athena_duckdb import documented_queries, download_archive, duckdb_over
+from chargelog import stores
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.logic import sources
 from chargelog.models.keys import timestamp_key
 from chargelog.models.sources import SourceCreate
 from chargelog.settings import get_settings
 from chargelog_local.provision import LocalStack
-from chargelog_local.template import load_template
 from chargelog_simulators import traffic
 from chargelog_simulators.base import ManualClock
 from chargelog_simulators.ocpplab import OcpplabSimulator
 from chargelog_simulators.traffic import Density
 from convergence_harness import WorkerHarness, plenty, worker_harness
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "athena.md"
 TOKEN = "athena-token"
 CHARGERS = ("cp-a", "cp-b", "cp-c")
 BUSY = Density(session_gap_seconds=1200, session_seconds=1800, meter_interval_seconds=60)
 # The simulated day starts 02:00 UTC, so the first job's history (30 hours) spans two UTC days and a midnight.
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 HISTORY_HOURS = 30
-DUCKDB_TYPES = {"string": "VARCHAR", "int": "INTEGER"}
-JSON_COLUMNS = {"payload", "result", "extracted"}
 
 type Harness = WorkerHarness[OcpplabSimulator]
-
-
-def documented_queries() -> dict[str, str]:
-    """The fenced ``sql`` blocks of docs/athena.md that name themselves (``-- query: <name>``)."""
-    queries = {}
-    for block in re.findall(r"```sql\n(.*?)```", DOC.read_text(), flags=re.DOTALL):
-        if match := re.match(r"-- query: (\w+)\n", block):
-            queries[match.group(1)] = block
-    return queries
 
 
 @pytest.fixture
@@ -82,43 +67,6 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
     secret = {"token": TOKEN, "page_size": 200, "requests_per_second": 1000}
     with worker_harness("ocpplab", server_stack, monkeypatch, simulator, clock, secret) as harness:
         yield harness
-
-
-def download_archive(stack: LocalStack, into: Path) -> tuple[int, int]:
-    """Every object under records/ of the archive bucket, at its key below ``into``; returns how many, and bytes."""
-    s3 = aws.client("s3")
-    bucket = stack.refs["RecordArchiveBucket"]
-    total = count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{RECORDS_PREFIX}/"):
-        for item in page.get("Contents", []):
-            path = into / item["Key"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(path))
-            total += item["Size"]
-            count += 1
-    return count, total
-
-
-def duckdb_over(root: Path) -> duckdb.DuckDBPyConnection:
-    """A DuckDB database whose ``records`` view reads the archive as the template's Glue table does."""
-    table = next(
-        r["Properties"]["TableInput"]
-        for r in load_template()["Resources"].values()
-        if r["Type"] == "AWS::Glue::Table" and r["Properties"]["TableInput"]["Name"] == "records"
-    )
-    columns = {
-        c["Name"]: "JSON" if c["Name"] in JSON_COLUMNS else DUCKDB_TYPES[c["Type"]]
-        for c in table["StorageDescriptor"]["Columns"]
-    }
-    hive_types = {p["Name"]: DUCKDB_TYPES[p["Type"]] for p in table["PartitionKeys"]}
-    connection = duckdb.connect()
-    connection.execute("CREATE MACRO json_extract_scalar(document, path) AS json_extract_string(document, path)")
-    connection.execute(
-        f"""CREATE VIEW records AS SELECT * FROM read_json(
-            '{root}/{RECORDS_PREFIX}/*/*/*.ndjson.gz', format = 'newline_delimited', compression = 'gzip',
-            hive_partitioning = true, hive_types = {hive_types!r}, columns = {columns!r})"""  # noqa: S608 - the test's own folder and template
-    )
-    return connection
 
 
 def table_records(stack: LocalStack) -> list[dict[str, Any]]:

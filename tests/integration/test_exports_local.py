@@ -14,6 +14,7 @@ import httpx
 import api_handler
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
+from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog_local.lambdas import LocalFunction
@@ -43,7 +44,11 @@ def seed(stack: LocalStack, count: int) -> None:
         )
         for n in range(count)
     ]
-    RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400).write(records)
+    # As the worker writes them: the record archive too, which an export without a start reads (tier "archive").
+    archive = RecordArchive(stack.refs["RecordArchiveBucket"])
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=30)
+    for page in range(0, count, 200):
+        writer.write(records[page : page + 200], before_writing=archive.put_page)
 
 
 def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, str], str]:
@@ -118,7 +123,7 @@ def test_the_local_stack_runs_an_export_and_its_link_downloads_the_file(
         export_function.shutdown()
     status, _, body = get(lambda_context, f"/exports/{export_id}")
     export = json.loads(body)
-    assert (status, export["state"], export["records"]) == (200, "done", 600)
+    assert (status, export["state"], export["records"], export["tier"]) == (200, "done", 600, "archive")
     assert export["download_url"].startswith(f"{moto_server}/")  # AWS_ENDPOINT_URL: moto on 127.0.0.1
     link = httpx.URL(export["download_url"]).params
     assert link["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"  # SigV4: S3 refuses SigV2 on new buckets

@@ -11,15 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
@@ -29,10 +25,8 @@ from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import Source
 from chargelog_cli.logs import Page, Progress, TableWriter, summarize
 from chargelog_cli.main import main
-from chargelog_local import template as tpl
-from chargelog_local.gateway import LocalApiGateway
-from chargelog_local.lambdas import LocalFunction
 from chargelog_local.provision import LocalStack
+from local_api import Api, serve_api
 
 API_KEY = "cli-logs-test-key-0123456789"
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -60,47 +54,16 @@ def record(n: int, charger: str = "CP-0001", site: str | None = None, **fields: 
     )
 
 
-class QuietRequestHandler(WSGIRequestHandler):
-    def log_request(self, *_: Any) -> None:
-        pass
-
-
-@dataclass
-class Api:
-    url: str
-    queries: list[dict[str, list[str]]] = field(default_factory=list)  # each request's query string
-
-
 @pytest.fixture
 def api(stack: LocalStack, template: dict[str, Any]) -> Iterator[Api]:
     """The template's API function behind the local gateway, on 127.0.0.1; it notes each request's query."""
-    spec = next(s for s in tpl.functions(template) if s.logical_id == "ApiFunction")
-    function = LocalFunction(spec, "us-east-1")
-    gateway = LocalApiGateway(
-        functions={spec.logical_id: function},
-        routes=spec.routes,
-        api_key=API_KEY,
-        gateway_responses=tpl.gateway_responses(template),
-        binary_media_types=tpl.binary_media_types(template),
-        stage="local",
-        region="us-east-1",
-    )
-    queries: list[dict[str, list[str]]] = []
-
-    def noting(environ: dict[str, Any], start_response: Any) -> Any:
-        queries.append(parse_qs(environ.get("QUERY_STRING", "")))
-        return gateway(environ, start_response)
-
-    server = make_server("127.0.0.1", 0, noting, threaded=True, request_handler=QuietRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield Api(f"http://127.0.0.1:{server.server_port}", queries)
-    server.shutdown()
-    function.shutdown()
+    with serve_api(template, API_KEY) as served:
+        yield served
 
 
 @pytest.fixture
 def write(stack: LocalStack) -> Any:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
     return writer.write
 
 

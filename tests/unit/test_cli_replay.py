@@ -84,7 +84,7 @@ def test_fetched_to_leaves_later_pages_out(stack: LocalStack, capsys: pytest.Cap
     [
         (["--from", "yesterday", "--to", "2026-11-20T01:00:00Z"], "'yesterday' is not an ISO date or time"),
         (["--from", "2026-11-20T02:00:00Z", "--to", "2026-11-20T01:00:00Z"], "is not before 'to'"),
-        (["--from", "2020-01-01T00:00:00Z", "--to", "2020-01-02T00:00:00Z"], "retention period"),
+        (["--from", "2020-01-01T00:00:00Z", "--to", "2020-01-02T00:00:00Z"], "RawRetentionDays"),
         ("future", "in the future"),
         ("fetched before from", "'fetched_to'"),
     ],

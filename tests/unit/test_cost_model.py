@@ -23,6 +23,7 @@ from cost_model import (  # bench/ is not a package: on sys.path above
     request_dollars,
     s3_request_class,
     sqs_billed_requests,
+    storage_dollars_per_month,
     stored_bytes,
     write_units,
 )
@@ -143,3 +144,21 @@ def test_provisioned_capacity_breaks_even_at_about_a_third_used() -> None:
     even = provisioned_break_even(Prices())
     assert even["write"] == pytest.approx(0.00065 / (3600 * 0.625e-6))  # ~29 %
     assert 0.2 < even["read"] < 0.4
+
+
+def test_table_storage_is_priced_for_the_hot_window_and_each_bucket_for_its_own() -> None:
+    import cost  # bench/cost.py, on sys.path above
+
+    from chargelog_local.template import load_template
+
+    retention = cost._retention_days(load_template())
+    assert retention == {"dynamodb": 30, "RawBucket": 400, "RecordArchiveBucket": 400}
+    prices = Prices()
+    per_record = {"RawBucket/raw": 300.0, "RecordArchiveBucket/records": 80.0}
+    kept = cost._over_retention(4000.0, per_record, prices, retention)
+    month = storage_dollars_per_month(4000.0 * 1e6, 380.0 * 1e6, prices)
+    assert kept["dynamodb"] == pytest.approx(month["dynamodb"] * 30 / 30.4)
+    assert kept["s3"] == pytest.approx(month["s3"] * 400 / 30.4)
+    longer = cost._over_retention(4000.0, per_record, prices, retention | {"dynamodb": 60, "RawBucket": 100})
+    assert longer["dynamodb"] == pytest.approx(2 * kept["dynamodb"])
+    assert longer["s3"] == pytest.approx(month["s3"] * (300 * 100 + 80 * 400) / 380 / 30.4)

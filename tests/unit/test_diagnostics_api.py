@@ -101,7 +101,7 @@ def created(context: Any, **body: Any) -> dict[str, Any]:
 
 
 def seed_notifications(stack: LocalStack, *notifications: tuple[str, datetime, dict[str, Any]]) -> None:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
     records = []
     for action, at, payload in notifications:
         record = {"action": action, "timestamp": at, "payload": payload}

@@ -77,7 +77,7 @@ def status_change(at: datetime, status: str) -> LogRecord:
 
 
 def write(stack: LocalStack, records: list[LogRecord]) -> None:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
     for start in range(0, len(records), 1000):
         writer.write(records[start : start + 1000])
 

@@ -20,6 +20,7 @@ from api_calls import get, get_json, post_json
 from chargelog import aws
 from chargelog.dal.archive import RawArchive
 from chargelog.dal.exports import ExportFiles
+from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
 from chargelog.logic import exports
 from chargelog.models.records import LogRecord, record_id_for
@@ -60,8 +61,12 @@ def log_record(n: int) -> LogRecord:
 
 
 def seed(stack: LocalStack, count: int = 200) -> None:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
-    writer.write([log_record(n) for n in range(count)])
+    """The records in the table and in the record archive, as the worker writes them: an export reads either."""
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
+    archive = RecordArchive(stack.refs["RecordArchiveBucket"])
+    records = [log_record(n) for n in range(count)]
+    writer.write(records[: count // 2], before_writing=archive.put_page)  # pages as a worker splits them
+    writer.write(records[count // 2 :], before_writing=archive.put_page)
 
 
 def post_export(context: Any, body: Any, content_type: str = "application/json") -> tuple[int, dict[str, str], Any]:

@@ -261,7 +261,7 @@ def _seed(stack: LocalStack, context: Any) -> None:
             "record_id": record_id_for("ocpplab", "dep-1", None, n=1),
         }
     )
-    RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400).write([record])
+    RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=30).write([record])
 
 
 def test_the_suite_is_at_least_a_hundred_cases() -> None:

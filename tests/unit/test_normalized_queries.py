@@ -104,7 +104,7 @@ STATUS = [status_record(n) for n in range(30)]
 
 @pytest.fixture
 def seeded(stack: LocalStack) -> LocalStack:
-    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), retention_days=400)
+    writer = RecordWriter(stack.refs["Table"], RawArchive(stack.refs["RawBucket"]), hot_retention_days=400)
     writer.write(OCPP + STATUS)
     return stack
 

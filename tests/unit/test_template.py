@@ -859,6 +859,19 @@ def test_the_worker_may_only_put_archive_objects_under_records(template: dict[st
     assert grants.pop("WorkerFunction") == [
         (frozenset({"s3:PutObject"}), {"Fn::Sub": f"${{{bucket}.Arn}}/{RECORDS_PREFIX}/*"})
     ]
+    # Exports older than the hot window read the archive: list and get under records/, nothing else.
+    assert grants.pop("ExportFunction") == [
+        (frozenset({"s3:ListBucket"}), {"Fn::GetAtt": [bucket, "Arn"]}),
+        (frozenset({"s3:GetObject"}), {"Fn::Sub": f"${{{bucket}.Arn}}/{RECORDS_PREFIX}/*"}),
+    ]
+    (listing,) = [
+        statement
+        for policy in functions["ExportFunction"]["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if statement["Action"] == "s3:ListBucket"
+    ]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": f"{RECORDS_PREFIX}/*"}}
     assert all(not found for found in grants.values()), grants
 
 

@@ -35,7 +35,13 @@ class Settings(BaseModel):
     initial_history_hours: float = Field(default=24, gt=0, alias="CHARGELOG_INITIAL_HISTORY_HOURS")
     vendor_secret_prefix: str = Field(alias="CHARGELOG_VENDOR_SECRET_PREFIX")
     cursor_secret_name: str = Field(alias="CHARGELOG_CURSOR_SECRET")
-    retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RETENTION_DAYS")
+    # The table's hot window: a record item expires this many days after its time, or after it was written if that
+    # is later (a backfilled old record). Exports starting before the window read the record archive instead.
+    hot_retention_days: int = Field(default=30, ge=1, alias="CHARGELOG_HOT_RETENTION_DAYS")
+    # How long the record archive keeps every record (its bucket's lifecycle): the oldest a backfill or export reaches.
+    archive_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ARCHIVE_RETENTION_DAYS")
+    # How long the raw archive keeps a fetched page (its bucket's lifecycle): the oldest a replay reaches.
+    raw_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RAW_RETENTION_DAYS")
     # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
     discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
     from chargelog.dal.exports import ExportFiles, ExportStore
     from chargelog.dal.queue import WorkQueue, WorkQueues
-    from chargelog.dal.record_archive import RecordArchive
+    from chargelog.dal.record_archive import RecordArchive, RecordArchiveReader
     from chargelog.dal.record_queries import RecordStore
     from chargelog.dal.records import RecordWriter
     from chargelog.dal.replays import ReplayStore
@@ -59,7 +59,7 @@ def record_writer() -> RecordWriter:
     from chargelog.dal.records import RecordWriter
 
     settings = get_settings()
-    return _store(RecordWriter, settings.table_name, raw_archive(), settings.retention_days)
+    return _store(RecordWriter, settings.table_name, raw_archive(), settings.hot_retention_days)
 
 
 def raw_archive() -> RawArchive:
@@ -78,6 +78,12 @@ def replays() -> ReplayStore:
     from chargelog.dal.replays import ReplayStore
 
     return _store(ReplayStore, get_settings().table_name)
+
+
+def record_archive_reader() -> RecordArchiveReader:
+    from chargelog.dal.record_archive import RecordArchiveReader
+
+    return _store(RecordArchiveReader, get_settings().record_archive_bucket)
 
 
 def exports() -> ExportStore:

@@ -101,7 +101,7 @@ class BackfillRequest(BaseModel):
         202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors"},
         **problems.responses(
             {
-                400: "Invalid range: reversed, in the future, or older than the retention period.",
+                400: "Invalid range: reversed, in the future, or older than the record archive keeps records.",
                 404: "The source is not registered.",
                 409: "The vendor has no collector yet.",
             }
@@ -143,7 +143,7 @@ class ReplayRequest(BaseModel):
         202: {"description": "Queued on the vendor's work queue; follow it in GET /collectors (its replays)"},
         **problems.responses(
             {
-                400: "Invalid range: from not before to, in the future, older than the retention period (the raw "
+                400: "Invalid range: from not before to, in the future, older than RawRetentionDays (the raw "
                 "archive's), or fetched_to before from.",
                 404: "The source is not registered.",
                 409: "The vendor has no collector yet.",

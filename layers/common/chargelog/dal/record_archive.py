@@ -22,7 +22,7 @@ import gzip
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date
 from typing import Any, Final
 
@@ -95,3 +95,38 @@ class RecordArchive(BucketStore):
             )
             keys.append(key)
         return keys
+
+
+def read_lines(body: bytes) -> Iterator[dict[str, Any]]:
+    """The lines of one archive object (gzipped NDJSON), as written by `archive_line`."""
+    for line in gzip.decompress(body).decode().splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+class RecordArchiveReader(BucketStore):
+    """Reads the record archive back (s3:ListBucket and s3:GetObject under ``records/`` only): the records of one
+    vendor's UTC day, from every object of its partition. Objects are partitioned by the UTC day of their records'
+    timestamps (`by_object`), so a time range is read from the partitions of the UTC days it touches."""
+
+    def day_keys(self, vendor: str, day: date) -> list[str]:
+        """The keys of every object of one vendor's UTC day, oldest written first: a record changed in place is in
+        an object of each version, and a reader keeping the last line it meets per record keeps the latest."""
+        paginator = self._s3.get_paginator("list_objects_v2")
+        entries = [
+            (entry["LastModified"], str(entry["Key"]))
+            for page in paginator.paginate(Bucket=self._bucket, Prefix=day_partition(vendor, day) + "/")
+            for entry in page.get("Contents", [])
+        ]
+        return [key for _, key in sorted(entries)]
+
+    def lines(self, key: str) -> Iterator[dict[str, Any]]:
+        """The record lines of one object."""
+        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        return read_lines(body)
+
+    def day_lines(self, vendor: str, day: date) -> Iterator[dict[str, Any]]:
+        """Every line of one vendor's UTC day, object after object, oldest written first (a record read in two pages'
+        splits, or changed in place, is in more than one object: the caller keeps the last line per record)."""
+        for key in self.day_keys(vendor, day):
+            yield from self.lines(key)

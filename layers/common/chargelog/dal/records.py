@@ -23,7 +23,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -69,8 +69,11 @@ ZLIB_LEVEL = 6
 
 # A short hash of what an item holds (``digest``): a re-read record whose item would be the same is not written again.
 DIGEST_FIELD = "digest"
-# Not part of what a record says: where its raw form was archived changes with every page that re-reads it.
-NOT_DIGESTED = frozenset({DIGEST_FIELD, "raw_ref"})
+# The item's TTL attribute: when the table forgets the record (`RecordWriter.item_for`).
+EXPIRES_FIELD = "expires_at"
+# Not part of what a record says: where its raw form was archived changes with every page that re-reads it, and the
+# TTL with every write (counted from the writing for an old record), so a re-read does not rewrite an unchanged one.
+NOT_DIGESTED = frozenset({DIGEST_FIELD, "raw_ref", EXPIRES_FIELD})
 
 
 def _canonical(value: Any) -> Any:
@@ -139,7 +142,7 @@ def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
         "timestamp": timestamp_json(timestamp),
         "record_id": record_id,
     }
-    record.update((k, v) for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in ("expires_at", DIGEST_FIELD))
+    record.update((k, v) for k, v in item.items() if k not in KEY_ATTRIBUTES and k not in (EXPIRES_FIELD, DIGEST_FIELD))
     for field in (*JSON_TEXT_FIELDS, EXTRACTED_FIELD):
         if field in record:
             record[field] = _decoded(record[field])
@@ -179,15 +182,22 @@ class RecordWriter(TableStore):
         self,
         table_name: str,
         archive: RawArchive,
-        retention_days: int,
+        hot_retention_days: int,
         sleep: Callable[[float], None] = time.sleep,
         compress_above: int | None = COMPRESS_ABOVE,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         super().__init__(table_name)
         self._archive = archive
-        self._retention = timedelta(days=retention_days)
+        self._hot_window = timedelta(days=hot_retention_days)
         self._sleep = sleep
         self._compress_above = compress_above
+        self._now = now
+
+    def expires_at(self, record: LogRecord) -> int:
+        """When the table forgets a record (epoch seconds, the TTL): the hot window after its time, or after now if
+        that is later, so a backfilled old record stays as long as a new one. The record archive keeps it longer."""
+        return int((max(record.timestamp, self._now()) + self._hot_window).timestamp())
 
     def item_for(self, record: LogRecord, raw_ref: str | None = None) -> dict[str, Any]:
         """The item a record is stored as. With ``raw_ref`` (where its page is archived, `archive.raw_ref`) the item
@@ -210,7 +220,7 @@ class RecordWriter(TableStore):
         item.update(
             pk=charger_partition(record.charger_id),
             sk=sort_key,
-            expires_at=int((record.timestamp + self._retention).timestamp()),
+            expires_at=self.expires_at(record),
         )
         if record.action:
             if record.action not in CHARGER_UNINDEXED_ACTIONS:

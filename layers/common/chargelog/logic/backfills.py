@@ -27,21 +27,18 @@ class InvalidBackfillError(ChargelogError):
     title = "Bad Request"
 
 
-def check_range(start: datetime, end: datetime, now: datetime, what: str) -> None:
+def check_range(start: datetime, end: datetime, now: datetime, what: str, within_days: int, kept: str) -> None:
     """Refuse (`InvalidBackfillError`, a 400) a range that is reversed, ends in the future (``what``: why that is
-    refused) or starts more than ``RetentionDays`` back: records older than that would expire as soon as they were
-    stored, and the raw archive has forgotten the pages fetched then."""
-    settings = get_settings()
+    refused) or starts more than ``within_days`` back (``kept``: what keeps records, or pages, that long)."""
     if end < start:
         raise InvalidBackfillError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
     if end > now + CLOCK_SKEW:
         raise InvalidBackfillError(f"'to' ({end.isoformat()}) is in the future: {what}.")
-    oldest = now - timedelta(days=settings.retention_days)
+    oldest = now - timedelta(days=within_days)
     if start < oldest:
         raise InvalidBackfillError(
-            f"'from' ({start.isoformat()}) is more than {settings.retention_days} days back (the retention period): "
-            f"records older than that would expire as soon as they were stored. Start at {oldest.isoformat()} "
-            "or later."
+            f"'from' ({start.isoformat()}) is more than {within_days} days back ({kept}). Start at "
+            f"{oldest.isoformat()} or later."
         )
 
 
@@ -66,11 +63,20 @@ def queue_backfill(
 ) -> CollectionJob:
     """Queue a backfill of ``[start, end]`` (inclusive) of a registered source; returns the queued job.
 
-    The range must be in the past and start within the retention period: older records would expire as soon as
-    they were stored, so the longest backfill is ``RetentionDays``.
+    The range must be in the past and start within the record archive's retention (``ArchiveRetentionDays``): older
+    records would leave the archive as soon as they were written there. A range older than the table's hot window is
+    fine: the records stay in the table ``HotRetentionDays`` from their writing, and in the archive after that.
     """
     now = now or datetime.now(UTC)
-    check_range(start, end, now, what="a backfill reads a past range; the schedule collects what is still to come")
+    settings = get_settings()
+    check_range(
+        start,
+        end,
+        now,
+        what="a backfill reads a past range; the schedule collects what is still to come",
+        within_days=settings.archive_retention_days,
+        kept="the record archive's retention, ArchiveRetentionDays: records older than that are kept nowhere",
+    )
     check_source(vendor, source_id, sources, doing="backfill")
     job = CollectionJob.backfill(vendor, source_id, start, end, now, action)
     queues.of(vendor).send([job])

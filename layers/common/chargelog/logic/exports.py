@@ -1,8 +1,12 @@
 """Exports: a whole log query written to one file in S3, for ranges too big to page through one response at a time.
 
-``create_export`` (POST /exports) checks the query, stores the export as queued and puts it on the export queue.
-The export function calls ``run_export``: it reads the query page after page - the same Queries and the same
-records as the logs routes, resuming at sort keys rather than signed cursors - into a temporary file, uploads that
+``create_export`` (POST /exports) checks the query, decides its tier, stores the export as queued and puts it on the
+export queue. The tier is where its records are read: a range starting within the table's hot window
+(``HotRetentionDays``) reads the table ("hot"), one starting earlier (or with no start) the record archive in S3
+("archive"), which keeps every record ``ArchiveRetentionDays``. The export function calls ``run_export``: it reads
+the query page after page - hot: the same Queries and the same records as the logs routes, resuming at sort keys
+rather than signed cursors; archive: the objects of the range's vendors and UTC days, filtered as the Queries would,
+one record per id, in the same order - into a temporary file (the same format and fields either way), uploads that
 (boto3 switches to a multipart upload for large files, so memory stays flat), and marks the export done. A
 redelivered message for a done export does nothing. ``get_export`` reports the state and, once done, a presigned
 download link.
@@ -20,14 +24,18 @@ from typing import Any
 
 from chargelog.dal.exports import ExportFiles, ExportStore
 from chargelog.dal.queue import WorkQueue
-from chargelog.dal.record_queries import RecordStore
+from chargelog.dal.record_archive import RecordArchiveReader
+from chargelog.dal.record_queries import RecordStore, matches
+from chargelog.dal.records import FILTERED_FIELDS
 from chargelog.errors import NotFoundError
 from chargelog.logic import logs
 from chargelog.logic.logs import InvalidQueryError, LogFilters, LogQuery, Scope
-from chargelog.models.exports import Export, ExportJob, ExportRequest, ExportStatus
+from chargelog.models.exports import Export, ExportJob, ExportRequest, ExportStatus, ExportTier
+from chargelog.models.keys import timestamp_json, timestamp_key
 from chargelog.models.logs import LogEntry, records_csv, records_ndjson
 from chargelog.observability import logger
 from chargelog.settings import get_settings
+from chargelog.vendors import VENDORS
 
 # How long an export and its file are kept: the exports bucket's lifecycle (template.yaml) expires files after
 # as many days, so the table never offers a link to a deleted file.
@@ -37,6 +45,9 @@ PAGE_SIZE = logs.MAX_LIMIT
 # Stop reading with this much Lambda time left, to fail cleanly rather than be killed mid-way.
 TIME_RESERVE_SECONDS = 60.0
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
+# A range must start this far inside the hot window to read the table: an export runs a little after it is created
+# (and SQS may retry it hours later), while records at the window's edge expire.
+HOT_TIER_MARGIN = timedelta(hours=6)
 
 
 class ExportOutOfTimeError(Exception):
@@ -73,18 +84,23 @@ def _scope_and_filters(request: ExportRequest) -> tuple[Scope, LogFilters]:
 
 
 def _plan(request: ExportRequest, now: datetime, records: RecordStore | None = None) -> LogQuery:
-    """The Queries of an export: the logs routes' own, but a fleet range may span up to the retention period. With
-    ``records``, a site's chargers are looked up (to run it; without, only checked)."""
+    """The Queries of an export: the logs routes' own, but a fleet range may span as long as the record archive keeps
+    records. With ``records``, a site's chargers are looked up (to run it; without, only checked)."""
     scope, filters = _scope_and_filters(request)
     if records is not None:
         scope = logs.with_site_chargers(scope, records=records)
     query = logs.plan_query(scope, filters, now, max_fleet_days=None)
-    retention_days = get_settings().retention_days
-    if scope.kind == "fleet" and query.start and query.end and query.end - query.start > timedelta(days=retention_days):
-        raise InvalidQueryError(
-            f"A fleet-wide export can span at most {retention_days} days, as long as records are kept."
-        )
+    kept_days = get_settings().archive_retention_days
+    if scope.kind == "fleet" and query.start and query.end and query.end - query.start > timedelta(days=kept_days):
+        raise InvalidQueryError(f"A fleet-wide export can span at most {kept_days} days, as long as records are kept.")
     return query
+
+
+def tier_of(query: LogQuery, now: datetime) -> ExportTier:
+    """Where an export's records are: "hot" (the table) when its range starts within the hot window, with a margin;
+    "archive" (the record archive) when it starts earlier or has no start (the table has forgotten older records)."""
+    hot_since = now - timedelta(days=get_settings().hot_retention_days) + HOT_TIER_MARGIN
+    return "hot" if query.start is not None and query.start >= hot_since else "archive"
 
 
 def create_export(
@@ -103,10 +119,11 @@ def create_export(
         raise InvalidQueryError("Give charger_id or site_id, not both (neither: the whole fleet).")
     if request.charger_id is None and request.site_id is None and not request.actions:
         raise InvalidQueryError("A fleet-wide export (neither charger_id nor site_id) needs at least one action.")
-    _plan(request, now)
+    tier = tier_of(_plan(request, now), now)
     export = Export(
         id=uuid.uuid4().hex,
         state="queued",
+        tier=tier,
         request=request,
         created_at=now,
         expires_at=int((now + timedelta(days=EXPORT_RETENTION_DAYS)).timestamp()),
@@ -117,7 +134,7 @@ def create_export(
     except Exception as error:
         store.fail(export.id, f"Could not queue the export: {error}", _now())
         raise
-    logger.info("Export queued", extra={"export_id": export.id, "format": request.format})
+    logger.info("Export queued", extra={"export_id": export.id, "format": request.format, "tier": tier})
     return status_of(export, now, files=files)
 
 
@@ -134,6 +151,7 @@ def status_of(export: Export, now: datetime | None = None, *, files: ExportFiles
         id=export.id,
         state=export.state,
         format=export.request.format,
+        tier=export.tier,
         request=export.request,
         created_at=export.created_at,
         started_at=export.started_at,
@@ -162,10 +180,7 @@ def _pages(
     """Every record of a query, a page at a time, each page resuming after the previous one's last sort key."""
     after: str | None = None
     while True:
-        if remaining_seconds() < TIME_RESERVE_SECONDS:
-            raise ExportOutOfTimeError(
-                "The export has more records than one run can read (15 minutes); split it into shorter ranges."
-            )
+        _check_time(remaining_seconds)
         listed, page = logs.read_page(query, PAGE_SIZE, after, records=records)
         yield listed
         if page.last_key is None:
@@ -175,15 +190,75 @@ def _pages(
         after = page.last_key
 
 
-def _write_file(export: Export, path: Path, remaining_seconds: Callable[[], float], records: RecordStore) -> int:
-    """Write every record of the export's query to ``path``, page by page; returns how many."""
+def _check_time(remaining_seconds: Callable[[], float]) -> None:
+    if remaining_seconds() < TIME_RESERVE_SECONDS:
+        raise ExportOutOfTimeError(
+            "The export has more records than one run can read (15 minutes); split it into shorter ranges."
+        )
+
+
+def _line_fields(line: dict[str, Any]) -> dict[str, Any]:
+    """An archive line as the filters see a table item: the extracted fields items copy to their top level, too."""
+    extracted = line.get("extracted") or {}
+    return line | {name: extracted.get(name) for name in FILTERED_FIELDS}
+
+
+def _archived_public(line: dict[str, Any]) -> dict[str, Any]:
+    """An archive line as an export writes a record: the fields and API id a hot export gives it."""
+    return line | {
+        "timestamp": timestamp_json(line["timestamp"]),
+        "id": f"{line['timestamp']}{logs.ID_SEPARATOR}{line['record_id']}",
+    }
+
+
+def _archive_pages(
+    export: Export, remaining_seconds: Callable[[], float], archive: RecordArchiveReader
+) -> Iterator[list[dict[str, Any]]]:
+    """Every record of an export's query from the record archive, a UTC day at a time (in the query's order): each
+    day's objects of the vendors asked for, the lines in the range passing the filters, one per record (a record
+    can be in several objects), in time and record id order."""
+    request, created = export.request, export.created_at
+    scope, filters = _scope_and_filters(request)
+    query = _plan(request, created)  # resolved range; a site's records are matched by the site_id their lines hold
+    start = query.start or created - timedelta(days=get_settings().archive_retention_days)
+    low = timestamp_key(start)
+    high = timestamp_key(query.end) if query.end else None
+    wanted = logs.record_filter(scope, filters)
+    vendors = (filters.vendor,) if filters.vendor else VENDORS
+    for day in logs.utc_days(start, query.end or max(created, _now()), filters.order):
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for vendor in vendors:
+            for line in archive.day_lines(vendor, day):
+                _check_time(remaining_seconds)
+                moment = str(line["timestamp"])
+                if moment < low or (high is not None and moment > high):
+                    continue
+                if wanted is None or matches(wanted, _line_fields(line)):
+                    found[(moment, str(line["record_id"]), str(line["charger_id"]))] = line
+        ordered = [found[key] for key in sorted(found, reverse=filters.order == "desc")]
+        for begin in range(0, len(ordered), PAGE_SIZE):
+            yield [_archived_public(line) for line in ordered[begin : begin + PAGE_SIZE]]
+
+
+def _write_file(
+    export: Export,
+    path: Path,
+    remaining_seconds: Callable[[], float],
+    records: RecordStore,
+    archive: RecordArchiveReader,
+) -> int:
+    """Write every record of the export's query to ``path``, page by page, from its tier; returns how many."""
     request = export.request
-    query = _plan(request, export.created_at, records)  # its own creation time: a retry exports the same range
+    if export.tier == "archive":
+        pages = _archive_pages(export, remaining_seconds, archive)
+    else:
+        query = _plan(request, export.created_at, records)  # its own creation time: a retry exports the same range
+        pages = _pages(query, remaining_seconds, records)
     written = 0
     with path.open("w", encoding="utf-8", newline="") as out:
         if request.format == "csv":
             out.write(records_csv((), header=True))
-        for page in _pages(query, remaining_seconds, records):
+        for page in pages:
             entries = [LogEntry.model_validate(record) for record in page]
             out.write(records_csv(entries, header=False) if request.format == "csv" else records_ndjson(entries))
             written += len(entries)
@@ -197,6 +272,7 @@ def run_export(
     store: ExportStore,
     files: ExportFiles,
     records: RecordStore,
+    archive: RecordArchiveReader,
 ) -> Export | None:
     """Run one export to the end: done, or failed with the reason. None when there was nothing to run: the
     export is done already (a redelivered message) or gone.
@@ -219,7 +295,7 @@ def run_export(
     try:
         with tempfile.TemporaryDirectory(prefix="chargelog-export-") as directory:
             path = Path(directory) / f"chargelog-export-{export_id}.{fmt}"
-            written = _write_file(running, path, remaining_seconds, records)
+            written = _write_file(running, path, remaining_seconds, records, archive)
             size = path.stat().st_size
             files.upload(path, key, CONTENT_TYPES[fmt], path.name)
     except (ExportOutOfTimeError, InvalidQueryError) as error:
@@ -232,6 +308,12 @@ def run_export(
     done = store.finish(export_id, key, written, size, _now())
     logger.info(
         "Export done",
-        extra={"records": written, "bytes": size, "seconds": round(time.monotonic() - started, 3), "format": fmt},
+        extra={
+            "records": written,
+            "bytes": size,
+            "seconds": round(time.monotonic() - started, 3),
+            "format": fmt,
+            "tier": running.tier,
+        },
     )
     return done or store.get(export_id)

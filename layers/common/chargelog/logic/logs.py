@@ -148,9 +148,30 @@ def _filter(filters: LogFilters, scope: Scope) -> Filter | None:
     return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
 
 
-def _days(start: datetime, end: datetime, order: Order) -> list[date]:
-    days = [start.date() + timedelta(days=n) for n in range((end.date() - start.date()).days + 1)]
+def utc_days(start: datetime, end: datetime, order: Order = "asc") -> list[date]:
+    """The UTC days a range touches (the fleet partitions' and the record archive's days are UTC days, whatever
+    offset the range was given in)."""
+    first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return days if order == "asc" else days[::-1]
+
+
+def record_filter(scope: Scope, filters: LogFilters) -> Filter | None:
+    """Everything a scope and filters ask of a record apart from its time, as one filter over its fields (a
+    line of the record archive, with ``transaction_id`` and ``connector_status`` lifted out of ``extracted``)."""
+    conditions: list[Filter] = []
+    if scope.kind == "charger" and scope.value is not None:
+        conditions.append(Equals("charger_id", scope.value))
+    elif scope.kind == "site" and scope.value is not None:
+        conditions.append(Equals("site_id", scope.value))
+    if filters.actions:
+        conditions.append(OneOf("action", tuple(sorted(set(filters.actions)))))
+    conditions.extend(
+        Equals(name, value) for name in FILTERED_ATTRIBUTES if (value := getattr(filters, name)) is not None
+    )
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
 
 
 def _bounds(
@@ -189,7 +210,7 @@ def _partitions(
         raise InvalidQueryError("Fleet-wide queries need at least one 'action' (e.g. action=BootNotification).")
     assert start is not None
     assert end is not None
-    days = _days(start, end, filters.order)
+    days = utc_days(start, end, filters.order)
     return [
         [Partition(fleet_action_partition(action, day), "gsi3") for day in days]
         for action in sorted(set(filters.actions))

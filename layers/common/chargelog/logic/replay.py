@@ -39,6 +39,7 @@ from chargelog.models.jobs import ReplayJob
 from chargelog.models.records import LogRecord
 from chargelog.models.replays import Replay, replay_id_for
 from chargelog.observability import logger
+from chargelog.settings import get_settings
 
 # Pages read between two progress saves: a crash re-reads at most this many (rewriting nothing).
 PAGES_PER_SAVE = 20
@@ -121,11 +122,18 @@ def replay_job(
     vendor: str, source_id: str, start: datetime, end: datetime, fetched_to: datetime | None, now: datetime
 ) -> ReplayJob:
     """A replay's job after checking its range (`InvalidBackfillError`, a 400): ``from`` before ``to``, neither in the
-    future nor older than the retention period (the raw archive keeps pages that long), ``fetched_to`` (default now)
+    future nor older than RawRetentionDays (the raw archive keeps pages that long), ``fetched_to`` (default now)
     not before ``from`` nor in the future."""
     if end <= start:
         raise InvalidBackfillError(f"'from' ({start.isoformat()}) is not before 'to' ({end.isoformat()}).")
-    check_range(start, end, now, what="a replay rebuilds records fetched already")
+    check_range(
+        start,
+        end,
+        now,
+        what="a replay rebuilds records fetched already",
+        within_days=get_settings().raw_retention_days,
+        kept="the raw archive's retention, RawRetentionDays: the pages fetched before are gone",
+    )
     fetched_to = fetched_to or now
     if fetched_to < start:
         raise InvalidBackfillError(

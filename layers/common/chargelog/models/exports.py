@@ -14,6 +14,9 @@ from chargelog.vendors import Vendor
 
 ExportState = Literal["queued", "running", "done", "failed"]
 ExportFormat = Literal["ndjson", "csv"]
+# Where an export reads its records: the table ("hot": its range starts within the hot window, HotRetentionDays) or
+# the record archive in S3 ("archive": it starts earlier, or has no start).
+ExportTier = Literal["hot", "archive"]
 # OCPP 2.0.1 has 64 messages; more actions than that cannot all be different.
 MAX_ACTIONS = 64
 
@@ -70,6 +73,8 @@ class Export(BaseModel):
     bytes: int = 0
     error: str | None = None
     object_key: str | None = None
+    # Exports stored before there were two tiers read the table.
+    tier: ExportTier = "hot"
     expires_at: int = Field(description="When the table forgets the export (epoch seconds, DynamoDB TTL)")
 
 
@@ -79,6 +84,10 @@ class ExportStatus(BaseModel):
     id: str
     state: ExportState
     format: ExportFormat
+    tier: ExportTier = Field(
+        description="Where the records are read from: 'hot', the table (the range starts within the last "
+        "HotRetentionDays), or 'archive', the record archive in S3 (it starts earlier, or has no start)"
+    )
     request: ExportRequest
     created_at: datetime
     started_at: datetime | None = None
