@@ -184,10 +184,30 @@ def _parameter_value(template: dict[str, Any], value: Any) -> Any:
     return value
 
 
+def _boundaries(cfn: dict[str, Any]) -> set[str]:
+    """Managed policies used only as permissions boundaries: ceilings that grant nothing themselves."""
+    used = {
+        str(boundary["Ref"])
+        for resource in cfn["Resources"].values()
+        if isinstance(boundary := _props(resource).get("PermissionsBoundary"), dict) and "Ref" in boundary
+    }
+    attached = {
+        str(ref["Ref"])
+        for resource in cfn["Resources"].values()
+        for ref in _props(resource).get("ManagedPolicyArns", [])
+        if isinstance(ref, dict) and "Ref" in ref
+    }
+    return used - attached
+
+
 def _policy_documents(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, policy document) for every identity policy in a plain CloudFormation template."""
+    """(where, policy document) for every identity policy in a plain CloudFormation template (permissions
+    boundaries, which grant nothing, are checked by their own test)."""
+    boundaries = _boundaries(cfn)
     for name, resource in cfn["Resources"].items():
         props = _props(resource)
+        if name in boundaries:
+            continue
         if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
             for policy in props.get("Policies", []):
                 yield f"{name}/{policy.get('PolicyName')}", policy["PolicyDocument"]
@@ -1004,3 +1024,46 @@ def test_waf_and_reserved_concurrency_are_off_by_default_and_cover_both_apis_whe
 def test_the_upload_stage_is_not_traced(template: dict[str, Any]) -> None:
     """The upload API's URL holds the token, and an X-Ray trace of the stage would record it."""
     assert _props(template["Resources"]["UploadApi"])["TracingEnabled"] is False
+
+
+def _role_statements_of(transformed: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = transformed["Resources"][f"{function}Role"]
+    return [s for policy in _props(role).get("Policies", []) for s in _statements(policy["PolicyDocument"])]
+
+
+@pytest.mark.parametrize("function", ["UploadAuthorizerFunction", "DiagnosticsIndexerFunction"])
+def test_the_upload_functions_touch_diagnostics_items_only(transformed: dict[str, Any], function: str) -> None:
+    """The internet-facing authorizer and the indexer: a few item actions, on keys starting DIAG#, nothing else."""
+    table_statements = [
+        s
+        for s in _role_statements_of(transformed, function)
+        if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
+    ]
+    assert table_statements
+    for statement in table_statements:
+        actions = set(_as_list(statement["Action"]))
+        assert actions <= {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, actions
+        assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["DIAG#*"]}}
+        assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+
+
+def test_every_sqs_consumer_may_consume_only_its_own_queues(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    consumers = {
+        name: {
+            event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            for event in _props(r).get("Events", {}).values()
+            if event["Type"] == "SQS"
+        }
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+    consumers = {name: queues for name, queues in consumers.items() if queues}
+    assert set(consumers) == {"WorkerFunction", "ExportFunction", "DiagnosticsIndexerFunction"}
+    for function, queues in consumers.items():
+        boundary = resources[_props(resources[function])["PermissionsBoundary"]["Ref"]]
+        statements = _props(boundary)["PolicyDocument"]["Statement"]
+        (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+        assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(deny["Action"])
+        assert {ref["Fn::GetAtt"][0] for ref in deny["NotResource"]} == queues, function
+        assert all(s["Resource"] == "*" and "*" not in s["Action"] for s in statements if s["Effect"] == "Allow")
