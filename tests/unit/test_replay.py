@@ -22,6 +22,7 @@ from chargelog.logic.replay import ReplayRunner
 from chargelog.models.jobs import CollectionJob, ReplayJob
 from chargelog.models.records import LogRecord
 from chargelog.models.sources import SourceCreate
+from chargelog.settings import get_settings
 from chargelog_local.provision import LocalStack
 from conftest import load_event
 
@@ -305,3 +306,33 @@ def test_a_replay_whose_item_was_deleted_stops_and_writes_nothing(stack: LocalSt
     assert (outcome.status, outcome.pages_read) == ("stopped", 0)
     assert items(stack) == {}
     assert list(stores.replays().list()) == []  # no partial item left behind
+
+
+def test_a_range_older_than_the_hot_window_comes_back_into_the_api_for_a_hot_window(
+    stack: LocalStack, vendor: ArchiveOnlyVendor, lambda_context: Any
+) -> None:
+    """Records collected 40 days ago have left the table (TTL); a replay of their range brings them back, readable
+    through the API, with a TTL a hot window from now."""
+    from api_calls import get_json  # the API handler's module, loaded only where a test calls the API
+
+    old = NOW - timedelta(days=40)
+    for n in range(3):
+        vendor.entries.append(entry(n, old + timedelta(minutes=n)))
+    collect(old - timedelta(minutes=5), old + timedelta(minutes=5), old + timedelta(minutes=6))
+    table = aws.table(stack.refs["Table"])
+    collected = items(stack)
+    assert len(collected) == 3
+    for sk in collected:
+        table.delete_item(Key={"pk": f"CHARGER#{SOURCE}", "sk": sk})  # what DynamoDB's TTL does a hot window on
+    window = {"from": (old - timedelta(hours=1)).isoformat(), "to": (old + timedelta(hours=1)).isoformat()}
+    status, _, body = get_json(lambda_context, f"/chargers/{SOURCE}/logs", window)
+    assert (status, body["records"]) == (200, [])
+
+    _, outcome = queue_and_run(old - timedelta(minutes=5), old + timedelta(minutes=5))
+
+    assert outcome.records_written == 3
+    status, _, body = get_json(lambda_context, f"/chargers/{SOURCE}/logs", window)
+    assert status == 200
+    assert [r["payload"]["n"] for r in body["records"]] == [0, 1, 2]
+    hot_until = (datetime.now(UTC) + timedelta(days=get_settings().hot_retention_days)).timestamp()
+    assert all(hot_until - 3600 < int(item["expires_at"]) <= hot_until + 60 for item in items(stack).values())
