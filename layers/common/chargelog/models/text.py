@@ -8,9 +8,12 @@ the text back.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Final
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator
+from pydantic import GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 # Directional formatting characters (Unicode's Bidi_Control property).
 BIDI_CONTROLS: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -23,6 +26,25 @@ def _printable(text: str) -> str:
     return text
 
 
+# The same rule as a JSON Schema pattern, so the OpenAPI document says it (and clients generated from it keep to it).
+PRINTABLE_PATTERN: Final = "^[^\\x00-\\x1f\\x7f-\\x9f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+
+
+@dataclass(frozen=True)
+class _PrintableValidator:
+    """Checks the text (`_printable`: a message that names the character) and documents it (`PRINTABLE_PATTERN`)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(_printable, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = PRINTABLE_PATTERN
+        return json_schema
+
+
 # Apply to a str type: ``Annotated[str, StringConstraints(...), Printable]``.
-Printable = AfterValidator(_printable)
+Printable = _PrintableValidator()
 PrintableStr = Annotated[str, Printable]
