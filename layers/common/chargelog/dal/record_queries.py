@@ -33,9 +33,10 @@ from chargelog.models.keys import (
 
 Order = Literal["asc", "desc"]
 
-# Items a stream asks DynamoDB for at a time: small enough that merging several partitions reads little more
-# than it returns, large enough to keep round trips few.
-MIN_CHUNK = 25
+# The fewest items a stream asks DynamoDB for at a time. Each read asks for its share of the page's remaining room
+# among the streams still open (`_chunk`), so merging many partitions (a site's chargers) reads little more than it
+# returns.
+MIN_CHUNK = 1
 # Items one page may read before it ends early (see merged_page).
 READ_BUDGET = 5_000
 
@@ -260,6 +261,14 @@ def sort_key_of(item: dict[str, Any]) -> str:
     return str(item["sk"])
 
 
+def _chunk(room: int, streams: int, rank: int = 0) -> int:
+    """How many items the ``rank``-th of ``streams`` open streams asks for: its share of the room left on the page
+    (one more than the page holds, to know whether another page follows), the shares summing to the room; at least
+    `MIN_CHUNK`."""
+    streams = max(1, streams)
+    return max(MIN_CHUNK, room // streams + (1 if rank < room % streams else 0))
+
+
 def merged_page(
     table: Any,
     sources: Sequence[Sequence[Partition]],
@@ -279,9 +288,9 @@ def merged_page(
     ``last_key`` to resume from, so a filter that discards most items cannot make one request run long.
     """
     read_budget = READ_BUDGET if read_budget is None else read_budget
-    chunk = max(MIN_CHUNK, -(-(limit + 1) // max(1, len(sources))))
     streams = [
-        _Stream(table, partitions, low, high, order, after, filter, chunk) for partitions in sources if partitions
+        _Stream(table, partitions, low, high, order, after, filter, _chunk(limit + 1, len(sources), rank))
+        for rank, partitions in enumerate(part for part in sources if part)
     ]
     descending = order == "desc"
     taken: list[dict[str, Any]] = []
@@ -290,9 +299,12 @@ def merged_page(
         return sum(stream.items_read for stream in streams)
 
     while len(taken) < limit:
+        open_streams = [stream for stream in streams if not stream.exhausted]
         for stream in streams:
             # A stream that has read nothing yet reads on regardless, so every stream can say where it stands.
             while not stream.buffer and not stream.exhausted and (read() < read_budget or stream.read_through is None):
+                rank = next((n for n, open_stream in enumerate(open_streams) if open_stream is stream), 0)
+                stream.chunk = _chunk(limit + 1 - len(taken), len(open_streams), rank)
                 stream.fetch()
         if any(not stream.buffer and not stream.exhausted for stream in streams):
             return _whole(table, _cut_short(streams, taken, limit, descending, after))
