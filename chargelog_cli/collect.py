@@ -45,13 +45,11 @@ def parse_time(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, str | None]:
+def progress_bar(label: str) -> Any:
+    """The CLI's progress bar of a long run: per mille of the work, on stderr, with a postfix of counts."""
     from tqdm import tqdm
 
-    from chargelog import stores
-    from chargelog.logic.collection import JobRunner
-
-    with tqdm(
+    return tqdm(
         total=BAR_STEPS,
         desc=label,
         unit="‰",
@@ -59,7 +57,14 @@ def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, st
         file=sys.stderr,
         dynamic_ncols=True,
         bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
-    ) as bar:
+    )
+
+
+def _run_with_bar(job: CollectionJob, label: str) -> tuple[JobOutcome | None, str | None]:
+    from chargelog import stores
+    from chargelog.logic.collection import JobRunner
+
+    with progress_bar(label) as bar:
 
         def on_progress(progress: Progress) -> None:
             bar.n = int(progress.fraction * BAR_STEPS)

@@ -7,12 +7,11 @@ raw archive is read. The replay is recorded like a queued one, so ``GET /collect
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chargelog.errors import ChargelogError
-from chargelog_cli.collect import BAR_STEPS, load_settings, parse_time
+from chargelog_cli.collect import BAR_STEPS, load_settings, parse_time, progress_bar
 
 if TYPE_CHECKING:
     from chargelog.logic.replay import ReplayOutcome, ReplayProgress
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 
 def replay(vendor: str, source_id: str, start: datetime, end: datetime, fetched_to: datetime | None = None) -> int:
     """Replay ``[start, end]`` of one source from the pages fetched until ``fetched_to`` (default: now)."""
-    from tqdm import tqdm
 
     from chargelog import stores
     from chargelog.logic.replay import ReplayRunner, new_replay, replay_job
@@ -32,15 +30,7 @@ def replay(vendor: str, source_id: str, start: datetime, end: datetime, fetched_
         raise SystemExit(f"chargelog: error: {invalid}") from None
     stores.replays().create(new_replay(job))
     name = f"{vendor}/{source_id}"
-    with tqdm(
-        total=BAR_STEPS,
-        desc=name,
-        unit="‰",
-        leave=True,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}",
-    ) as bar:
+    with progress_bar(name) as bar:
 
         def on_progress(progress: ReplayProgress) -> None:
             bar.n = int(progress.fraction * BAR_STEPS)

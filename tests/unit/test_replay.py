@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import worker_handler
+from api_calls import get_json
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
 from chargelog.collectors.ocpplab import OcpplabAdapter
@@ -321,8 +322,6 @@ def test_a_range_older_than_the_hot_window_comes_back_into_the_api_for_a_hot_win
 ) -> None:
     """Records collected 40 days ago have left the table (TTL); a replay of their range brings them back, readable
     through the API, with a TTL a hot window from now."""
-    from api_calls import get_json  # the API handler's module, loaded only where a test calls the API
-
     old = NOW - timedelta(days=40)
     for n in range(3):
         vendor.entries.append(entry(n, old + timedelta(minutes=n)))
