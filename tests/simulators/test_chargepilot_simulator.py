@@ -117,12 +117,23 @@ def test_a_correctly_signed_request_is_answered(base_url: str) -> None:
     assert response.status_code == 200, response.text
 
 
+AUTH_NOW = 1_775_822_400  # the simulator's pinned auth clock in the skew tests: exact boundaries, no wall-clock race
+
+
 @pytest.mark.parametrize("skew", [-301, 301, -3600])
-def test_a_stale_or_future_timestamp_is_401(base_url: str, skew: int) -> None:
-    now = int(datetime.now(UTC).timestamp())
-    response = _signed_get(base_url, "/sites", timestamp=now + skew)
+def test_a_stale_or_future_timestamp_is_401(simulator: ChargepilotSimulator, base_url: str, skew: int) -> None:
+    simulator.auth_clock = lambda: AUTH_NOW
+    response = _signed_get(base_url, "/sites", timestamp=AUTH_NOW + skew)
     assert response.status_code == 401
     assert response.json() == {"statusCode": 401, "message": "Unauthorized"}
+
+
+@pytest.mark.parametrize("skew", [-300, 0, 300])
+def test_a_timestamp_within_the_allowed_skew_is_accepted(
+    simulator: ChargepilotSimulator, base_url: str, skew: int
+) -> None:
+    simulator.auth_clock = lambda: AUTH_NOW
+    assert _signed_get(base_url, "/sites", timestamp=AUTH_NOW + skew).status_code == 200
 
 
 def test_a_wrong_signature_is_401(base_url: str) -> None:
