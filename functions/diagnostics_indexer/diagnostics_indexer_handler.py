@@ -8,7 +8,6 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import S3Event
@@ -17,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chargelog import stores
 from chargelog.logic import upload_indexer
-from chargelog.observability import keys_per_record, logger, metrics, tracer
+from chargelog.metric_names import ServiceMetric
+from chargelog.observability import add_service_metric, keys_per_record, logger, metrics, tracer
 from chargelog.settings import get_settings
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -41,14 +41,14 @@ def record_handler(record: SQSRecord) -> None:
             limits=get_settings().upload_limits(),
         )
         if outcome.file is not None and not outcome.duplicate:
-            metrics.add_metric(name="DiagnosticsFilesIndexed", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="DiagnosticsBytes", unit=MetricUnit.Bytes, value=outcome.file.size)
+            add_service_metric(ServiceMetric.UPLOADS_STORED, 1)
+            add_service_metric(ServiceMetric.UPLOAD_BYTES, outcome.file.size)
         elif outcome.rejected is not None:
-            metrics.add_metric(name="DiagnosticsUploadsRejected", unit=MetricUnit.Count, value=1)
+            add_service_metric(ServiceMetric.UPLOADS_REJECTED, 1)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -3,7 +3,6 @@
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -12,8 +11,9 @@ from pydantic import Json
 
 from chargelog import stores
 from chargelog.logic import exports
+from chargelog.metric_names import ServiceMetric
 from chargelog.models.exports import ExportJob
-from chargelog.observability import keys_per_record, logger, metrics, tracer
+from chargelog.observability import add_service_metric, keys_per_record, logger, metrics, tracer
 
 
 class ExportJobRecord(SqsRecordModel):
@@ -42,19 +42,14 @@ def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> No
             archive=stores.record_archive_reader(),
         )
     except Exception:
-        metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
+        add_service_metric(ServiceMetric.EXPORTS_FAILED, 1)
         raise
-    if export is None:
-        return
-    if export.state == "done":
-        metrics.add_metric(name="ExportRecords", unit=MetricUnit.Count, value=export.records)
-        metrics.add_metric(name="ExportBytes", unit=MetricUnit.Bytes, value=export.bytes)
-    elif export.state == "failed":
-        metrics.add_metric(name="ExportsFailed", unit=MetricUnit.Count, value=1)
+    if export is not None and export.state == "failed":
+        add_service_metric(ServiceMetric.EXPORTS_FAILED, 1)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

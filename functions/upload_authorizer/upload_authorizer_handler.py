@@ -9,7 +9,6 @@ has no X-Ray tracing: its traces would record the URL).
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
@@ -18,7 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chargelog import stores
 from chargelog.logic import uploads
-from chargelog.observability import logger, metrics, tracer
+from chargelog.metric_names import ServiceMetric
+from chargelog.observability import add_service_metric, logger, metrics, tracer
 from chargelog.settings import get_settings
 
 
@@ -36,7 +36,7 @@ def _policy(effect: str, method_arn: str, principal: str, context: dict[str, str
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
     # When API Gateway received the request: the time in the object's key.
@@ -60,7 +60,8 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
             "object_key": decision.context.get("object_key"),
         },
     )
-    metrics.add_metric(name="UploadsAllowed" if decision.allowed else "UploadsDenied", unit=MetricUnit.Count, value=1)
+    if not decision.allowed:
+        add_service_metric(ServiceMetric.UPLOADS_DENIED, 1)
     return _policy(
         "Allow" if decision.allowed else "Deny", event.method_arn, decision.request_id or "unknown", decision.context
     )

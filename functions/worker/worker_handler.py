@@ -3,7 +3,6 @@
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -13,7 +12,7 @@ from pydantic import Json
 from chargelog import stores
 from chargelog.logic import collection, discovery, replay
 from chargelog.models.jobs import DiscoveryJob, ReplayJob, WorkItem
-from chargelog.observability import keys_per_record, logger, metrics, tracer
+from chargelog.observability import keys_per_record, logger, metrics, publish_vendor_metrics, tracer
 
 
 class JobRecord(SqsRecordModel):
@@ -39,11 +38,13 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
         return
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, job_id=job.job_id)
     attempt = int(record.attributes.ApproximateReceiveCount)
-    outcome = collection.run_job(job, _remaining_seconds(lambda_context), attempt=attempt, stores=stores.collection())
-    metrics.add_metric(name="RecordsStored", unit=MetricUnit.Count, value=outcome.records_stored)
-    metrics.add_metric(name="RecordsQuarantined", unit=MetricUnit.Count, value=outcome.records_quarantined)
-    metrics.add_metric(name="VendorRequests", unit=MetricUnit.Count, value=outcome.vendor_requests)
-    metrics.add_metadata(key="vendor", value=job.vendor)
+    outcome = collection.run_job(
+        job,
+        _remaining_seconds(lambda_context),
+        attempt=attempt,
+        stores=stores.collection(),
+        on_finish=lambda finished: publish_vendor_metrics(job.vendor, finished.metrics()),
+    )
     logger.info(
         "Job finished",
         extra={
@@ -61,9 +62,7 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
 def _replay(job: ReplayJob, context: LambdaContext) -> None:
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, replay_id=job.job_id)
     outcome = replay.run_replay(job, _remaining_seconds(context), stores=stores.replay())
-    metrics.add_metadata(key="vendor", value=job.vendor)
-    metrics.add_metric(name="ReplayPagesRead", unit=MetricUnit.Count, value=outcome.pages_read)
-    metrics.add_metric(name="ReplayRecordsWritten", unit=MetricUnit.Count, value=outcome.records_written)
+    publish_vendor_metrics(job.vendor, outcome.metrics())
     messages = {"done": "Replay finished", "continued": "Replay continues", "stopped": "Replay stopped"}
     logger.info(messages[outcome.status], extra=outcome.counts())
 
@@ -77,10 +76,7 @@ def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
         secrets=stores.vendor_secrets(),
         queues=stores.work_queues(),
     )
-    metrics.add_metadata(key="vendor", value=job.vendor)
-    metrics.add_metric(name="SourcesDiscovered", unit=MetricUnit.Count, value=outcome.found)
-    metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=outcome.registered)
-    metrics.add_metric(name="DiscoveryFailures", unit=MetricUnit.Count, value=int(outcome.status == "vendor_failed"))
+    publish_vendor_metrics(job.vendor, outcome.metrics())
     extra = {
         "status": outcome.status,
         "found": outcome.found,
@@ -96,6 +92,6 @@ def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -12,7 +12,7 @@ import pytest
 import worker_handler
 from api_calls import call_api
 from chargelog import aws, collectors, stores
-from chargelog.collectors.base import Page, VendorProfile, Window
+from chargelog.collectors.base import Page, VendorCalls, VendorProfile, Window
 from chargelog.dal.records import charger_items, record_from_item
 from chargelog.dal.state import CollectorStateStore
 from chargelog.logic import sources
@@ -32,10 +32,10 @@ class FakeLogApi:
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.records = records
-        self.requests_made = 0
+        self.calls = VendorCalls()
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
-        self.requests_made += 1
+        self.calls.requests += 1
         items = [
             r
             for r in self.records

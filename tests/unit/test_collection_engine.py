@@ -14,7 +14,7 @@ from boto3.dynamodb.conditions import Key
 import dispatcher_handler
 import worker_handler
 from chargelog import aws, collectors, stores
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.record_queries import RecordStore, charger_action_partition
@@ -75,11 +75,11 @@ class FakeAdapter:
     def __init__(self, vendor: FakeVendor, connection: VendorConnection) -> None:
         self.vendor = vendor
         self.connection = connection
-        self.requests_made = 0
+        self.calls = VendorCalls()
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         offset = int(cursor or 0)
-        self.requests_made += 1
+        self.calls.requests += 1
         items, total = self.vendor.page(window, offset, self.connection.profile.page_size)
         end = offset + len(items)
         return Page(

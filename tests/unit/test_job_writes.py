@@ -18,7 +18,7 @@ from botocore.client import BaseClient
 
 from api_calls import get_json
 from chargelog import collectors, stores
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.dal.archive import RAW_PREFIX
 from chargelog.dal.record_archive import RECORDS_PREFIX
 from chargelog.dal.state import MAX_ERROR_CHARS, Checkpoint, Counts
@@ -87,7 +87,7 @@ class Vendor:
             raw=item,
         )
 
-    requests_made = 0
+    calls = VendorCalls()
 
     def close(self) -> None:
         pass

@@ -13,7 +13,7 @@ import pytest
 import worker_handler
 from api_calls import get_json
 from chargelog import aws, collectors, stores
-from chargelog.collectors.base import Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.collectors.ocpplab import OcpplabAdapter
 from chargelog.dal.archive import RawArchive, page_fetched_at, source_prefix
 from chargelog.dal.records import DIGEST_FIELD, charger_items
@@ -60,10 +60,10 @@ class FakeOcpplab:
     def __init__(self, vendor: ArchiveOnlyVendor, connection: VendorConnection) -> None:
         self.vendor = vendor
         self.connection = connection
-        self.requests_made = 0
+        self.calls = VendorCalls()
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
-        self.requests_made += 1
+        self.calls.requests += 1
         items = [e for e in self.vendor.entries if window.start <= datetime.fromisoformat(e["timestamp"]) <= window.end]
         body = {"data": items, "total": len(items), "limit": 1000, "offset": 0}
         return Page(items=items, body=body, request={}, next_cursor=None, total=len(items), items_at="/data")

@@ -37,8 +37,12 @@ class VendorMetric(StrEnum):
     VENDOR_RETRIES = "VendorRetries"
     JOBS_REENQUEUED = "JobsReenqueued"  # a job out of time handed over to a continuation
     JOBS_DEAD_LETTERED = "JobsDeadLettered"  # a job's last allowed receive failed: SQS moves it to the DLQ
-    COLLECTOR_LAG = "CollectorLagSeconds"  # dispatcher: now - the oldest high-water mark among the vendor's sources
+    # dispatcher: now - the oldest high-water mark among the vendor's enabled sources (a source never collected
+    # counts from its registration: chargelog.logic.lag)
+    COLLECTOR_LAG = "CollectorLagSeconds"
     SOURCES_BACKING_OFF = "SourcesBackingOff"  # dispatcher: sources waiting out a vendor's failures
+    SOURCES_REGISTERED = "SourcesRegistered"  # discovery (job or POST /sources/discover): new sources registered
+    REPLAY_RECORDS_WRITTEN = "ReplayRecordsWritten"  # replay jobs: records rebuilt from the raw archive and written
 
 
 class ServiceMetric(StrEnum):
@@ -50,6 +54,7 @@ class ServiceMetric(StrEnum):
     UPLOADS_REJECTED = "UploadsRejected"  # diagnostics indexer: a file refused (size, type, unknown request)
     UPLOAD_BYTES = "UploadBytes"
     UPLOADS_DENIED = "UploadsDenied"  # upload authorizer: a request refused (bad or expired token)
+    EXPORTS_REQUESTED = "ExportsRequested"  # API: exports asked for (ExportsFailed / ExportsRequested: failure rate)
     EXPORTS_FAILED = "ExportsFailed"
 
 
@@ -71,9 +76,7 @@ _UNITS = {
 
 def catalog() -> dict[str, MetricSpec]:
     """Every custom metric by name."""
-    specs = {
-        str(name): MetricSpec(str(name), _UNITS.get(name, "Count"), VENDOR_DIMENSIONS) for name in VendorMetric
-    }
+    specs = {str(name): MetricSpec(str(name), _UNITS.get(name, "Count"), VENDOR_DIMENSIONS) for name in VendorMetric}
     specs |= {str(name): MetricSpec(str(name), _UNITS.get(name, "Count"), SERVICE_DIMENSIONS) for name in ServiceMetric}
     specs[COLD_START] = MetricSpec(COLD_START, "Count", COLD_START_DIMENSIONS)
     return specs

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chargelog import stores
@@ -19,7 +18,6 @@ from chargelog.models.jobs import CollectionJob
 from chargelog.models.logs import ActionName
 from chargelog.models.replays import Replay
 from chargelog.models.sources import SourceId
-from chargelog.observability import metrics
 from chargelog.vendors import Vendor
 
 router = Router()
@@ -41,7 +39,9 @@ class CollectorHealth(BaseModel):
         description="no_collector: the vendor has no collector yet; unregistered: state of a removed source"
     )
     high_water_mark: datetime | None = Field(description="Every record up to this time is stored")
-    lag_seconds: float | None = Field(description="Seconds from the high-water mark to now")
+    lag_seconds: float | None = Field(
+        description="Seconds from the high-water mark to now; for a source never collected, from its registration"
+    )
     last_run_at: datetime | None
     last_success_at: datetime | None = Field(description="When a job last finished successfully")
     last_error: str | None
@@ -122,7 +122,6 @@ def backfill_source(
         sources=stores.sources(),
         queues=stores.work_queues(),
     )
-    metrics.add_metric(name="BackfillsQueued", unit=MetricUnit.Count, value=1)
     return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})
 
 
@@ -166,5 +165,4 @@ def replay_source(
         replays=stores.replays(),
         queues=stores.work_queues(),
     )
-    metrics.add_metric(name="ReplaysQueued", unit=MetricUnit.Count, value=1)
     return Response(status_code=202, content_type="application/json", body=queued, headers={"Location": "/collectors"})

@@ -8,7 +8,6 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.metrics import MetricUnit
 
 from chargelog import stores
 from chargelog.api import problems
@@ -19,7 +18,6 @@ from chargelog.models.diagnostics import (
     NewDiagnosticsRequest,
 )
 from chargelog.models.logs import ChargerId
-from chargelog.observability import metrics
 
 router = Router()
 
@@ -46,7 +44,6 @@ def create_request(request: Annotated[NewDiagnosticsRequest, Body()]) -> Respons
     created = diagnostics.create_request(
         request, store=stores.diagnostics(), files=stores.diagnostics_files(), token_key=stores.upload_token_secret()
     )
-    metrics.add_metric(name="DiagnosticsRequested", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201,
         content_type="application/json",

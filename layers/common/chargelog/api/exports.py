@@ -7,13 +7,13 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.metrics import MetricUnit
 
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.logic import exports
+from chargelog.metric_names import ServiceMetric
 from chargelog.models.exports import ExportRequest, ExportStatus
-from chargelog.observability import metrics
+from chargelog.observability import add_service_metric
 
 router = Router()
 
@@ -33,7 +33,7 @@ def create_export(request: Annotated[ExportRequest, Body()]) -> Response[ExportS
     export = exports.create_export(
         request, store=stores.exports(), files=stores.export_files(), queue=stores.export_queue()
     )
-    metrics.add_metric(name="ExportsRequested", unit=MetricUnit.Count, value=1)
+    add_service_metric(ServiceMetric.EXPORTS_REQUESTED, 1)
     return Response(
         status_code=202,
         content_type="application/json",

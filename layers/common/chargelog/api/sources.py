@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.metrics import MetricUnit
 
 from chargelog import stores
 from chargelog.api import problems
+from chargelog.collectors.base import VendorCalls
 from chargelog.logic import sources
 from chargelog.models.sources import (
     DiscoverRequest,
@@ -21,7 +21,7 @@ from chargelog.models.sources import (
     SourceList,
     SourceUpdate,
 )
-from chargelog.observability import logger, metrics
+from chargelog.observability import logger, publish_vendor_metrics
 from chargelog.vendors import Vendor
 
 router = Router()
@@ -45,7 +45,6 @@ def list_sources(
 def create_source(request: Annotated[SourceCreate, Body()]) -> Response[Source]:
     source = sources.create_source(request, store=stores.sources())
     logger.info("Source created", extra={"vendor": source.vendor, "source_id": source.source_id})
-    metrics.add_metric(name="SourcesCreated", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=201,
         content_type="application/json",
@@ -78,18 +77,24 @@ def discover_sources(request: Annotated[DiscoverRequest, Body()]) -> DiscoveryRe
     from chargelog.logic import discovery
 
     context = router.lambda_context
-    result = discovery.discover_sources(
-        request.vendor,
-        register=request.register_new,
-        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-        sources=stores.sources(),
-        secrets=stores.vendor_secrets(),
-    )
+    calls = VendorCalls()
+    registered = 0
+    try:
+        result = discovery.discover_sources(
+            request.vendor,
+            register=request.register_new,
+            remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+            sources=stores.sources(),
+            secrets=stores.vendor_secrets(),
+            calls=calls,
+        )
+        registered = result.registered
+    finally:
+        publish_vendor_metrics(request.vendor, discovery.discovery_metrics(registered, calls))
     logger.info(
         "Sources discovered",
         extra={"vendor": request.vendor, "found": len(result.sources), "registered": result.registered},
     )
-    metrics.add_metric(name="SourcesRegistered", unit=MetricUnit.Count, value=result.registered)
     return result
 
 
@@ -122,5 +127,4 @@ def update_source(
 def delete_source(vendor: Annotated[Vendor, Path()], source_id: Annotated[SourceId, Path()]) -> Response[Any]:
     sources.delete_source(vendor, source_id, store=stores.sources())
     logger.info("Source deleted", extra={"vendor": vendor, "source_id": source_id})
-    metrics.add_metric(name="SourcesDeleted", unit=MetricUnit.Count, value=1)
     return Response(status_code=204, body=None)

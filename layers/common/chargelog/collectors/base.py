@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from chargelog import json_pointer
 from chargelog.models.records import LogRecord
@@ -13,6 +13,38 @@ from chargelog.models.records import LogRecord
 if TYPE_CHECKING:  # the HTTP client (httpx) loads with the adapters, not with this interface
     from chargelog.collectors.vendor_http import VendorHttpClient
 from chargelog.vendors import SourceKind
+
+# How a vendor call failed: the classes the vendor error metrics count (chargelog.metric_names).
+FailureClass = Literal["server_errors", "throttles", "client_errors", "timeouts", "bad_bodies"]
+
+
+@dataclass
+class VendorCalls:
+    """What a client's calls to a vendor came to: requests sent, retries, and failed calls by class."""
+
+    requests: int = 0
+    retries: int = 0
+    server_errors: int = 0  # 5xx
+    throttles: int = 0  # 429
+    client_errors: int = 0  # other 4xx (401 and 403 among them)
+    timeouts: int = 0  # timeouts and connection errors
+    bad_bodies: int = 0  # a 2xx whose body does not parse or is not the documented one
+
+    @property
+    def errors(self) -> int:
+        return self.server_errors + self.throttles + self.client_errors + self.timeouts + self.bad_bodies
+
+    def record(self, error: BaseException) -> None:
+        """Count a failed call, once: a vendor error (``VendorError``: it names its ``failure_class``) already
+        counted (by the client, before it reached the caller) or any other exception is left alone."""
+        failure_class = getattr(error, "failure_class", None)
+        if failure_class is not None and not getattr(error, "tallied", False):
+            error.tallied = True  # type: ignore[attr-defined]
+            setattr(self, failure_class, getattr(self, failure_class) + 1)
+
+    def add(self, other: VendorCalls) -> None:
+        for tally in fields(self):
+            setattr(self, tally.name, getattr(self, tally.name) + getattr(other, tally.name))
 
 
 @dataclass(frozen=True)
@@ -91,7 +123,9 @@ class VendorAdapter(Protocol):
     connection: VendorConnection
 
     @property
-    def requests_made(self) -> int: ...
+    def calls(self) -> VendorCalls:
+        """Requests, retries and failed calls so far (``VendorCalls.record`` adds a failure found after a call)."""
+        ...
 
     def fetch_page(self, source_id: str, window: Window, cursor: str | None, action: str | None = None) -> Page:
         """The page at ``cursor`` (None: the first) of the source's records in ``window`` (of one OCPP
@@ -118,6 +152,10 @@ class HttpAdapter:
     @property
     def requests_made(self) -> int:
         return self._http.requests_made
+
+    @property
+    def calls(self) -> VendorCalls:
+        return self._http.calls
 
     def close(self) -> None:
         self._http.close()

@@ -137,7 +137,11 @@ class ClientCredentialsAuth(httpx.Auth):
         status = response.status_code
         detail = _oauth_error(response)
         if status == 429 or status >= 500:
-            raise VendorUnavailableError(f"{what} answered {status}: {detail}", retry_after_seconds(response))
+            raise VendorUnavailableError(
+                f"{what} answered {status}: {detail}",
+                retry_after_seconds(response),
+                failure_class="throttles" if status == 429 else "server_errors",
+            )
         if status >= 400:
             raise VendorAuthError(
                 f"{what} refused the client credentials ({status}): {detail} - check the {VENDOR} secret"

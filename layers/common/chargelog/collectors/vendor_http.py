@@ -3,6 +3,10 @@
 Retries (tenacity) cover timeouts, connection errors, 5xx and 429, with exponential backoff and jitter;
 a ``Retry-After`` header sets the wait instead. No wait runs past the time the Lambda has left: when the
 next wait would, the last error is raised and the job is retried from its checkpoint.
+
+Each client tallies its calls (``VendorCalls``): requests, retries, and failures by class (5xx, 429, other 4xx,
+timeouts and connection errors, bad bodies). A failure found after the client returned (an adapter finding the body
+is not the documented one) is tallied by whoever catches it (``VendorCalls.record``); each error counts once.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import httpx
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from chargelog.collectors.base import FailureClass, VendorCalls
 from chargelog.observability import logger
 
 # Leave this much of the Lambda's time for writing the page and the checkpoint.
@@ -32,6 +37,8 @@ class VendorError(Exception):
     """A vendor call failed; the message is what an operator needs to read at 2 a.m."""
 
     retryable = False
+    failure_class: FailureClass = "client_errors"  # what VendorCalls counts it as
+    tallied = False  # counted by a VendorCalls already
 
 
 class VendorAuthError(VendorError):
@@ -47,15 +54,19 @@ class VendorUnavailableError(VendorError):
 
     retryable = True
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, failure_class: FailureClass = "server_errors"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.failure_class = failure_class
 
 
 class VendorResponseError(VendorError):
     """The vendor answered 2xx with something that is not the documented body (HTML, broken JSON...)."""
 
     retryable = True
+    failure_class: FailureClass = "bad_bodies"
 
 
 def iso_utc(moment: datetime) -> str:
@@ -202,7 +213,11 @@ class VendorHttpClient:
             max=MAX_BACKOFF_SECONDS if max_backoff is None else max_backoff,
         )
         self._sleep = sleep
-        self.requests_made = 0
+        self.calls = VendorCalls()
+
+    @property
+    def requests_made(self) -> int:
+        return self.calls.requests
 
     def close(self) -> None:
         self._http.close()
@@ -220,6 +235,7 @@ class VendorHttpClient:
         return state.upcoming_sleep > self._remaining() - DEADLINE_MARGIN_SECONDS
 
     def _log_retry(self, state: RetryCallState) -> None:
+        self.calls.retries += 1
         error = state.outcome.exception() if state.outcome else None
         logger.warning(
             "Vendor call failed; retrying",
@@ -241,23 +257,34 @@ class VendorHttpClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._get_json_once, path, params)
+        return retrying(self._get_json_counted, path, params)
+
+    def _get_json_counted(self, path: str, params: Mapping[str, Any] | None) -> tuple[Any, httpx.Response]:
+        self._limiter.acquire()
+        self.calls.requests += 1
+        try:
+            return self._get_json_once(path, params)
+        except VendorError as error:  # an OAuth token request (evenergy) fails inside the call too
+            self.calls.record(error)
+            raise
 
     def _get_json_once(self, path: str, params: Mapping[str, Any] | None) -> tuple[Any, httpx.Response]:
-        self._limiter.acquire()
-        self.requests_made += 1
         what = f"{self.vendor} GET {path}"
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException as error:
-            raise VendorUnavailableError(f"{what} timed out ({type(error).__name__})") from error
+            raise VendorUnavailableError(
+                f"{what} timed out ({type(error).__name__})", failure_class="timeouts"
+            ) from error
         except httpx.TransportError as error:
-            raise VendorUnavailableError(f"{what} failed to connect: {error}") from error
+            raise VendorUnavailableError(f"{what} failed to connect: {error}", failure_class="timeouts") from error
         status = response.status_code
         if status == 429:
             problem = problem_summary(response)
             raise VendorUnavailableError(
-                f"{what} was rate limited (429)" + (f": {problem}" if problem else ""), retry_after_seconds(response)
+                f"{what} was rate limited (429)" + (f": {problem}" if problem else ""),
+                retry_after_seconds(response),
+                failure_class="throttles",
             )
         if status >= 500:
             raise VendorUnavailableError(

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from chargelog import collectors
-from chargelog.collectors.base import Page, VendorAdapter, Window
+from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
@@ -36,6 +36,8 @@ from chargelog.dal.records import ChargerSpans, RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore, Counts
+from chargelog.logic.lag import lag_seconds
+from chargelog.metric_names import ServiceMetric, VendorMetric
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.records import LogRecord
 from chargelog.observability import logger
@@ -64,6 +66,25 @@ class DispatchSummary:
     pending: int = 0  # sources whose scheduled job still waits on the queue (no copy added)
     discoveries: int = 0  # discovery jobs queued (DiscoverSources on)
     discovery_failures: int = 0  # vendors whose discovery job could not be queued
+    sources_enabled: int = 0
+    # Per vendor with enabled sources: the largest lag among them (chargelog.logic.lag), and how many
+    # wait out their backoff after failures.
+    lag_seconds: dict[str, float] = field(default_factory=dict)
+    backing_off: dict[str, int] = field(default_factory=dict)
+
+    def service_metrics(self) -> dict[ServiceMetric, int]:
+        """What every run writes (zeros included: the dispatcher-silent alarm reads JobsEnqueued)."""
+        return {ServiceMetric.JOBS_ENQUEUED: self.enqueued, ServiceMetric.SOURCES_ENABLED: self.sources_enabled}
+
+    def vendor_metrics(self) -> dict[str, dict[VendorMetric, float]]:
+        """Per vendor with enabled sources, written with the vendor as a dimension."""
+        return {
+            vendor: {
+                VendorMetric.COLLECTOR_LAG: self.lag_seconds[vendor],
+                VendorMetric.SOURCES_BACKING_OFF: self.backing_off.get(vendor, 0),
+            }
+            for vendor in sorted(self.lag_seconds)
+        }
 
 
 @dataclass(frozen=True)
@@ -95,12 +116,17 @@ def dispatch(
     known = {(s.vendor, s.source_id): s for s in states.list()}
     pending_for = timedelta(seconds=settings.job_pending_seconds)
     jobs: dict[str, list[CollectionJob]] = defaultdict(list)
-    without_adapter = not_due = pending = 0
+    without_adapter = not_due = pending = enabled = 0
+    lag: dict[str, float] = {}
+    backing_off: dict[str, int] = defaultdict(int)
     for source in sources.list(enabled_only=True):
+        enabled += 1
+        state = known.get((source.vendor, source.source_id))
+        lag[source.vendor] = max(lag.get(source.vendor, 0.0), lag_seconds(state, source, now) or 0.0)
+        backing_off[source.vendor] += int(state is not None and state.backed_off(now))
         if not collectors.has_adapter(source.vendor):
             without_adapter += 1
             continue
-        state = known.get((source.vendor, source.source_id))
         if state is not None and (state.leased(now) or state.backed_off(now)):
             not_due += 1
             continue
@@ -120,6 +146,9 @@ def dispatch(
         pending=pending,
         discoveries=discoveries,
         discovery_failures=discovery_failures,
+        sources_enabled=enabled,
+        lag_seconds=lag,
+        backing_off=dict(backing_off),
     )
 
 
@@ -157,14 +186,48 @@ def _dispatch_discovery(queues: WorkQueues, now: datetime) -> tuple[int, int]:
 
 @dataclass
 class JobOutcome:
-    status: Literal["done", "continued", "skipped", "deferred"]
+    """What a job did. ``failed``: it raised (SQS delivers it again, or, on its last allowed receive,
+    ``dead_lettered``, moves it to the dead-letter queue)."""
+
+    status: Literal["done", "continued", "skipped", "deferred", "failed"]
     window: Window | None = None
     records_stored: int = 0
     records_quarantined: int = 0
     pages_fetched: int = 0
-    vendor_requests: int = 0
+    vendor_calls: VendorCalls = field(default_factory=VendorCalls)
     complete: bool = True  # every chunk was read consistently
+    dead_lettered: bool = False
     detail: str = ""
+
+    @property
+    def vendor_requests(self) -> int:
+        return self.vendor_calls.requests
+
+    def metrics(self) -> dict[VendorMetric, int]:
+        """The job's vendor metrics (chargelog.metric_names), written with its vendor as a dimension."""
+        calls = self.vendor_calls
+        return {
+            VendorMetric.RECORDS_STORED: self.records_stored,
+            VendorMetric.RECORDS_QUARANTINED: self.records_quarantined,
+            VendorMetric.PAGES_FETCHED: self.pages_fetched,
+            **vendor_call_metrics(calls),
+            VendorMetric.JOBS_REENQUEUED: int(self.status == "continued"),
+            VendorMetric.JOBS_DEAD_LETTERED: int(self.dead_lettered),
+        }
+
+
+def vendor_call_metrics(calls: VendorCalls) -> dict[VendorMetric, int]:
+    """A client's calls as vendor metrics: requests, errors (all, and by class) and retries."""
+    return {
+        VendorMetric.VENDOR_REQUESTS: calls.requests,
+        VendorMetric.VENDOR_ERRORS: calls.errors,
+        VendorMetric.VENDOR_SERVER_ERRORS: calls.server_errors,
+        VendorMetric.VENDOR_THROTTLES: calls.throttles,
+        VendorMetric.VENDOR_CLIENT_ERRORS: calls.client_errors,
+        VendorMetric.VENDOR_TIMEOUTS: calls.timeouts,
+        VendorMetric.VENDOR_BAD_BODIES: calls.bad_bodies,
+        VendorMetric.VENDOR_RETRIES: calls.retries,
+    }
 
 
 @dataclass
@@ -209,6 +272,8 @@ class JobRunner:
     settings: Settings = field(default_factory=get_settings)
     _: KW_ONLY
     stores: CollectionStores
+    # Called with the outcome when the job ends, whether it returns or raises (then its status is "failed").
+    on_finish: Callable[[JobOutcome], None] | None = None
 
     def __post_init__(self) -> None:
         self.states = self.stores.states
@@ -228,13 +293,26 @@ class JobRunner:
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
         job = self.job
+        try:
+            # Taken off the queue (run now, or skipped as busy): the schedule may queue the source's next job.
+            state = self.states.take_job(
+                job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS, clear_queued=job.mode == "scheduled"
+            )
+            if state is None:
+                return self._busy()
+            return self._run(state)
+        except Exception:
+            self.outcome.status = "failed"
+            # Its last allowed receive: SQS moves the message to the dead-letter queue.
+            self.outcome.dead_lettered = self.attempt >= self.settings.job_max_receives
+            raise
+        finally:
+            if self.on_finish is not None:
+                self.on_finish(self.outcome)
+
+    def _run(self, state: CollectorState) -> JobOutcome:
+        job = self.job
         scheduled = job.mode == "scheduled"
-        # Taken off the queue (run now, or skipped as busy): the schedule may queue the source's next job.
-        state = self.states.take_job(
-            job.vendor, job.source_id, job.job_id, self.now(), LEASE_SECONDS, clear_queued=scheduled
-        )
-        if state is None:
-            return self._busy()
         adapter: VendorAdapter | None = None
         try:
             connection = collectors.connection_for(job.vendor, self.stores.secrets)
@@ -265,11 +343,13 @@ class JobRunner:
             self.stores.queues.of(job.vendor).send([job])
             self.outcome.status = "continued"
         except Exception as error:
+            if adapter is not None:
+                adapter.calls.record(error)  # a failure the adapter found in a body, after its client returned
             self._record_failure(error)
             raise
         finally:
             if adapter is not None:
-                self.outcome.vendor_requests = adapter.requests_made
+                self.outcome.vendor_calls = adapter.calls
                 adapter.close()
         return self.outcome
 

@@ -8,7 +8,7 @@ registered, so new sources are collected right away rather than on the next pass
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Literal
@@ -16,13 +16,15 @@ from typing import Literal
 from pydantic import ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, VendorAdapter
+from chargelog.collectors.base import DiscoveredSource, VendorAdapter, VendorCalls
 from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.queue import WorkQueues
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredError
 from chargelog.logic import sources as registry
+from chargelog.logic.collection import vendor_call_metrics
+from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.sources import DiscoveredSourceResult, DiscoveryResult, Source, SourceCreate
 from chargelog.observability import logger
@@ -40,9 +42,11 @@ def discover_sources(
     *,
     sources: SourceStore,
     secrets: VendorSecrets,
+    calls: VendorCalls | None = None,
 ) -> DiscoveryResult:
     """What the vendor's credentials can see, each registered (enabled) unless it is already or ``register`` is
-    false. Raises VendorNotConfiguredError (409) or VendorFailedError (502, the vendor's message)."""
+    false. Raises VendorNotConfiguredError (409) or VendorFailedError (502, the vendor's message). The vendor calls
+    it made are added to ``calls``, if given (failed or not)."""
     if not collectors.has_adapter(vendor):
         raise ChargelogError(f"chargelog has no collector for {vendor}, so nothing to discover there.")
     connection = collectors.connection_for(vendor, secrets, require_credentials=True)
@@ -50,8 +54,11 @@ def discover_sources(
     try:
         found = _list(adapter)
     except VendorError as error:
+        adapter.calls.record(error)  # a failure the adapter found in a body, after its client returned
         raise VendorFailedError(str(error)) from error
     finally:
+        if calls is not None:
+            calls.add(adapter.calls)
         adapter.close()
     return _register(vendor, found, register, sources)
 
@@ -115,6 +122,16 @@ class DiscoveryOutcome:
     registered: int = 0
     enqueued: int = 0
     detail: str = ""
+    vendor_calls: VendorCalls = field(default_factory=VendorCalls)
+
+    def metrics(self) -> dict[VendorMetric, int]:
+        """The job's vendor metrics (chargelog.metric_names), written with its vendor as a dimension."""
+        return discovery_metrics(self.registered, self.vendor_calls)
+
+
+def discovery_metrics(registered: int, calls: VendorCalls) -> dict[VendorMetric, int]:
+    """A discovery's vendor metrics, whether a job or POST /sources/discover ran it."""
+    return {VendorMetric.SOURCES_REGISTERED: registered, **vendor_call_metrics(calls)}
 
 
 def run_discovery_job(
@@ -129,14 +146,20 @@ def run_discovery_job(
 
     A vendor without credentials or failing is an outcome, not an error: the next scheduled pass tries again, and
     the job never blocks the vendor's queue with retries."""
+    calls = VendorCalls()
     try:
         result = discover_sources(
-            job.vendor, register=True, remaining_seconds=remaining_seconds, sources=sources, secrets=secrets
+            job.vendor,
+            register=True,
+            remaining_seconds=remaining_seconds,
+            sources=sources,
+            secrets=secrets,
+            calls=calls,
         )
     except VendorNotConfiguredError as error:
         return DiscoveryOutcome(status="not_configured", detail=error.detail)
     except VendorFailedError as error:
-        return DiscoveryOutcome(status="vendor_failed", detail=error.detail)
+        return DiscoveryOutcome(status="vendor_failed", detail=error.detail, vendor_calls=calls)
     now = datetime.now(UTC)
     jobs = [
         CollectionJob(vendor=job.vendor, source_id=source.source_id, scheduled_at=now)
@@ -144,4 +167,6 @@ def run_discovery_job(
         if source.registered
     ]
     enqueued = queues.of(job.vendor).send(jobs) if jobs else 0
-    return DiscoveryOutcome(status="done", found=len(result.sources), registered=result.registered, enqueued=enqueued)
+    return DiscoveryOutcome(
+        status="done", found=len(result.sources), registered=result.registered, enqueued=enqueued, vendor_calls=calls
+    )

@@ -16,7 +16,9 @@ from chargelog.dal.queue import WorkQueues
 from chargelog.dal.replays import ReplayStore
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import CollectorState, CollectorStateStore
+from chargelog.logic.lag import lag_seconds
 from chargelog.logic.replay import recent_replays
+from chargelog.models.sources import Source
 from chargelog.vendors import VENDORS
 
 # Replays listed per source in the report (those of the last 14 days: their items expire then).
@@ -46,7 +48,7 @@ def collectors_report(
     now = now or datetime.now(UTC)
     replayed = recent_replays(replays, REPLAYS_PER_SOURCE) if replays is not None else {}
     by_source = {(s.vendor, s.source_id): s for s in states.list()}
-    registered: dict[tuple[str, str], Any] = {(s.vendor, s.source_id): s for s in sources.list()}
+    registered: dict[tuple[str, str], Source] = {(s.vendor, s.source_id): s for s in sources.list()}
     depths = _queue_depths(queues)
     by_queue = {queue["queue"]: queue for queue in depths}
     rows = []
@@ -59,7 +61,7 @@ def collectors_report(
             name=source.name if source else None,
             enabled=source.enabled if source else None,
             status=_status(state, now, collectors.has_adapter(base.vendor)) if source else "unregistered",
-            lag_seconds=(now - base.high_water_mark).total_seconds() if base.high_water_mark else None,
+            lag_seconds=lag_seconds(base, source, now),
             running=running,
             running_job_id=base.lease_job_id if running else None,
             vendor_queue=by_queue.get(base.vendor),

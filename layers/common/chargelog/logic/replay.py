@@ -35,6 +35,7 @@ from chargelog.dal.sources import SourceStore
 from chargelog.errors import ConflictError
 from chargelog.logic.backfills import CLOCK_SKEW, InvalidBackfillError, check_range, check_source
 from chargelog.logic.collection import CONTINUE_BELOW_SECONDS, EVERYTHING
+from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import ReplayJob
 from chargelog.models.records import LogRecord
 from chargelog.models.replays import Replay, replay_id_for
@@ -165,6 +166,14 @@ class ReplayOutcome:
     records_written: int = 0
     records_quarantined: int = 0
     pages_unreadable: int = 0
+
+    def metrics(self) -> dict[VendorMetric, int]:
+        """The replay's vendor metrics (chargelog.metric_names), written with its vendor as a dimension."""
+        return {
+            VendorMetric.REPLAY_RECORDS_WRITTEN: self.records_written,
+            VendorMetric.RECORDS_QUARANTINED: self.records_quarantined,
+            VendorMetric.JOBS_REENQUEUED: int(self.status == "continued"),
+        }
 
     def counts(self) -> dict[str, int]:
         return {
