@@ -8,6 +8,9 @@ Gateway itself enforces is enforced here too, with the template's own gateway re
 - the Lambda invocation payload (the event, with binary bodies base64-encoded) is at most 6 MB;
 - the integration times out after 29 s (INTEGRATION_TIMEOUT), the function at its own Timeout;
 - a Lambda response is at most 6 MB.
+
+One route is the local stack's own, not the template's: ``GET /local/metrics`` (with the API key) answers the latest
+value of each metric the functions wrote, per vendor (chargelog_local.metrics), for `chargelog metrics`.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from chargelog_local.lambdas import LocalFunction
+from chargelog_local.metrics import MetricsLog
 from chargelog_local.template import ApiRoute
 
 logger = logging.getLogger("chargelog_local.api")
 
 API_GATEWAY_MAX_REQUEST_BYTES = 10 * 1024 * 1024
 LAMBDA_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+LOCAL_METRICS_PATH = "/local/metrics"
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 
 _DEFAULT_STATUS = {
@@ -147,8 +152,10 @@ class LocalApiGateway:
         binary_media_types: Iterable[str],
         stage: str,
         region: str,
+        metrics_log: MetricsLog | None = None,
     ) -> None:
         self._functions = functions
+        self._metrics_log = metrics_log
         # Literal paths before parameterised ones, as API Gateway prefers the most specific match.
         self._routes = sorted((_compile(r) for r in routes), key=lambda c: c.route.path.count("{"))
         self._api_key = api_key
@@ -173,14 +180,16 @@ class LocalApiGateway:
             return self.gateway_error(
                 "REQUEST_TOO_LARGE", f"HTTP content length exceeded {API_GATEWAY_MAX_REQUEST_BYTES} bytes."
             )
+        if self._metrics_log is not None and request.method == "GET" and request.path == LOCAL_METRICS_PATH:
+            if not self._key_presented(request):
+                return self.gateway_error("INVALID_API_KEY", "Forbidden")
+            latest = json.dumps({"metrics": self._metrics_log.latest()})
+            return Response(latest, status=200, content_type="application/json")
         match = self._match(request.method, request.path)
         if match is None:
             return self.gateway_error("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
         route, path_parameters = match
-        presented_key = request.headers.get("x-api-key", "")
-        if route.api_key_required and not hmac.compare_digest(
-            presented_key.encode("utf-8", "surrogateescape"), self._api_key.encode("utf-8", "surrogateescape")
-        ):
+        if route.api_key_required and not self._key_presented(request):
             return self.gateway_error("INVALID_API_KEY", "Forbidden")
 
         event = self.proxy_event(request, body, route, path_parameters)
@@ -193,6 +202,12 @@ class LocalApiGateway:
         return self._invoke(self._functions[route.function], event)
 
     # ------------------------------------------------------------------ pieces
+    def _key_presented(self, request: Request) -> bool:
+        presented_key = request.headers.get("x-api-key", "")
+        return hmac.compare_digest(
+            presented_key.encode("utf-8", "surrogateescape"), self._api_key.encode("utf-8", "surrogateescape")
+        )
+
     def _match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
         for compiled in self._routes:
             if compiled.route.method not in (method, "ANY"):

@@ -14,6 +14,8 @@ import os
 import secrets
 import signal
 import socket
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from chargelog import aws
 from chargelog_local import template as tpl
 from chargelog_local.gateway import LocalApiGateway
 from chargelog_local.lambdas import LocalFunction
+from chargelog_local.metrics import EmfTee, MetricsLog
 from chargelog_local.provision import LocalStack, function_environment, provision
 from chargelog_local.triggers import ScheduleTrigger, SqsTrigger
 
@@ -96,6 +99,8 @@ class LocalOptions:
     api_key: str | None = None
     upload_port: int = 0  # the upload API's port; 0: any free one
     template_path: Path = tpl.TEMPLATE_PATH
+    # Where the run keeps its files (the functions' metrics, metrics.ndjson); None: a new temporary directory.
+    state_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -120,9 +125,12 @@ class LocalRunner:
         self.function_environment: dict[str, str] = {}
         self.api_url = ""
         self.upload_url = ""
+        self.state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="chargelog-local-"))
+        self.metrics_log = MetricsLog(self.state_dir / "metrics.ndjson")
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
+        self._keep_metrics()
         self._start_moto()
         self.stack = provision(self.template, self.options.stack_name, self.options.region, self._parameter_overrides())
         self._configure_vendors(self.stack)
@@ -132,6 +140,16 @@ class LocalRunner:
         self._start_uploads(self.stack)
         self._start_api(specs)
         self._start_triggers(specs, self.stack)
+
+    def _keep_metrics(self) -> None:
+        """The functions' EMF lines (Powertools prints them to stdout) go to the metrics log, not the terminal."""
+        real_stdout = sys.stdout
+        sys.stdout = EmfTee(real_stdout, self.metrics_log)
+
+        def restore() -> None:
+            sys.stdout = real_stdout
+
+        self._stoppers.append(restore)
 
     def _parameter_overrides(self) -> dict[str, str]:
         return {"Stage": "local", "DiscoverSources": "true" if self.options.discover_sources else "false"}
@@ -180,7 +198,8 @@ class LocalRunner:
         environment = function_environment(self.template, stack)
         self.function_environment = dict(environment)
         environment.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-        environment.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        # Metrics on: their EMF lines are kept (chargelog_local.metrics), as CloudWatch would turn them into metrics.
+        environment.setdefault("POWERTOOLS_METRICS_DISABLED", "false")
         os.environ.update(environment)
         from chargelog.settings import get_settings
 
@@ -197,6 +216,7 @@ class LocalRunner:
             binary_media_types=tpl.binary_media_types(self.template),
             stage="local",
             region=self.options.region,
+            metrics_log=self.metrics_log,
         )
         server = make_server("127.0.0.1", self.options.port, gateway, threaded=True)
         thread = threading.Thread(target=server.serve_forever, name="api", daemon=True)
@@ -251,6 +271,7 @@ class LocalRunner:
             f"  API key:  {self.api_key}",
             f"  Uploads:  {self.upload_url or '(no upload API in the template)'}  (diagnostics upload addresses)",
             f"  AWS (moto server): {self.moto_url}",
+            f"  Metrics:  {self.metrics_log.path} (latest per vendor: `chargelog metrics`, GET /local/metrics)",
             f"  Schedules fire every {self.options.schedule_seconds:g} s"
             if self.options.schedule_seconds > 0
             else "  Schedules are off (--schedule-seconds 0)",

@@ -30,6 +30,7 @@ def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
 @tracer.capture_method
 def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
     job = record.body
+    logger.set_correlation_id(job.correlation_id)
     if isinstance(job, DiscoveryJob):
         _discover(job, lambda_context)
         return

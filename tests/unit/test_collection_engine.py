@@ -208,6 +208,7 @@ def test_low_remaining_time_saves_the_place_and_reenqueues_the_rest(stack: Local
     messages = aws.client("sqs").receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"]).get("Messages", [])
     (continuation,) = [CollectionJob.model_validate_json(m["Body"]) for m in messages]
     assert continuation == job
+    assert continuation.correlation_id == job.correlation_id  # its log lines name the job that started it
     assert state(stack).lease_job_id is None  # released for the continuation
     assert (state(stack).queued_job_id, state(stack).job_queued_at) == (job.job_id, NOW)  # the schedule waits for it
     assert run(continuation).status == "done"

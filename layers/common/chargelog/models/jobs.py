@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +12,16 @@ from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
 
 JobMode = Literal["scheduled", "backfill"]
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def correlation_id_field() -> Any:
+    """One id per job, in every log line about it: from the dispatcher (or whoever queued it) to the worker and to
+    its continuations, which carry the job as it was queued. Messages queued before it existed get a new one."""
+    return Field(default_factory=new_correlation_id, min_length=1, max_length=128)
 
 
 class CollectionJob(BaseModel):
@@ -25,6 +35,7 @@ class CollectionJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    correlation_id: str = correlation_id_field()
     vendor: Vendor
     source_id: SourceId
     # A scheduled job's window comes from the source's high-water mark when it runs; a backfill's is given.
@@ -72,6 +83,7 @@ class DiscoveryJob(BaseModel):
 
     kind: Literal["discover"] = "discover"
     job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    correlation_id: str = correlation_id_field()
     vendor: Vendor
     scheduled_at: AwareDatetime
 
@@ -86,6 +98,7 @@ class ReplayJob(BaseModel):
 
     kind: Literal["replay"] = "replay"
     job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    correlation_id: str = correlation_id_field()
     vendor: Vendor
     source_id: SourceId
     window_start: AwareDatetime
