@@ -2,7 +2,7 @@
 
 For each vendor (ocpplab, plugchoice, chargepilot, evenergy) it runs, against moto's server (own process) and the
 vendor's simulator (own process, the vendor's realistic traffic at the simulators' default density):
-- scheduled collection as deployed: every ScheduleRate (template.yaml) the dispatcher's handler runs with the
+- scheduled collection as deployed: every ScheduleMinutes (template.yaml) the dispatcher's handler runs with the
   schedule's event, and the worker's handler runs each job from the vendor's work queue (as Lambda's SQS event
   source mapping does: receive, invoke, delete), through JobRunner and the stores of chargelog.stores. The first
   pass collects the new sources' initial history; the passes after it are the steady state the figures come from;
@@ -458,11 +458,7 @@ def _memory_mb(template: dict[str, Any], function: str) -> int:
 
 
 def _schedule_seconds(template: dict[str, Any]) -> int:
-    rate = str(template["Parameters"]["ScheduleRate"]["Default"])
-    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", rate)
-    if not match:
-        raise ValueError(f"cannot read the schedule {rate!r}")
-    return int(match[1]) * (60 if match[2].startswith("minute") else 3600)
+    return int(template["Parameters"]["ScheduleMinutes"]["Default"]) * 60
 
 
 def _retention_days(template: dict[str, Any]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Creates the template's stateful resources (tables, buckets, queues, secrets) in moto.
+"""Creates the template's stateful resources (tables, buckets, queues, secrets, log groups, the alarm topic) in moto.
 
 Each resource is created from its own definition in template.yaml, translated property by property
 into the API calls CloudFormation would make. Resources are created in dependency order, so a queue's
@@ -276,11 +276,74 @@ def _create_secret(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
     stack.attributes[(name, "Id")] = arn
 
 
+def _create_log_group(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    """The group and its retention (locally the functions log to the console; the group is there to be seen)."""
+    group_name = props.get("LogGroupName") or f"{stack.stack_name}-{name}"
+    logs = aws.client("logs")
+    logs.create_log_group(logGroupName=group_name)
+    if "RetentionInDays" in props:
+        logs.put_retention_policy(logGroupName=group_name, retentionInDays=int(props["RetentionInDays"]))
+    stack.refs[name] = group_name
+    stack.attributes[(name, "Arn")] = f"arn:aws:logs:{stack.region}:{ACCOUNT_ID}:log-group:{group_name}:*"
+
+
+def _create_kms_key(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    kms = aws.client("kms")
+    create: dict[str, Any] = {"Policy": json.dumps(props["KeyPolicy"])} if "KeyPolicy" in props else {}
+    if "Description" in props:
+        create["Description"] = props["Description"]
+    metadata = kms.create_key(**create)["KeyMetadata"]
+    if props.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    stack.refs[name] = metadata["KeyId"]
+    stack.attributes[(name, "Arn")] = metadata["Arn"]
+    stack.attributes[(name, "KeyId")] = metadata["KeyId"]
+
+
+def _create_kms_alias(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    aws.client("kms").create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+    stack.refs[name] = props["AliasName"]
+
+
+def _create_topic(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    topic_name = props.get("TopicName") or f"{stack.stack_name}-{name}"
+    attributes = {key: str(props[key]) for key in ("DisplayName", "KmsMasterKeyId") if key in props}
+    arn = aws.client("sns").create_topic(Name=topic_name, Attributes=attributes)["TopicArn"]
+    stack.refs[name] = arn
+    stack.attributes[(name, "TopicArn")] = arn
+    stack.attributes[(name, "TopicName")] = topic_name
+
+
+def _create_topic_policy(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    """The policy on each of its topics (moto stores it; nothing publishes locally)."""
+    for topic_arn in props["Topics"]:
+        aws.client("sns").set_topic_attributes(
+            TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
+        )
+    stack.refs[name] = ",".join(props["Topics"])
+
+
+def _create_subscription(stack: LocalStack, name: str, props: dict[str, Any]) -> None:
+    arn = aws.client("sns").subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+    )
+    stack.refs[name] = arn["SubscriptionArn"]
+
+
 # Types moto cannot run: left out locally, and said so (the tests query the record archive with DuckDB instead).
 NOT_LOCAL: dict[str, str] = {
     "AWS::Glue::Database": "Glue and Athena do not run locally",
     "AWS::Glue::Table": "Glue and Athena do not run locally",
     "AWS::Athena::WorkGroup": "Glue and Athena do not run locally",
+}
+
+# Types left out locally as a whole, said once per type however many the template has: CloudWatch does not evaluate
+# alarms or draw dashboards locally, and the functions' metrics are EMF lines on the console, not in moto.
+NOT_LOCAL_TYPES: dict[str, str] = {
+    "AWS::CloudWatch::Alarm": "alarms are evaluated by CloudWatch only; locally `chargelog metrics` shows the metrics "
+    "they read",
+    "AWS::CloudWatch::Dashboard": "dashboards are drawn by CloudWatch only; locally `chargelog metrics` shows their "
+    "metrics",
 }
 
 CREATORS: dict[str, Callable[[LocalStack, str, dict[str, Any]], None]] = {
@@ -290,6 +353,12 @@ CREATORS: dict[str, Callable[[LocalStack, str, dict[str, Any]], None]] = {
     "AWS::SQS::Queue": _create_queue,
     "AWS::SQS::QueuePolicy": _create_queue_policy,
     "AWS::SecretsManager::Secret": _create_secret,
+    "AWS::Logs::LogGroup": _create_log_group,
+    "AWS::KMS::Key": _create_kms_key,
+    "AWS::KMS::Alias": _create_kms_alias,
+    "AWS::SNS::Topic": _create_topic,
+    "AWS::SNS::TopicPolicy": _create_topic_policy,
+    "AWS::SNS::Subscription": _create_subscription,
 }
 
 
@@ -299,19 +368,29 @@ def provision(
     region: str,
     parameter_overrides: Mapping[str, Any] | None = None,
 ) -> LocalStack:
-    """Create every resource of a type in CREATORS, in dependency order, against AWS_ENDPOINT_URL."""
+    """Create every resource of a type in CREATORS whose Condition (if any) holds, in dependency order, against
+    AWS_ENDPOINT_URL."""
     parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()} | dict(
         parameter_overrides or {}
     )
     stack = LocalStack(
         stack_name=stack_name, region=region, parameters=parameters, conditions=dict(template.get("Conditions", {}))
     )
-    pending = {name: resource for name, resource in template["Resources"].items() if resource["Type"] in CREATORS}
+    resolver = stack.resolver()
+    pending = {
+        name: resource
+        for name, resource in template["Resources"].items()
+        if resource["Type"] in CREATORS and ("Condition" not in resource or resolver.condition(resource["Condition"]))
+    }
     stack.local_omissions.extend(
         f"{name}: {resource['Type']} ({NOT_LOCAL[resource['Type']]})"
         for name, resource in template["Resources"].items()
         if resource["Type"] in NOT_LOCAL
     )
+    for resource_type, reason in NOT_LOCAL_TYPES.items():
+        count = sum(1 for resource in template["Resources"].values() if resource["Type"] == resource_type)
+        if count:
+            stack.local_omissions.append(f"{resource_type}, {count} of them ({reason})")
     while pending:
         ready = [
             name

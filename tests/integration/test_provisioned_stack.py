@@ -148,3 +148,24 @@ def test_glue_and_athena_are_left_out_locally_and_said_so(server_stack: LocalSta
     for name in ("AthenaDatabase", "RecordsTable", "RawPagesTable", "AthenaWorkGroup"):
         assert name not in server_stack.refs
         assert any(omission.startswith(f"{name}: AWS::") for omission in server_stack.local_omissions), name
+
+
+def test_log_groups_and_the_encrypted_alarm_topic_are_made_and_the_alarms_said_left_out(
+    server_stack: LocalStack, template: dict[str, Any]
+) -> None:
+    logs = aws.client("logs")
+    for function in ("WorkerFunction", "DispatcherFunction", "ApiFunction"):
+        group = server_stack.refs[f"{function}Logs"]
+        assert group.startswith(f"/aws/lambda/{server_stack.stack_name}/")
+        (found,) = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+        assert found["retentionInDays"] == template["Parameters"]["LogRetentionDays"]["Default"]
+    topic = aws.client("sns").get_topic_attributes(TopicArn=server_stack.refs["AlarmTopic"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == server_stack.refs["AlarmTopicKey"]
+    assert json.loads(topic["Policy"])["Statement"][0]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    key = aws.client("kms").describe_key(KeyId="alias/" + f"{server_stack.stack_name}-alarms")["KeyMetadata"]
+    assert key["KeyId"] == server_stack.refs["AlarmTopicKey"]
+    # AlarmEmail is empty by default: its subscription's condition is false, so it is not made.
+    assert "AlarmEmailSubscription" not in server_stack.refs
+    alarms = sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")
+    assert any(o.startswith(f"AWS::CloudWatch::Alarm, {alarms} of them") for o in server_stack.local_omissions)
+    assert any(o.startswith("AWS::CloudWatch::Dashboard, 1 of them") for o in server_stack.local_omissions)

@@ -162,3 +162,12 @@ def test_table_storage_is_priced_for_the_hot_window_and_each_bucket_for_its_own(
     longer = cost._over_retention(4000.0, per_record, prices, retention | {"dynamodb": 60, "RawBucket": 100})
     assert longer["dynamodb"] == pytest.approx(2 * kept["dynamodb"])
     assert longer["s3"] == pytest.approx(month["s3"] * (300 * 100 + 80 * 400) / 380 / 30.4)
+
+
+def test_the_bench_collects_on_the_templates_schedule() -> None:
+    import cost  # bench/cost.py, on sys.path above
+
+    from chargelog_local.template import load_template
+
+    template = load_template()
+    assert cost._schedule_seconds(template) == template["Parameters"]["ScheduleMinutes"]["Default"] * 60 == 300

@@ -1067,3 +1067,21 @@ def test_every_sqs_consumer_may_consume_only_its_own_queues(template: dict[str, 
         assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(deny["Action"])
         assert {ref["Fn::GetAtt"][0] for ref in deny["NotResource"]} == queues, function
         assert all(s["Resource"] == "*" and "*" not in s["Action"] for s in statements if s["Effect"] == "Allow")
+
+
+def test_every_deployed_lambda_logs_to_a_group_the_stack_keeps_log_retention_days(
+    transformed: dict[str, Any],
+) -> None:
+    """Without its own group, Lambda makes /aws/lambda/<name> on first use, kept forever and outside the stack."""
+    resources = transformed["Resources"]
+    functions = _resources(transformed, "AWS::Lambda::Function")
+    groups = {name: _props(function).get("LoggingConfig", {}).get("LogGroup") for name, function in functions.items()}
+    assert all(groups.values()), groups
+    for name, group in groups.items():
+        target = _target(group)
+        assert target is not None, name
+        assert resources[target]["Type"] == "AWS::Logs::LogGroup", name
+        assert _props(resources[target])["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    assert len({_target(group) for group in groups.values()}) == len(functions)
+    every_group = _resources(transformed, "AWS::Logs::LogGroup")
+    assert all(_props(g)["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in every_group.values())
