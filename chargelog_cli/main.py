@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_api_options(add_status_arguments(commands))
 
+    from chargelog_cli.collectors import add_arguments as add_collectors_arguments
+
+    _add_api_options(add_collectors_arguments(commands))
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -188,6 +192,13 @@ def _run_status(args: argparse.Namespace) -> int:
         return run_status(client, args, sys.stdout)
 
 
+def _run_collectors(args: argparse.Namespace) -> int:
+    from chargelog_cli.collectors import run_collectors
+
+    with _client(args) as client:
+        return run_collectors(client, args, sys.stdout)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -246,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_status(args)
         if args.command == "exports":
             return _run_exports(args)
+        if args.command == "collectors":
+            return _run_collectors(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
