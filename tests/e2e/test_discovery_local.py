@@ -143,7 +143,9 @@ def _wait_until_every_source_collected(stack: RunningStack) -> list[dict[str, An
     deadline = time.monotonic() + 2 * DATA_WITHIN_SECONDS
     while True:
         rows = _get(stack, "/collectors")["collectors"]
-        if {row["vendor"] for row in rows} >= set(VENDORS) and all(row["last_success_at"] for row in rows):
+        if {row["vendor"] for row in rows} >= set(VENDORS) and all(
+            row["last_success_at"] for row in rows if row["enabled"]
+        ):
             return list(rows)
         assert time.monotonic() < deadline, [(r["vendor"], r["source_id"], r["status"], r["last_error"]) for r in rows]
         time.sleep(1)
