@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chargelog_cli.metrics import add_arguments as add_metrics_arguments
 
     _add_api_options(add_metrics_arguments(commands))
+    from chargelog_cli.collectors import add_arguments as add_collectors_arguments
+
+    _add_api_options(add_collectors_arguments(commands))
 
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -199,6 +202,13 @@ def _run_metrics(args: argparse.Namespace) -> int:
         return run_metrics(client, args, sys.stdout)
 
 
+def _run_collectors(args: argparse.Namespace) -> int:
+    from chargelog_cli.collectors import run_collectors
+
+    with _client(args) as client:
+        return run_collectors(client, args, sys.stdout)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -259,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_exports(args)
         if args.command == "metrics":
             return _run_metrics(args)
+        if args.command == "collectors":
+            return _run_collectors(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)

@@ -326,10 +326,19 @@ class LocalRunner:
 
 
 def run(options: LocalOptions) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    line_format = "%(asctime)s %(name)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=line_format)
     # moto's and this API's servers would log every request; the gateway logs its own lines.
     for noisy in ("werkzeug", "botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The stack's own lines (gateways, triggers) get a handler of their own: the functions' Powertools Logger (service
+    # "chargelog") puts a filter on the root's handlers that drops every logger whose name contains "chargelog", so
+    # through the root they would never print.
+    own_lines = logging.StreamHandler()
+    own_lines.setFormatter(logging.Formatter(line_format))
+    stack_logger = logging.getLogger("chargelog_local")
+    stack_logger.addHandler(own_lines)
+    stack_logger.propagate = False
     runner = LocalRunner(options)
     try:
         runner.start()

@@ -103,6 +103,8 @@ class ScheduleTrigger(threading.Thread):
         try:
             self.fire()
         except Exception:
+            if self._stop.is_set():  # the stack stops: the invocation was cancelled, nothing failed
+                return
             logger.exception("Scheduled invocation of %s failed", self.function.name)
 
 
@@ -141,7 +143,8 @@ class SqsTrigger(threading.Thread):
         try:
             result = self.function.invoke(sqs_event(messages, self.queue_arn, self.region))
         except Exception:
-            logger.exception("SQS batch failed; messages return after the visibility timeout")
+            if not self._stop.is_set():  # when the stack stops, its invocations are cancelled: not a failure
+                logger.exception("SQS batch failed; messages return after the visibility timeout")
             return len(messages)
         failed: set[str] = set()
         if self.reports_failures and isinstance(result, dict):
@@ -166,5 +169,7 @@ class SqsTrigger(threading.Thread):
             try:
                 self.poll_once()
             except Exception:
+                if self._stop.is_set():  # moto stopped with the stack
+                    return
                 logger.exception("SQS poll for %s failed", self.function.name)
                 self._stop.wait(1.0)

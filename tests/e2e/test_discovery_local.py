@@ -3,12 +3,16 @@ registers them and collects them, so the API shows real-looking data within a mi
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
@@ -90,3 +94,139 @@ def test_discovery_over_the_api_and_cli_keeps_what_a_user_set(default_stack: Run
     assert refused.headers["content-type"] == "application/problem+json"
     unauthorised = httpx.post(f"{url}/discover", json={"vendor": "ocpplab"})
     assert unauthorised.status_code == 403
+
+
+# ---------------------------------------------------------------------------------- no secret in any line it prints
+# Last in this module: it stops the stack, to check everything it printed up to its exit.
+
+BANNER_FIRST, BANNER_LAST = "chargelog local stack is running.", "Ctrl-C stops everything."
+CREDENTIAL_KEYS = ("token", "api_key", "api_secret", "client_secret")  # in each vendor's secret
+PRINTED = (
+    "chargelog_local.api INFO GET /chargers/",  # the API gateway's request lines
+    "chargelog_local.api INFO POST /diagnostics/requests",
+    "chargelog_local.uploads INFO PUT s3://",  # the upload API's, allowed and denied
+    "chargelog_local.uploads INFO PUT /u/{charger_id}/{token}/{filename} -> denied",
+    "httpx INFO HTTP Request: POST http://127.0.0.1:",  # the vendor calls (ev.energy's token request among them)
+    '"message":"Upload allowed"',  # the functions' JSON lines
+    '"message":"Export done"',
+    '"message":"Job finished"',
+)
+
+
+def _secrets_of_the_run(stack: RunningStack) -> dict[str, str]:
+    """What must never be printed: the API key, each vendor's credentials and the cursor and upload token keys, as
+    the stack holds them in its (moto) Secrets Manager. Read before the stack stops, from the banner's exports."""
+    exports = stack.exports()
+    client = boto3.client(
+        "secretsmanager",
+        endpoint_url=exports["AWS_ENDPOINT_URL"],
+        region_name=exports["AWS_DEFAULT_REGION"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+    def secret(secret_id: str) -> str:
+        return str(client.get_secret_value(SecretId=secret_id)["SecretString"])
+
+    found = {"API key": stack.api_key}
+    for vendor in VENDORS:
+        credentials = json.loads(secret(exports["CHARGELOG_VENDOR_SECRET_PREFIX"] + vendor))
+        found |= {f"{vendor} {key}": credentials[key] for key in CREDENTIAL_KEYS if credentials.get(key)}
+    found["cursor key"] = secret(exports["CHARGELOG_CURSOR_SECRET"])
+    found["upload token key"] = secret(exports["CHARGELOG_UPLOAD_TOKEN_SECRET"])
+    # The simulators' credentials: plugchoice's and ocpplab's tokens, chargepilot's key and secret, ev.energy's.
+    assert {"plugchoice token", "ocpplab token", "chargepilot api_secret", "evenergy client_secret"} <= found.keys()
+    return found
+
+
+def _wait_until_every_source_collected(stack: RunningStack) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 2 * DATA_WITHIN_SECONDS
+    while True:
+        rows = _get(stack, "/collectors")["collectors"]
+        if {row["vendor"] for row in rows} >= set(VENDORS) and all(
+            row["last_success_at"] for row in rows if row["enabled"]
+        ):
+            return list(rows)
+        assert time.monotonic() < deadline, [(r["vendor"], r["source_id"], r["status"], r["last_error"]) for r in rows]
+        time.sleep(1)
+
+
+def _upload(stack: RunningStack) -> str:
+    """A diagnostics request and a file uploaded to its address (and one to a wrong token); the upload secret."""
+    created = httpx.post(
+        f"{stack.url}/diagnostics/requests",
+        json={"charger_id": "CP-RIV-01", "log_type": "DiagnosticsLog"},
+        headers=HEADERS,
+        timeout=30,
+    )
+    assert created.status_code in (200, 201), created.text
+    location = created.json()["remote_location"]
+    uploaded = httpx.put(f"{location}diagnostics.log", content=b"INFO ok\n" * 100, timeout=30)
+    assert uploaded.status_code == 200, uploaded.text
+    token = location.rstrip("/").rsplit("/", 1)[1]  # {request id}.{secret}
+    wrong = token[:-4] + ("aaaa" if not token.endswith("aaaa") else "bbbb")
+    assert httpx.put(f"{location.replace(token, wrong)}x.log", content=b"x", timeout=30).status_code == 403
+    request_id = created.json()["request_id"]
+    deadline = time.monotonic() + 60
+    while not _get(stack, f"/diagnostics/{request_id}")["files"]:
+        assert time.monotonic() < deadline, "the upload was never indexed"
+        time.sleep(0.5)
+    return str(token.split(".", 1)[1])
+
+
+def _query_and_export(stack: RunningStack) -> None:
+    """Pages of a charger's logs (cursors signed with the cursor key), the fleet, and an export to its end."""
+    chargers = _get(stack, "/chargers")["chargers"]
+    charger_id = next(c["charger_id"] for c in chargers if c["vendor"] == "ocpplab")
+    page = _get(stack, f"/chargers/{charger_id}/logs", limit=5)
+    assert page["next_cursor"], page
+    _get(stack, f"/chargers/{charger_id}/logs", limit=5, cursor=page["next_cursor"])
+    _get(stack, "/logs", action="BootNotification")
+    _get(stack, "/sources")
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(days=1)).isoformat(), "to": now.isoformat()}
+    created = httpx.post(f"{stack.url}/exports", json={"charger_id": charger_id, **window}, headers=HEADERS, timeout=30)
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 60
+    while (export := _get(stack, f"/exports/{created.json()['id']}"))["state"] != "done":
+        assert export["state"] in ("queued", "running"), export
+        assert time.monotonic() < deadline, export
+        time.sleep(0.5)
+    assert httpx.get(f"{stack.url}/chargers", headers={"x-api-key": "not-the-key"}).status_code == 403
+
+
+def test_no_line_of_a_full_run_holds_a_key_credential_or_upload_token(default_stack: RunningStack) -> None:
+    rows = _wait_until_every_source_collected(default_stack)
+    upload_secret = _upload(default_stack)
+    _query_and_export(default_stack)
+    env = {**os.environ, "CHARGELOG_API_URL": default_stack.url, "CHARGELOG_API_KEY": API_KEY}
+    health = subprocess.run(
+        [*chargelog_command(), "collectors"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert health.returncode in (0, 3), health.stderr
+    said = [line for line in health.stdout.splitlines() if line.partition(" ")[0] in VENDORS]
+    assert len(said) == len(rows)
+    assert all(" behind" in line for line in said), health.stdout
+    forbidden = _secrets_of_the_run(default_stack) | {"upload secret": upload_secret}
+
+    default_stack.process.send_signal(signal.SIGINT)  # Ctrl-C, and everything it prints while stopping
+    assert default_stack.process.wait(30) == 0
+    time.sleep(0.5)  # the reader thread takes the last lines
+
+    lines = list(default_stack.lines)
+    assert "chargelog local: stopped." in lines
+    first, last = lines.index(BANNER_FIRST), lines.index(BANNER_LAST)
+    checked = lines[:first] + lines[last + 1 :]
+    # The lines where a secret would show are there: the gateways' request lines, the vendor calls, the functions'.
+    for expected in PRINTED:
+        assert any(expected in line for line in checked), f"no line with {expected!r}:\n" + "\n".join(checked[-50:])
+    leaks = [
+        f"{what} in line {number}: {line[:300]}"
+        for number, line in enumerate(checked)
+        for what, value in forbidden.items()
+        if value in line
+    ]
+    assert not leaks, f"{len(leaks)} lines give away a secret:\n" + "\n".join(leaks[:20])
+    # The banner shows the operator the API key on purpose, and nothing else of these.
+    banner = "\n".join(lines[first : last + 1])
+    assert [what for what, value in forbidden.items() if value in banner] == ["API key"]
