@@ -23,6 +23,7 @@ from chargelog.api import (
     problems,
     sources,
     status,
+    ui,
 )
 
 API_KEY_SCHEME = "api_key"  # the name SAM gives the scheme in the API definition it deploys
@@ -58,6 +59,7 @@ app.include_router(exchanges.router)
 app.include_router(exports.router)
 app.include_router(diagnostics.router)
 app.include_router(status.router)
+app.include_router(ui.router)
 
 app.configure_openapi(
     title="chargelog API",
