@@ -157,6 +157,9 @@ class LocalRunner:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from chargelog_local import moto_dynamodb
+
+        moto_dynamodb.serialize()  # each DynamoDB request atomic, as on AWS (see the module)
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()

@@ -23,6 +23,7 @@ from moto.server import ThreadedMotoServer
 
 from chargelog import aws, collectors
 from chargelog.settings import get_settings
+from chargelog_local import moto_dynamodb
 from chargelog_local.lambdas import LocalLambdaContext
 from chargelog_local.provision import LocalStack, function_environment, provision
 from chargelog_local.runner import free_port
@@ -72,6 +73,7 @@ def _provision(template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Loc
 @pytest.fixture
 def stack(aws_credentials: None, template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
     """The template's tables, buckets, queues and secrets in moto (in process), env set as deployed."""
+    moto_dynamodb.serialize()  # each DynamoDB request atomic, as on AWS and in `chargelog local`
     with mock_aws():
         yield _provision(template, monkeypatch)
 
@@ -79,6 +81,7 @@ def stack(aws_credentials: None, template: dict[str, Any], monkeypatch: pytest.M
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """moto's server mode on 127.0.0.1, as the local stack runs it."""
+    moto_dynamodb.serialize()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -16,11 +16,13 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from werkzeug.serving import make_server
 
@@ -228,6 +230,70 @@ def test_a_station_that_uploads_twice_keeps_both_files(uploads: UploadStack, tmp
     stored = sorted(body for _, body in stored_files(uploads, request))
     assert stored == [b"first try\n", b"second try\n"]
     assert len(set(uploads.keys())) == 2
+
+
+def test_concurrent_uploads_are_each_indexed_once_with_their_hash(
+    uploads: UploadStack, template: dict[str, Any]
+) -> None:
+    # 3 requests, 6 uploads each at once (raw PUTs and forms), while 3 indexer environments take the notifications
+    # concurrently, as Lambda scales its SQS pollers: every 200 is one file item with the upload's SHA-256, counted
+    # once, and one object.
+    spec = next(spec for spec in functions(template) if spec.logical_id == "DiagnosticsIndexerFunction")
+    stop = threading.Event()
+    indexers = [
+        SqsTrigger(
+            LocalFunction(spec, REGION),
+            uploads.indexer.queue_url,
+            uploads.indexer.queue_arn,
+            uploads.indexer.batch_size,
+            uploads.indexer.reports_failures,
+            REGION,
+            stop,
+        )
+        for _ in range(3)
+    ]
+    requests = [new_request(uploads.url, charger_id=f"CP-CONC-{n}") for n in range(3)]
+    bodies = {
+        (request.request_id, n): secrets.token_bytes(50_000 + 1000 * n) for request, _ in requests for n in range(6)
+    }
+    locations = {request.request_id: location for request, location in requests}
+    start = threading.Barrier(len(bodies))
+
+    def upload(job: tuple[tuple[str, int], bytes]) -> int:
+        (request_id, n), body = job
+        start.wait()
+        with httpx.Client(timeout=60) as client:
+            if n % 2:
+                response = client.post(locations[request_id], files={"file": (f"log-{n}.txt", body)})
+            else:
+                response = client.put(f"{locations[request_id]}log-{n}.txt", content=body)
+        return response.status_code
+
+    for indexer in indexers:
+        indexer.start()
+    try:
+        with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+            statuses = list(pool.map(upload, bodies.items()))
+        assert statuses == [200] * len(bodies)
+        deadline = time.monotonic() + 60
+        while sum(len(stores.diagnostics().files_of(r.request_id)) for r, _ in requests) < len(bodies):
+            assert time.monotonic() < deadline, "not every upload was indexed"
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for indexer in indexers:
+            indexer.join(10)
+            indexer.function.shutdown()
+    for request, _ in requests:
+        files = stored_files(uploads, request)
+        expected = {sha256(body) for (request_id, _), body in bodies.items() if request_id == request.request_id}
+        assert {file.sha256 for file, _ in files} == expected
+        assert all(sha256(body) == file.sha256 for file, body in files)
+        stored = stores.diagnostics().get_request(request.request_id)
+        assert stored is not None
+        assert (stored.files_received, stored.bytes_received) == (6, sum(file.size for file, _ in files))
+    stored_keys = uploads.keys()
+    assert len([key for key in stored_keys if key.startswith("diagnostics/")]) == len(bodies)
 
 
 # ---------------------------------------------------------------------------------------------- hostile input

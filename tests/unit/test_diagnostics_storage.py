@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -345,6 +347,63 @@ def test_a_request_takes_files_up_to_its_limits(stack: LocalStack) -> None:
     assert stores.diagnostics().put_file(third, UploadLimits(max_files=3, max_bytes=10**9)) == "recorded"
     assert stores.diagnostics().put_file(third, limits) == "duplicate"  # a redelivery past the limit: done before
     assert [f.filename for f in stores.diagnostics().files_of(request.request_id)] == ["a.log", "b.log", "c.log"]
+
+
+def test_concurrent_recordings_count_each_file_once_and_keep_the_bound(stack: LocalStack) -> None:
+    # Each of 8 files recorded by two writers at once (a redelivered notification racing the first delivery), with
+    # room for 6: 6 files are recorded and counted once each, the other 2 are full, and every item is counted.
+    request = a_request()
+    stores.diagnostics().put_request(request)
+    files = [a_file(request, AT + timedelta(seconds=n), f"part-{n}.log") for n in range(8)]
+    limits = UploadLimits(max_files=6)
+    start = threading.Barrier(16)
+
+    def record(file: DiagnosticsFile) -> str:
+        start.wait()
+        return stores.diagnostics().put_file(file, limits)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(record, [file for file in files for _ in range(2)]))
+
+    by_file = [sorted(answers[2 * n : 2 * n + 2]) for n in range(8)]
+    assert sorted(tuple(pair) for pair in by_file).count(("duplicate", "recorded")) == 6
+    assert sorted(tuple(pair) for pair in by_file).count(("full", "full")) == 2
+    stored = stores.diagnostics().get_request(request.request_id)
+    recorded = stores.diagnostics().files_of(request.request_id)
+    assert stored is not None
+    assert (stored.files_received, stored.bytes_received) == (6, sum(file.size for file in recorded))
+    assert len(recorded) == 6
+    assert {file.key for file in recorded} == {
+        file.key for file, pair in zip(files, by_file, strict=True) if "recorded" in pair
+    }
+
+
+def test_a_recording_that_failed_after_counting_is_completed_by_the_retry_not_counted_again(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request = a_request()
+    stores.diagnostics().put_request(request)
+    file = a_file(request, AT + timedelta(minutes=1))
+    store = stores.diagnostics()
+    table = store._table
+
+    def throttled(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+        )
+
+    monkeypatch.setattr(table, "put_item", throttled)
+    with pytest.raises(ClientError):
+        store.put_file(file, UploadLimits())  # counted, the file item not written: the message is retried
+    monkeypatch.undo()
+    assert store.files_of(request.request_id) == []
+
+    assert store.put_file(file, UploadLimits()) == "duplicate"  # the retry writes the item, counts nothing
+    assert store.put_file(file, UploadLimits()) == "duplicate"
+    assert store.files_of(request.request_id) == [file]
+    stored = store.get_request(request.request_id)
+    assert stored is not None
+    assert (stored.files_received, stored.bytes_received) == (1, file.size)
 
 
 def test_a_request_stored_before_bytes_were_counted_takes_files(stack: LocalStack) -> None:

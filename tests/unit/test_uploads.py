@@ -8,7 +8,9 @@ import io
 import json
 import re
 import tarfile
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -411,6 +413,30 @@ def test_a_file_that_would_pass_the_bytes_bound_is_not_kept(stack: LocalStack) -
     assert stored is not None
     assert (stored.files_received, stored.bytes_received) == (1, 100)
     assert _final_keys(stack) == [exact.file.key]
+
+
+def test_one_upload_delivered_twice_at_once_is_stored_and_counted_once(stack: LocalStack) -> None:
+    # SQS delivers at least once: two indexers may take the same notification at the same time.
+    request, _ = _request()
+    store, files = stores.diagnostics(), stores.diagnostics_files(stack.refs["DiagnosticsBucket"])
+    keys = [_incoming(stack, f"upload {n}\n".encode() * 1000, nonce=f"0000000{n}") for n in range(4)]
+    start = threading.Barrier(8)
+
+    def index(key: str) -> upload_indexer.IndexOutcome:
+        start.wait()
+        return upload_indexer.index_upload(key, store=store, files=files)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(index, [key for key in keys for _ in range(2)]))
+
+    assert all(outcome.rejected is None for outcome in outcomes)
+    recorded = store.files_of(request.request_id)
+    assert len(recorded) == 4
+    stored = store.get_request(request.request_id)
+    assert stored is not None
+    assert (stored.files_received, stored.bytes_received) == (4, sum(file.size for file in recorded))
+    assert _final_keys(stack) == sorted(file.key for file in recorded)
+    assert [key for key in _keys(stack) if key.startswith("incoming/")] == []
 
 
 def test_a_recorded_file_redelivered_at_the_bound_is_a_duplicate_not_a_rejection(stack: LocalStack) -> None:

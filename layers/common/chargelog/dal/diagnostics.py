@@ -142,56 +142,62 @@ class DiagnosticsStore(TableStore):
         return True
 
     def put_file(self, file: DiagnosticsFile, limits: UploadLimits) -> FileRecording:
-        """Record a received file and count it (and its bytes) on its request, in one transaction, if the request
-        has room for it: fewer than ``limits.max_files`` files and at most ``limits.max_bytes`` bytes with this one.
+        """Record a received file and count it (and its bytes) on its request, if the request has room for it: fewer
+        than ``limits.max_files`` files and at most ``limits.max_bytes`` bytes with this one.
 
-        Nothing is written unless the answer is "recorded": "duplicate" when the file is recorded already (a
-        redelivered notification; its item's key is the file's), "full" when the request has no room left for it,
-        "no request" when the request does not exist.
+        Two writes, no transaction: first one conditional UpdateItem of the request counts the file and adds its
+        sort key to the request's ``counted_files`` (only if the request exists, has room, and has not counted this
+        file); then the file item is put, never over an existing one. A file item therefore always belongs to a
+        counted file, and a file is counted once however often it is recorded: when the first write finds the file
+        counted already (a redelivered notification, or a retry after a failure between the two writes), only the
+        item is put, if missing, and the answer is "duplicate".
+
+        Nothing is written unless the answer is "recorded" or "duplicate": "full" when the request has no room left
+        for it, "no request" when the request does not exist.
         """
-        table = self._table
         max_files, max_bytes = limits.max_files, limits.max_bytes
         if file.size > max_bytes:
             return "no request" if self.get_request(file.request_id) is None else "full"
-        item = file.model_dump(mode="json") | {"pk": request_partition(file.request_id), "sk": file_sort_key(file)}
+        sort_key = file_sort_key(file)
         try:
-            table.meta.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": table.name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": table.name,
-                            "Key": {"pk": request_partition(file.request_id), "sk": REQUEST_SORT_KEY},
-                            "UpdateExpression": "ADD files_received :one, bytes_received :size SET last_file_at = :at",
-                            # Items written before bytes were counted have no bytes_received: their files count 0.
-                            "ConditionExpression": "attribute_exists(pk)"
-                            " AND (attribute_not_exists(files_received) OR files_received < :max_files)"
-                            " AND (attribute_not_exists(bytes_received) OR bytes_received <= :room)",
-                            "ExpressionAttributeValues": {
-                                ":one": 1,
-                                ":size": file.size,
-                                ":at": iso(file.received_at),
-                                ":max_files": max_files,
-                                ":room": max_bytes - file.size,
-                            },
-                        }
-                    },
-                ]
+            self._table.update_item(
+                Key={"pk": request_partition(file.request_id), "sk": REQUEST_SORT_KEY},
+                UpdateExpression="ADD files_received :one, bytes_received :size, counted_files :file"
+                " SET last_file_at = :at",
+                # Items written before bytes were counted have no bytes_received: their files count 0.
+                ConditionExpression="attribute_exists(pk) AND NOT contains(counted_files, :sort_key)"
+                " AND (attribute_not_exists(files_received) OR files_received < :max_files)"
+                " AND (attribute_not_exists(bytes_received) OR bytes_received <= :room)",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":size": file.size,
+                    ":file": {sort_key},
+                    ":sort_key": sort_key,
+                    ":at": iso(file.received_at),
+                    ":max_files": max_files,
+                    ":room": max_bytes - file.size,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if not is_condition_failure(error):
                 raise
-            reasons = error.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return "duplicate"
-            return "no request" if self.get_request(file.request_id) is None else "full"
-        return "recorded"
+            request = error.response.get("Item")
+            if not request:
+                return "no request"
+            counted = request.get("counted_files", {}).get("SS", [])
+            if sort_key not in counted:
+                return "full"
+            recording: FileRecording = "duplicate"
+        else:
+            recording = "recorded"
+        item = file.model_dump(mode="json") | {"pk": request_partition(file.request_id), "sk": sort_key}
+        try:
+            self._table.put_item(Item=item, ConditionExpression=Attr("pk").not_exists())
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise  # counted, not yet listed: a retry puts the item ("duplicate")
+        return recording
 
     def files_of(self, request_id: str) -> list[DiagnosticsFile]:
         """Every file received for a request, in the order received."""

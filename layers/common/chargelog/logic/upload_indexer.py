@@ -10,9 +10,10 @@ first bytes are taken, so a 10 MB upload is never held in memory whole. A body o
 The file's key, ``diagnostics/<charger>/<request_id>/<received time>-<upload id>-<safe name>``, follows from the
 incoming object alone (`upload_id`: its key and ETag), so indexing the same object again (SQS delivers at least
 once, and retries a failed message) always finds the same key and the same file item. The file is first recorded
-(`put_file`: the file item, if not there yet, and the request's counters, in one conditional transaction that also
-keeps the request within `UploadLimits.max_files` and `max_bytes`), then written with a conditional put (never
-over an existing object: one already there is this same upload's), and the incoming object deleted last. Whatever
+(`put_file`: the request's counters, in one conditional update that counts each file once and keeps the request
+within `UploadLimits.max_files` and `max_bytes`, then the file item, if not there yet), then written with a
+conditional put (never over an existing object: one already there is this same upload's), and the incoming object
+deleted last. Whatever
 step fails, the retried message redoes the rest and stores one object and one item.
 
 A malformed multipart body, an empty file or a request without room records nothing but ``last_upload_error`` on
