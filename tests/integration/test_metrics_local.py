@@ -252,7 +252,8 @@ def check_metrics(stack: Stack) -> None:
     )
     assert malformed.status_code == 200, malformed.text  # stored unread; the indexer rejects it
     token = location.rstrip("/").rsplit("/", 1)[1]
-    denied = httpx.put(f"{location.replace(token, token[:-4] + 'AAAA')}x.log", content=b"x", timeout=30)
+    wrong_token = token[:-1] + ("B" if token.endswith("A") else "A")  # the secret's last character changed
+    denied = httpx.put(f"{location.replace(token, wrong_token)}x.log", content=b"x", timeout=30)
     assert denied.status_code == 403, denied.text
 
     # An export of the healthy vendor's records.
