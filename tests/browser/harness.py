@@ -13,6 +13,7 @@ Selenium, and the helpers every view's tests use.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import random
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -239,7 +241,8 @@ def chrome_options(window: tuple[int, int] = WINDOW) -> webdriver.ChromeOptions:
         f"--window-size={window[0]},{window[1]}",
     ):
         options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The console (`assert_no_console_errors`) and the network requests (`visited_urls`).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     return options
 
 
@@ -263,6 +266,7 @@ def start_chrome(window: tuple[int, int] = WINDOW) -> tuple[WebDriver, Path]:
 
 
 def stop_chrome(driver: WebDriver, profile: Path) -> None:
+    _REQUESTED.pop(driver.session_id or "", None)
     try:
         driver.quit()
     finally:
@@ -327,7 +331,16 @@ def open_viewer(driver: WebDriver, stack: ViewerStack, hash_route: str = "", key
     )
     if driver.find_elements(By.CSS_SELECTOR, KEY_INPUT):
         give_key(driver, key or stack.api_key)
-        wait_until(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, KEY_INPUT), "the key form stayed")
+        wait_for_key_accepted(driver)
+
+
+def wait_for_key_accepted(driver: WebDriver, timeout: float = WAIT_SECONDS) -> None:
+    """Wait until the key form is gone (the page checked the key and went on); failing, say what the page shows."""
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: not d.find_elements(By.CSS_SELECTOR, KEY_INPUT))
+    except TimeoutException:
+        shown = driver.find_element(By.CSS_SELECTOR, "#main").text
+        raise AssertionError(f"the key form stayed; the page shows: {shown!r}") from None
 
 
 def _main_loading(driver: WebDriver) -> bool:
@@ -345,12 +358,17 @@ def screenshot(driver: WebDriver, name: str) -> Path | None:
     return path
 
 
+_REQUESTED: dict[str, list[str]] = {}  # driver session -> every URL its requests went to, in order
+
+
 def visited_urls(driver: WebDriver) -> list[str]:
-    """Every URL the page has loaded or fetched (navigation and resource timing entries): for checks that a
-    secret never went into one."""
-    return list(
-        driver.execute_script(
-            "return [location.href, ...performance.getEntries().map((e) => e.name)]"
-            ".filter((n) => typeof n === 'string')"
-        )
-    )
+    """Every URL the browser has requested since it started, in any tab (chromedriver's performance log: each
+    request's Network.requestWillBeSent; not capped like the page's resource timing buffer), and the page's own
+    address and history: for checks that a secret never went into one."""
+    requested = _REQUESTED.setdefault(driver.session_id or "", [])
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            requested.append(message["params"]["request"]["url"])
+    # Only what went over the network (http:, https:); chrome:// pages of the browser's own are not the page's.
+    return [driver.current_url, *(url for url in requested if url.startswith(("http:", "https:")))]
