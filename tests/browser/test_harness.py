@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -50,3 +51,10 @@ def test_a_console_error_fails_the_check_and_an_expected_one_does_not(
     assert_no_console_errors(chrome, expected=["on purpose"])
     with pytest.raises(AssertionError, match="not logged"):
         assert_no_console_errors(chrome, expected=["never logged"])
+
+
+def test_the_banner_prints_the_viewers_and_the_api_docs_addresses(viewer_stack: ViewerStack) -> None:
+    banner = viewer_stack.runner.banner()
+    assert f"  Viewer:   {viewer_stack.viewer_url}  " in banner
+    assert f"  API docs: {viewer_stack.api_url}/docs  " in banner
+    assert httpx.get(viewer_stack.viewer_url, follow_redirects=True, timeout=30).status_code == 200
