@@ -16,7 +16,7 @@
 import { ApiError } from "./api.js";
 import { clear, errorBox, field, formatTime, h, inputToIso, isoToInput, jsonBlock } from "./dom.js";
 
-export const PAGE_SIZE = 100;
+export const PAGE_SIZE = 200; // moto reads its whole table per Query: fewer, larger pages scroll faster locally
 const PAIRING_WINDOW_MS = 5 * 60 * 1000; // logic/exchanges.py PAIRING_WINDOW
 const LIVE_EVERY_MS = 5000;
 const LIVE_PAGES_AT_MOST = 5;
