@@ -24,28 +24,33 @@ export function rangeForm({ from, to, onApply, submitText = "Show", extra = [] }
   return form;
 }
 
-// The charger's latest record time from GET /chargers (a charger may be listed once per vendor and source).
-export async function lastRecordAt(api, chargerId) {
-  const body = await api.get("/chargers");
-  const times = (body.chargers ?? [])
-    .filter((entry) => entry.charger_id === chargerId)
-    .map((entry) => entry.last_record_at)
-    .filter(Boolean)
-    .sort();
-  return times.at(-1);
+function isoSeconds(date) {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
-// from/to of the URL, or the day before the charger's last record when the URL gives neither.
+// The charger's first and latest record times from GET /chargers (listed once per vendor and source).
+export async function recordSpan(api, chargerId) {
+  const body = await api.get("/chargers");
+  const entries = (body.chargers ?? []).filter((entry) => entry.charger_id === chargerId);
+  const firsts = entries.map((entry) => entry.first_record_at).filter(Boolean).sort();
+  const lasts = entries.map((entry) => entry.last_record_at).filter(Boolean).sort();
+  return { first: firsts[0], last: lasts.at(-1) };
+}
+
+// from/to of the URL; when it gives neither, the last day of the charger's records (from its first record when
+// it has less than a day of them), to the second.
 export async function rangeOrLastDay(api, chargerId, params) {
   let from = params.get("from") ?? undefined;
   let to = params.get("to") ?? undefined;
   if (!from && !to) {
-    const last = await lastRecordAt(api, chargerId);
+    const { first, last } = await recordSpan(api, chargerId);
     if (last) {
       const end = new Date(last);
       end.setUTCSeconds(end.getUTCSeconds() + 1, 0);
-      to = end.toISOString().replace(".000Z", "Z");
-      from = new Date(end.getTime() - DAY_MS).toISOString().replace(".000Z", "Z");
+      const start = new Date(Math.max(end.getTime() - DAY_MS, first ? new Date(first).getTime() : 0));
+      start.setUTCMilliseconds(0);
+      to = isoSeconds(end);
+      from = isoSeconds(start);
     }
   }
   return { from, to };

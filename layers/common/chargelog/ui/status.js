@@ -227,10 +227,12 @@ export async function render(main, context) {
       result.append(h("p", { class: "muted" }, "No status records or StatusNotifications in this range."));
       return;
     }
-    const width = Math.max(340, Math.min(main.clientWidth - 32, 1360));
+    const wrap = h("div", { class: "chart-wrap" });
+    result.append(h("p", { class: "muted" }, `${entries.length} status entries, ${lanes.size} lanes.`), wrap);
+    // As wide as its box (less the box's padding), so the page never scrolls sideways; at least 340 px.
+    const width = Math.max(340, wrap.clientWidth - 18);
+    wrap.append(chart(lanes, start, end, width));
     result.append(
-      h("p", { class: "muted" }, `${entries.length} status entries, ${lanes.size} lanes.`),
-      h("div", { class: "chart-wrap" }, chart(lanes, start, end, width)),
       legend(lanes),
       changesTable(lanes),
     );
