@@ -13,7 +13,7 @@ PY313 ?= $(shell for p in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/b
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam
 ARGS ?=
 
-.PHONY: help install run test lint openapi validate build check-layer bench clean
+.PHONY: help install run test lint browser-deps openapi validate build check-layer bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,15 @@ lint: install  ## ruff, formatting, mypy and the import contracts (pyproject.tom
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
-test: lint $(SAM_VENV)/.installed  ## every test: unit, integration (moto server), end-to-end (chargelog local)
+test: lint $(SAM_VENV)/.installed browser-deps  ## every test: unit, integration (moto server), end-to-end (chargelog local), browser
 	CHARGELOG_SAM_PYTHON=$(SAM_VENV)/bin/python $(VENV)/bin/pytest $(ARGS)
+
+# The browser tests (tests/browser) drive Debian's chromium through its chromium-driver; installed when missing.
+CHROMEDRIVER := /usr/bin/chromedriver
+browser-deps:  ## chromium and chromium-driver for the browser tests (apt-get, with sudo unless root)
+	@test -x $(CHROMEDRIVER) || { \
+		as_root=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$as_root apt-get update && $$as_root apt-get install -y chromium chromium-driver; }
 
 $(SAM_VENV)/.installed:
 	@test -n "$(PY313)" || { echo "Python 3.13 is needed for the SAM CLI" >&2; exit 1; }

@@ -271,6 +271,8 @@ class LocalRunner:
         lines = [
             "chargelog local stack is running.",
             f"  API:      {self.api_url}",
+            f"  Viewer:   {self.api_url}/ui/  (the web viewer: give it the API key below)",
+            f"  API docs: {self.api_url}/docs  (Swagger UI: Authorize with the API key)",
             f"  API key:  {self.api_key}",
             f"  Uploads:  {self.upload_url or '(no upload API in the template)'}  (diagnostics upload addresses)",
             f"  AWS (moto server): {self.moto_url}",

@@ -15,6 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
 from chargelog import aws
 from chargelog_local.lambdas import LocalFunction
 
@@ -142,6 +144,12 @@ class SqsTrigger(threading.Thread):
             return 0
         try:
             result = self.function.invoke(sqs_event(messages, self.queue_arn, self.region))
+        except BatchProcessingError as error:
+            # Every record of the batch failed: the handler logged each failure itself (as on AWS, where Lambda then
+            # reports the invocation as failed). One line here, not the traceback a second time.
+            if not self._stop.is_set():
+                logger.error("SQS batch failed (%s); messages return after the visibility timeout", error.msg)
+            return len(messages)
         except Exception:
             if not self._stop.is_set():  # when the stack stops, its invocations are cancelled: not a failure
                 logger.exception("SQS batch failed; messages return after the visibility timeout")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -48,6 +49,18 @@ def partial(event, context):
 def explode(event, context):
     EVENTS.append(event)
     raise RuntimeError("the whole batch failed")
+
+
+def every_record_fails(event, context):
+    """Powertools' batch processor with a record handler that always fails: it raises BatchProcessingError."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    def fail(record):
+        raise ValueError(f"cannot handle {record.body}")
+
+    EVENTS.append(event)
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(event=event, record_handler=fail, processor=processor, context=context)
 
 
 def record(event, context):
@@ -239,6 +252,22 @@ def test_batch_item_failures_are_ignored_without_report_batch_item_failures(
     assert depth(sqs, work_queue.url) == 0
     assert trigger.poll_once(wait_seconds=0) == 0
     assert len(handler.EVENTS) == 1
+
+
+@pytest.mark.usefixtures("immediate_retry")
+def test_a_batch_whose_every_record_failed_is_one_log_line_and_stays_queued(
+    sqs: Any, work_queue: WorkQueue, make_function: MakeFunction, caplog: pytest.LogCaptureFixture
+) -> None:
+    send(sqs, work_queue.url, "job-1", "job-2")
+    trigger = make_trigger(make_function("every_record_fails"), work_queue, batch_size=SQS_MAX_BATCH)
+
+    with caplog.at_level(logging.ERROR, logger="chargelog_local.triggers"):
+        assert trigger.poll_once(wait_seconds=0) == 2
+
+    assert depth(sqs, work_queue.url) == 2
+    (line,) = [r for r in caplog.records if r.name == "chargelog_local.triggers"]
+    assert "SQS batch failed (All records failed processing" in line.getMessage()
+    assert line.exc_info is None  # the handler logged each record's error; no second traceback
 
 
 @pytest.mark.usefixtures("immediate_retry")

@@ -20,9 +20,11 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 import dispatcher_handler
+import export_handler
 import upload_authorizer_handler
 import worker_handler
-from chargelog import collectors, stores
+from api_calls import post_json
+from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.collectors.vendor_http import RateLimiter, VendorHttpClient, VendorResponseError
 from chargelog.dal.state import CollectorStateStore, Counts
@@ -32,9 +34,11 @@ from chargelog.models.jobs import CollectionJob
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
 from chargelog.observability import add_service_metric, logger, metrics
+from chargelog.settings import get_settings
 from chargelog_local.lambdas import LocalLambdaContext
 from chargelog_local.metrics import EmfTee, MetricsLog
 from chargelog_local.provision import LocalStack
+from chargelog_local.triggers import sqs_event
 from conftest import REGION, load_event
 
 Blobs = Callable[[], list[dict[str, Any]]]
@@ -388,6 +392,27 @@ def test_the_worker_writes_every_job_metric_on_the_paths_that_count_them(
         "ReplayRecordsWritten",  # a replay's
     }
     assert job_metrics <= check_against_catalogue(emf())
+
+
+def test_an_export_that_fails_writes_exports_failed_and_its_request_exports_requested(
+    emf: Blobs, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 fails while the export runs: ExportsFailed (the local stack's acceptance test cannot make an export fail
+    through the API; test_exports covers that the export is recorded as failed and redelivered)."""
+    status, _, body = post_json(context("ApiFunction"), "/exports", {"charger_id": "CP-1"})
+    assert status == 202, body
+    messages = aws.client("sqs").receive_message(
+        QueueUrl=stack.refs["ExportQueue"], MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+    )["Messages"]
+    monkeypatch.setenv("CHARGELOG_EXPORTS_BUCKET", "no-such-bucket")
+    get_settings.cache_clear()
+    event = sqs_event(messages, stack.attributes[("ExportQueue", "Arn")], REGION)
+    with pytest.raises(BatchProcessingError):
+        export_handler.lambda_handler(event, context("ExportFunction"))
+
+    values = [(name, value) for name, _, _, _, value in written(emf()) if name.startswith("Exports")]
+    assert values == [("ExportsRequested", 1), ("ExportsFailed", 1)]
+    check_against_catalogue(emf())
 
 
 RUNTIME = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import base64
 import difflib
 import gzip
 import json
+import re
 from typing import Any
 
 import pytest
@@ -148,14 +149,17 @@ def test_on_an_execute_api_url_the_server_is_the_stage(aws_credentials: None, la
     assert json.loads(body)["servers"] == [{"url": "/prod"}]
 
 
-def test_docs_is_a_swagger_ui_that_keeps_the_pasted_key(aws_credentials: None, lambda_context: Any) -> None:
+def test_docs_is_a_swagger_ui_that_forgets_the_key_with_the_session(aws_credentials: None, lambda_context: Any) -> None:
     status, headers, body = request(lambda_context, "/docs", gzip_ok=True)
     assert status == 200
     assert headers["content-type"] == "text/html"
     assert headers["content-encoding"] == "gzip"
     html = body.decode()
     assert "SwaggerUIBundle" in html
-    assert "persistAuthorization: true" in html
+    # Persisted, Swagger UI would keep the key in localStorage, past the browser session.
+    assert "persistAuthorization: false" in html
+    # Nothing from another site: Powertools' own copy of swagger-ui is in the page.
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", html)
     assert '"x-api-key"' in html
     status, _, body = request(lambda_context, "/docs", query={"format": "json"})
     assert status == 200

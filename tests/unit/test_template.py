@@ -570,17 +570,18 @@ def test_api_requires_a_key_and_throttles_it(template: dict[str, Any], transform
     assert _resources(transformed, "AWS::ApiGateway::UsagePlanKey"), "the API key is not on the usage plan"
 
 
-# What needs no key: liveness, and the web viewer's static files (no data; the page sends the key on data calls).
-OPEN_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{proxy+}")}
+# What needs no key: liveness, the web viewer's static files and Swagger UI (no data; their pages send the key on
+# data calls).
+OPEN_ROUTES = {("GET", "/health"), ("GET", "/ui"), ("GET", "/ui/{proxy+}"), ("GET", "/docs")}
 
 
-def test_only_health_and_the_viewers_files_are_open_in_the_template(template: dict[str, Any]) -> None:
+def test_only_open_routes_are_open_in_the_template(template: dict[str, Any]) -> None:
     routes = _api_routes(template)
     assert len(routes) > 1
     assert {route for route, key_required in routes.items() if not key_required} == OPEN_ROUTES
 
 
-def test_only_health_and_the_viewers_files_are_open_in_the_deployed_api(template: dict[str, Any], transformed: dict[str, Any]) -> None:
+def test_only_open_routes_are_open_in_the_deployed_api(template: dict[str, Any], transformed: dict[str, Any]) -> None:
     rest_apis = _resources(transformed, "AWS::ApiGateway::RestApi")
     # An Api event without RestApiId would create SAM's implicit API (no key); UploadApi is token-scoped instead.
     assert set(rest_apis) == {"Api", "UploadApi"}

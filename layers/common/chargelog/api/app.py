@@ -74,7 +74,10 @@ app.configure_openapi(
     },
     security=[{API_KEY_SCHEME: []}],
 )
-app.enable_swagger(path="/docs", persist_authorization=True, compress=True)
+# Swagger UI at /docs holds no data (it is open in the template; its calls send the key given in *Authorize*).
+# Powertools puts its own copy of swagger-ui into the page: nothing is loaded from elsewhere. The key is not
+# persisted: Swagger UI would keep it in localStorage, beyond the browser session.
+app.enable_swagger(path="/docs", persist_authorization=False, compress=True)
 
 
 @app.get("/openapi.json", include_in_schema=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from chargelog.api.problems import problem
 
@@ -62,7 +63,8 @@ def ui_root() -> Response[str]:
     # /ui and /ui/ (API Gateway and Powertools do not tell them apart) -> /ui/index.html, so the page's relative
     # addresses (style.css, ../ for the API) resolve the same on an execute-api URL (/Prod/ui/) and locally.
     # The request's full path (with the stage on an execute-api URL, the base path mapping on a custom domain).
-    asked = router.current_event.request_context.path or "/ui"
+    event = router.current_event
+    asked = (event.request_context.path if isinstance(event, APIGatewayProxyEvent) else "") or "/ui"
     return Response(302, content_type="text/plain", body="", headers={"Location": asked.rstrip("/") + "/index.html"})
 
 

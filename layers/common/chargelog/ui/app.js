@@ -66,9 +66,18 @@ function askForKey(message) {
     field("API key", input),
     h("button", { type: "submit" }, "Open"),
   );
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    storeKey(input.value.trim());
+    const key = input.value.trim();
+    // One small read checks the key before it is kept: a refused key is asked for again at once, whatever view.
+    try {
+      await new Api(key).get("/chargers");
+    } catch (error) {
+      const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
+      askForKey(refused ? "The API refused this key: give it again." : error.message);
+      return;
+    }
+    storeKey(key);
     route();
   });
   clear(main).append(form);

@@ -1,0 +1,374 @@
+"""The browser tests' harness: the local stack in this process with collected data, a real Chromium driven by
+Selenium, and the helpers every view's tests use.
+
+- `ViewerStack`: `chargelog local` (`LocalRunner`) on 127.0.0.1 after one collection pass over the four vendor
+  simulators (chargers, records, connector status and transactions exist), with `seed_charger_records` to write
+  many records for one charger fast (through the worker's `RecordWriter`, into moto).
+- `chrome`: Debian's chromium through its chromium-driver (never Selenium Manager, which would download one),
+  headless, 1280x800, with the browser console kept for `assert_no_console_errors`.
+- `open_viewer` gives the API key through the page's own key form (never in a URL); `wait_for` waits for a
+  selector; `screenshot` writes docs/screenshots/<name>.png when CHARGELOG_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from chargelog import aws
+from chargelog.settings import get_settings
+from chargelog_local.runner import LocalOptions, LocalRunner
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+API_KEY = "browser-test-key-0123456789"
+VENDORS = ("plugchoice", "ocpplab", "chargepilot", "evenergy")
+DATA_WITHIN_SECONDS = 300  # each source's first job: 1 to 2 minutes in all on a busy 2-core machine
+WAIT_SECONDS = 15
+WINDOW = (1280, 800)
+PHONE_WINDOW = (390, 844)  # a phone's CSS pixels (iPhone 12 to 15)
+SEED_BATCH = 1000
+SECONDS_PER_SEEDED_RECORD = 10  # the seeded traffic has a frame every 8 s or so: a span that surely holds them all
+MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+# The key form app.js shows (askForKey).
+KEY_INPUT = "#api-key"
+KEY_FORM = "form.key-form"
+# Chromium asks every origin for /favicon.ico unless the page names an icon; the API has no such route (Swagger UI's
+# page at /docs, from Powertools, and a JSON answer opened in a tab name none), so that one 404 is not an error of
+# the page's. Anything else that fails to load is.
+FAVICON_NOT_FOUND = re.compile(r"/favicon\.ico - Failed to load resource: the server responded with a status of 404")
+
+
+# --------------------------------------------------------------------------------------------- the local stack
+@dataclass
+class SeededCharger:
+    charger_id: str
+    count: int
+    first: datetime
+    last: datetime
+
+
+@dataclass
+class ViewerStack:
+    """The local stack the browser talks to: the API (and the viewer at /ui/) and the upload API on 127.0.0.1."""
+
+    runner: LocalRunner
+    api_key: str
+    refs: dict[str, str] = field(default_factory=dict)  # the template's resources in moto, by logical id
+
+    @property
+    def api_url(self) -> str:
+        return self.runner.api_url
+
+    @property
+    def upload_url(self) -> str:
+        return self.runner.upload_url
+
+    @property
+    def viewer_url(self) -> str:
+        return f"{self.api_url}/ui/"
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET an API route with the key (for tests that compare the page with what the API says)."""
+        response = httpx.get(f"{self.api_url}{path}", params=params, headers={"x-api-key": self.api_key}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def seed_charger_records(
+        self,
+        charger_id: str,
+        count: int,
+        *,
+        start: datetime | None = None,
+        site_id: str | None = None,
+        seed: int = 15,
+    ) -> SeededCharger:
+        """Write ``count`` records of realistic OCPP 1.6 traffic (sessions, meter values, status notifications, CSMS
+        calls, some CALLERRORs; every CALL answered) for one ocpplab charger, through the worker's RecordWriter, in
+        batches: 20,000 take well under a minute. Without ``start`` the records end before now, the newest of them
+        within hours; with it, they follow each other from then on (into the future if there are many)."""
+        from chargelog.dal.archive import RawArchive
+        from chargelog.dal.records import RecordWriter
+        from chargelog_simulators.traffic import Density, iter_traffic
+
+        density = Density(session_gap_seconds=1800, meter_interval_seconds=15)  # a busy DC charger: ~8 s a frame
+        end = datetime.now(UTC) if start is None else start + timedelta(days=365)
+        begin = start or end - timedelta(seconds=SECONDS_PER_SEEDED_RECORD * count)
+        frames = itertools.islice(iter_traffic(charger_id, begin, end, random.Random(seed), 2, density), count)  # noqa: S311 (test data)
+        writer = RecordWriter(self.refs["Table"], RawArchive(self.refs["RawBucket"]), hot_retention_days=3650)
+        written = 0
+        first: datetime | None = None
+        last = begin
+        for batch in _batched(ocpp_records(charger_id, frames, site_id), SEED_BATCH):
+            writer.write(batch)
+            written += len(batch)
+            first = first or batch[0].timestamp
+            last = batch[-1].timestamp
+        return SeededCharger(charger_id, written, first or begin, last)
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def ocpp_records(charger_id: str, frames: Iterable[Any], site_id: str | None = None) -> Iterator[Any]:
+    """The records the ocpplab collector would store for these simulator frames."""
+    from chargelog.models.records import LogRecord, connector_id_from, record_id_for
+
+    for frame in frames:
+        message_type = MESSAGE_TYPES[frame.message_type_id]
+        call = message_type == "CALL"
+        yield LogRecord(
+            vendor="ocpplab",
+            source_id=charger_id,
+            site_id=site_id,
+            charger_id=charger_id,
+            connector_id=connector_id_from(frame.payload) if call else None,
+            timestamp=frame.timestamp,
+            kind="ocpp",
+            action=frame.action,
+            direction=frame.direction,
+            message_type=message_type,
+            message_id=frame.message_id,
+            status=frame.payload.get("errorCode") if message_type == "CALLERROR" else None,
+            payload=frame.payload if call else None,
+            result=None if call else frame.payload,
+            ocpp_version="1.6",
+            record_id=record_id_for("ocpplab", charger_id, None, message_id=frame.message_id, type=message_type),
+            raw={"frame": frame.ocpp_j(), "at": frame.timestamp.isoformat()},
+        )
+
+
+@dataclass
+class _Restore:
+    environ: dict[str, str]
+
+
+def start_viewer_stack() -> tuple[ViewerStack, _Restore]:
+    """`chargelog local` in this process, on free 127.0.0.1 ports, its schedules fired once (at the start: the
+    first pass discovers the simulators' fleets, registers and collects them) and then not for an hour, so the
+    data stays as the tests left it. Returns once every vendor's chargers are listed and every source's first
+    job has finished."""
+    restore = _Restore(dict(os.environ))
+    # As `chargelog local` does: no line per HTTP request of moto's and the API's servers.
+    for noisy in ("werkzeug", "botocore", "boto3", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    environ = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "CHARGELOG_"))}
+    options = LocalOptions(
+        port=0,
+        schedule_seconds=3600,
+        discover_sources=True,
+        stack_name="chargelog-browser",
+        api_key=API_KEY,
+        environ=environ,
+    )
+    runner = LocalRunner(options)
+    try:
+        runner.start()
+        assert runner.api_url.startswith("http://127.0.0.1:"), runner.api_url
+        assert runner.stack is not None
+        stack = ViewerStack(runner, runner.api_key, dict(runner.stack.refs))
+        _wait_for_first_pass(stack)
+    except BaseException:
+        stop_viewer_stack(runner, restore)
+        raise
+    return stack, restore
+
+
+def _wait_for_first_pass(stack: ViewerStack) -> None:
+    deadline = time.monotonic() + DATA_WITHIN_SECONDS
+    state = "nothing yet"
+    while time.monotonic() < deadline:
+        vendors = {charger["vendor"] for charger in stack.get("/chargers")["chargers"]}
+        collectors = stack.get("/collectors")["collectors"]
+        finished = [c for c in collectors if c.get("last_run_at") and not c.get("running")]
+        state = f"vendors {sorted(vendors)}, {len(finished)} of {len(collectors)} sources collected"
+        if vendors >= set(VENDORS) and collectors and len(finished) == len(collectors):
+            return
+        time.sleep(1)
+    raise AssertionError(f"the local stack's first collection pass did not finish in {DATA_WITHIN_SECONDS} s: {state}")
+
+
+def stop_viewer_stack(runner: LocalRunner, restore: _Restore) -> None:
+    """Stop the stack and put the process's environment back (the runner points AWS_* at its moto server)."""
+    runner.stop()
+    os.environ.clear()
+    os.environ.update(restore.environ)
+    aws.reset()
+    get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------- the browser
+def chrome_options(window: tuple[int, int] = WINDOW) -> webdriver.ChromeOptions:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={window[0]},{window[1]}",
+    ):
+        options.add_argument(flag)
+    # The console (`assert_no_console_errors`) and the network requests (`visited_urls`).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return options
+
+
+def start_chrome(window: tuple[int, int] = WINDOW) -> tuple[WebDriver, Path]:
+    """Chromium with a fresh profile (no storage carried over); the caller quits it and removes the profile."""
+    if not CHROMEDRIVER.exists():
+        raise RuntimeError(f"{CHROMEDRIVER} is missing: `make browser-deps` installs chromium and chromium-driver")
+    profile = Path(tempfile.mkdtemp(prefix="chargelog-chromium-"))
+    options = chrome_options(window)
+    options.add_argument(f"--user-data-dir={profile}")
+    try:
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
+    # --window-size sets the outer window in headless mode too; make the viewport itself the size asked for.
+    driver.set_window_size(*window)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * window[0] - inner[0], 2 * window[1] - inner[1])
+    return driver, profile
+
+
+def stop_chrome(driver: WebDriver, profile: Path) -> None:
+    _REQUESTED.pop(driver.session_id or "", None)
+    try:
+        driver.quit()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def console_entries(driver: WebDriver) -> list[dict[str, Any]]:
+    """The console lines logged since the last call (chromedriver hands each line out once)."""
+    return list(driver.get_log("browser"))
+
+
+def assert_no_console_errors(driver: WebDriver, expected: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Fail on any SEVERE console line since the last call: an uncaught error, a failed load (a 404 module, a
+    refused CSP load) or a console.error. ``expected``: regular expressions of lines a test provokes on purpose
+    (e.g. the 403 of a wrong key), each of which must then have been logged. Returns the lines read."""
+    entries = console_entries(driver)
+    patterns = [re.compile(pattern) for pattern in expected]
+    severe = [
+        entry
+        for entry in entries
+        if entry.get("level") == "SEVERE" and not FAVICON_NOT_FOUND.search(entry.get("message", ""))
+    ]
+    unexpected = [entry for entry in severe if not any(p.search(entry.get("message", "")) for p in patterns)]
+    assert not unexpected, "console errors:\n" + "\n".join(entry["message"] for entry in unexpected)
+    missing = [p.pattern for p in patterns if not any(p.search(entry.get("message", "")) for entry in severe)]
+    assert not missing, f"expected console errors not logged: {missing}"
+    return entries
+
+
+def wait_for(driver: WebDriver, selector: str, timeout: float = WAIT_SECONDS, visible: bool = True) -> WebElement:
+    """The first element matching the CSS selector, once it is there (and shown, unless ``visible`` is False)."""
+    condition = (
+        expected_conditions.visibility_of_element_located
+        if visible
+        else expected_conditions.presence_of_element_located
+    )
+    return WebDriverWait(driver, timeout).until(condition((By.CSS_SELECTOR, selector)), f"no {selector!r}")
+
+
+def wait_until(driver: WebDriver, predicate: Any, message: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Wait for predicate(driver) to be truthy; returns its value."""
+    return WebDriverWait(driver, timeout).until(predicate, message)
+
+
+def give_key(driver: WebDriver, key: str) -> None:
+    """Type the key into the page's key form and submit it, as a person does."""
+    field = wait_for(driver, KEY_INPUT)
+    field.clear()
+    field.send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, f"{KEY_FORM} button[type=submit]").click()
+
+
+def open_viewer(driver: WebDriver, stack: ViewerStack, hash_route: str = "", key: str | None = None) -> None:
+    """Open the viewer at a route (``"#/fleet"``, ``"#/chargers/CP-1?action=Heartbeat"``, or "" for its start) and
+    give the key through the page's form when it asks (a new tab always does: sessionStorage is per tab). The key
+    never goes into the URL. Returns once the key form is gone."""
+    driver.get(stack.viewer_url + hash_route)
+    wait_until(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, KEY_INPUT) or not _main_loading(d),
+        "the viewer did not start",
+    )
+    if driver.find_elements(By.CSS_SELECTOR, KEY_INPUT):
+        give_key(driver, key or stack.api_key)
+        wait_for_key_accepted(driver)
+
+
+def wait_for_key_accepted(driver: WebDriver, timeout: float = WAIT_SECONDS) -> None:
+    """Wait until the key form is gone (the page checked the key and went on); failing, say what the page shows."""
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: not d.find_elements(By.CSS_SELECTOR, KEY_INPUT))
+    except TimeoutException:
+        shown = driver.find_element(By.CSS_SELECTOR, "#main").text
+        raise AssertionError(f"the key form stayed; the page shows: {shown!r}") from None
+
+
+def _main_loading(driver: WebDriver) -> bool:
+    return bool(driver.execute_script("return document.querySelector('#main')?.textContent.trim() === 'Loading…'"))
+
+
+def screenshot(driver: WebDriver, name: str) -> Path | None:
+    """docs/screenshots/<name>.png of the page as it is, when CHARGELOG_SCREENSHOTS=1 (the README's pictures are
+    these; `CHARGELOG_SCREENSHOTS=1 make test ARGS="-m browser"` takes them again). Otherwise nothing."""
+    if os.environ.get("CHARGELOG_SCREENSHOTS") != "1":
+        return None
+    SCREENSHOTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS_DIR / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"could not write {path}"
+    return path
+
+
+_REQUESTED: dict[str, list[str]] = {}  # driver session -> every URL its requests went to, in order
+
+
+def visited_urls(driver: WebDriver) -> list[str]:
+    """Every URL the browser has requested since it started, in any tab (chromedriver's performance log: each
+    request's Network.requestWillBeSent; not capped like the page's resource timing buffer), and the page's own
+    address and history: for checks that a secret never went into one."""
+    requested = _REQUESTED.setdefault(driver.session_id or "", [])
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            requested.append(message["params"]["request"]["url"])
+    # Only what went over the network (http:, https:); chrome:// pages of the browser's own are not the page's.
+    return [driver.current_url, *(url for url in requested if url.startswith(("http:", "https:")))]
