@@ -21,6 +21,7 @@ from chargelog.api import (
     logs,
     openapi,
     problems,
+    sessions,
     sources,
     status,
     ui,
@@ -59,6 +60,7 @@ app.include_router(exchanges.router)
 app.include_router(exports.router)
 app.include_router(diagnostics.router)
 app.include_router(status.router)
+app.include_router(sessions.router)
 app.include_router(ui.router)
 
 app.configure_openapi(

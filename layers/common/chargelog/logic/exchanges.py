@@ -169,7 +169,9 @@ def _spans(calls: list[dict[str, Any]], window: timedelta) -> list[tuple[datetim
     return spans
 
 
-def _responses(records: RecordStore, charger_id: str, calls: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def candidate_answers(
+    records: RecordStore, charger_id: str, calls: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
     """The charger's CALLRESULTs and CALLERRORs that can answer these CALLs, and how many items were read."""
     found: list[dict[str, Any]] = []
     read = 0
@@ -215,7 +217,7 @@ def query_exchanges(
         after=after,
         filter=calls_only,
     )
-    responses, read = _responses(records, charger_id, page.items)
+    responses, read = candidate_answers(records, charger_id, page.items)
     return ExchangePage(
         exchanges=pair(page.items, responses),
         next_cursor=encode_cursor(page.last_key, digest, cursor_secret) if page.last_key else None,
