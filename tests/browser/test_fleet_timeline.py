@@ -10,6 +10,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -249,7 +250,15 @@ def test_a_20000_record_charger_is_read_page_by_page_as_it_scrolls(
         )
         return count if count >= SCROLL_TO else None
 
-    wait_until(chrome, scrolled, f"scrolling did not reach record {SCROLL_TO}", timeout=600)
+    try:
+        wait_until(chrome, scrolled, f"scrolling did not reach record {SCROLL_TO}", timeout=600)
+    except TimeoutException:
+        state = chrome.execute_script(
+            "return [document.querySelectorAll('#timeline-rows tr[data-record-id]').length,"
+            " document.querySelector('#timeline-status')?.textContent,"
+            " performance.getEntriesByType('resource').filter((e) => e.name.includes('/logs?')).length]"
+        )
+        pytest.fail(f"scrolling stopped at {state[0]} rows after {state[2]} /logs requests; the page says {state[1]!r}")
     loaded, requests = chrome.execute_script(
         f"return [document.querySelectorAll('{LOADED_ROWS}').length,"
         " performance.getEntriesByType('resource').map((e) => e.name)"

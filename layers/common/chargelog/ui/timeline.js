@@ -454,8 +454,16 @@ export async function render(main, context) {
         drawStatus(state.q ? undefined : records.length);
         if (state.q) applyText();
       }
+      // The observer only tells when the sentinel comes into view: if it is still in view once this page is drawn
+      // (a short page, a tall window, a scroll made while loading), read on without waiting for another scroll.
+      if (ticket === generation && !stopped && sentinelInView()) await loadPage();
     })();
     return loading;
+  }
+
+  function sentinelInView() {
+    if (!sentinel.isConnected) return false;
+    return sentinel.getBoundingClientRect().top < window.innerHeight + 800; // the observer's rootMargin
   }
 
   // ---- selection, details, jumps ----
