@@ -44,7 +44,7 @@ function row(chargerId, session) {
     h("td", { class: "num" }, kwh(session.energy_wh)),
     h("td", { class: "mono" }, session.id_tag ?? ""),
     h("td", {}, session.stop_reason ?? ""),
-    h("td", {}, h("a", { href: recordsLink(chargerId, session), class: "records-link" }, `${session.records} records`)),
+    h("td", {}, h("a", { href: recordsLink(chargerId, session), class: "records-link" }, `${session.records} ${session.records === 1 ? "record" : "records"}`)),
   );
 }
 
