@@ -192,7 +192,7 @@ def test_timeline_filter_changes_rows_and_url_and_the_url_restores_it(
     selected = wait_for(again, "#timeline-table tr.selected")
     assert selected.get_attribute("data-record-id") == opened
     wait_for(again, "#timeline-table tr.detail details.json")
-    screenshot(again, "timeline")
+    screenshot(again, "timeline-filtered")
     assert_no_console_errors(again)
 
 
@@ -210,6 +210,8 @@ def test_the_jump_from_a_call_reaches_its_reply(viewer_stack: ViewerStack, chrom
     reply_row = next(row for row in timeline_rows(chrome) if row["recordId"] == reply.get_attribute("data-record-id"))
     assert reply_row["cells"][2] in ("CALLRESULT", "CALLERROR")
     assert hash_params(chrome)["record"] == [reply_row["recordId"]]
+    chrome.execute_script("window.scrollTo(0, 0)")
+    screenshot(chrome, "timeline")  # the README's picture: pairs, response times, a reply selected
     # ...and back.
     reply.find_element(By.CSS_SELECTOR, "button.jump").click()
     wait_until(

@@ -48,7 +48,9 @@ OPERATIONS = sorted(
     (method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item if method != "parameters"
 )
 # Served by the API, not described in the document; they need the key too.
-DOCUMENT_ROUTES = [("GET", "/openapi.json"), ("GET", "/docs")]
+# The document needs the key; its Swagger UI and the web viewer's files hold no data and open without it.
+KEYED_DOCUMENT_ROUTES = [("GET", "/openapi.json")]
+OPEN_PAGES = ["/docs", "/ui/index.html", "/ui/app.js", "/ui/style.css"]
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +100,14 @@ def test_every_documented_route_but_health_refuses_a_missing_or_wrong_key(
     assert response.json()["title"] == "Forbidden"
 
 
-def test_health_and_only_health_is_open(api_stack: RunningStack) -> None:
+def test_only_health_and_the_pages_without_data_are_open(api_stack: RunningStack) -> None:
     assert ("GET", "/health") in OPERATIONS
     assert httpx.get(f"{api_stack.url}/health").status_code == 200
-    for method, path in DOCUMENT_ROUTES:
+    for method, path in KEYED_DOCUMENT_ROUTES:
         assert httpx.request(method, api_stack.url + path).status_code == 403, path
+    for path in OPEN_PAGES:
+        assert httpx.get(api_stack.url + path).status_code == 200, path
+    assert httpx.get(api_stack.url + "/ui", follow_redirects=False).headers["location"] == "/ui/index.html"
 
 
 def test_the_stack_serves_the_committed_document_and_a_swagger_ui(api_stack: RunningStack) -> None:
