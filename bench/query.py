@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,13 +52,16 @@ from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the records the tests seed: tests/simulated_records.py
+
+from simulated_records import ocpp_records  # noqa: E402
+
 API_KEY = "bench-query-key-0123456789"
 REGION = "us-east-1"
 CHARGER = "CP-BENCH-0001"
 SITES = ("SITE-NORTH", "SITE-HARBOUR")
 START = datetime(2026, 11, 1, tzinfo=UTC)
 WRITE_BATCH = 1000
-MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 
 
 # --------------------------------------------------------------------------------------------- the stack
@@ -125,33 +128,6 @@ def _start_api(moto_url: str) -> Api:
 
 
 # --------------------------------------------------------------------------------------------- the data
-def _records(charger: str, frames: Iterator[Any], site: str | None) -> Iterator[Any]:
-    from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-
-    for frame in frames:
-        message_type = MESSAGE_TYPES[frame.message_type_id]
-        call = message_type == "CALL"
-        yield LogRecord(
-            vendor="ocpplab",
-            source_id=charger,
-            site_id=site,
-            charger_id=charger,
-            connector_id=connector_id_from(frame.payload) if call else None,
-            timestamp=frame.timestamp,
-            kind="ocpp",
-            action=frame.action,
-            direction=frame.direction,
-            message_type=message_type,
-            message_id=frame.message_id,
-            status=frame.payload.get("errorCode") if message_type == "CALLERROR" else None,
-            payload=frame.payload if call else None,
-            result=None if call else frame.payload,
-            ocpp_version="1.6",
-            record_id=record_id_for("ocpplab", charger, None, message_id=frame.message_id, type=message_type),
-            raw={"frame": frame.ocpp_j(), "at": frame.timestamp.isoformat()},
-        )
-
-
 @dataclass
 class Seeded:
     charger_records: int
@@ -173,7 +149,7 @@ def seed(refs: dict[str, str], records: int, fleet_chargers: int, fleet_records:
     frames = itertools.islice(iter_traffic(CHARGER, START, START + timedelta(days=365), rng, 2, density), records)
     batch: list[Any] = []
     span_end = START
-    for record in _records(CHARGER, frames, None):
+    for record in ocpp_records(CHARGER, frames, None):
         batch.append(record)
         span_end = record.timestamp
         if len(batch) == WRITE_BATCH:
@@ -186,7 +162,7 @@ def seed(refs: dict[str, str], records: int, fleet_chargers: int, fleet_records:
         charger = f"CP-FLEET-{n:03d}"
         begin = START + span * rng.uniform(0, 0.5)
         traffic = iter_traffic(charger, begin, span_end, rng, connectors=2)
-        writer.write(list(_records(charger, itertools.islice(traffic, per_charger), SITES[n % len(SITES)])))
+        writer.write(list(ocpp_records(charger, itertools.islice(traffic, per_charger), SITES[n % len(SITES)])))
     return Seeded(records, fleet_chargers, per_charger * fleet_chargers, span_end, time.perf_counter() - began)
 
 

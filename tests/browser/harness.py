@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from chargelog import aws
 from chargelog.settings import get_settings
 from chargelog_local.runner import LocalOptions, LocalRunner
+from simulated_records import ocpp_records
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS_DIR = REPO_ROOT / "docs" / "screenshots"
@@ -53,7 +54,6 @@ WINDOW = (1280, 800)
 PHONE_WINDOW = (390, 844)  # a phone's CSS pixels (iPhone 12 to 15)
 SEED_BATCH = 1000
 SECONDS_PER_SEEDED_RECORD = 10  # the seeded traffic has a frame every 8 s or so: a span that surely holds them all
-MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
 # The key form app.js shows (askForKey).
 KEY_INPUT = "#api-key"
 KEY_FORM = "form.key-form"
@@ -123,46 +123,12 @@ class ViewerStack:
         written = 0
         first: datetime | None = None
         last = begin
-        for batch in _batched(ocpp_records(charger_id, frames, site_id), SEED_BATCH):
-            writer.write(batch)
+        for batch in itertools.batched(ocpp_records(charger_id, frames, site_id), SEED_BATCH, strict=False):
+            writer.write(list(batch))
             written += len(batch)
             first = first or batch[0].timestamp
             last = batch[-1].timestamp
         return SeededCharger(charger_id, written, first or begin, last)
-
-
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
-def ocpp_records(charger_id: str, frames: Iterable[Any], site_id: str | None = None) -> Iterator[Any]:
-    """The records the ocpplab collector would store for these simulator frames."""
-    from chargelog.models.records import LogRecord, connector_id_from, record_id_for
-
-    for frame in frames:
-        message_type = MESSAGE_TYPES[frame.message_type_id]
-        call = message_type == "CALL"
-        yield LogRecord(
-            vendor="ocpplab",
-            source_id=charger_id,
-            site_id=site_id,
-            charger_id=charger_id,
-            connector_id=connector_id_from(frame.payload) if call else None,
-            timestamp=frame.timestamp,
-            kind="ocpp",
-            action=frame.action,
-            direction=frame.direction,
-            message_type=message_type,
-            message_id=frame.message_id,
-            status=frame.payload.get("errorCode") if message_type == "CALLERROR" else None,
-            payload=frame.payload if call else None,
-            result=None if call else frame.payload,
-            ocpp_version="1.6",
-            record_id=record_id_for("ocpplab", charger_id, None, message_id=frame.message_id, type=message_type),
-            raw={"frame": frame.ocpp_j(), "at": frame.timestamp.isoformat()},
-        )
 
 
 @dataclass
