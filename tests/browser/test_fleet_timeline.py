@@ -168,6 +168,9 @@ def test_timeline_filter_changes_rows_and_url_and_the_url_restores_it(
     api_page = viewer_stack.get(f"/chargers/{charger}/logs", action=wanted, order="desc", limit=PAGE_SIZE)
     assert [row["recordId"] for row in after] == [record["id"] for record in api_page["records"]]
     assert hash_params(chrome)["action"] == [wanted]
+    # "Export this view" carries the filter to the exports page, which starts from it.
+    export_href = chrome.find_element(By.ID, "timeline-export").get_attribute("href")
+    assert parse_qs(urlsplit(export_href).fragment.split("?", 1)[1]) == {"charger": [charger], "action": [wanted]}
 
     # Free text narrows the loaded rows in the page and goes into the URL too.
     probe = after[0]["cells"][0][-6:]  # the end of the first row's time

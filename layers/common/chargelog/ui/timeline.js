@@ -14,6 +14,7 @@
 // loaded records match and "Load more" reads further pages. Every other filter is an API parameter.
 
 import { ApiError } from "./api.js";
+import { hashFor } from "./app.js";
 import { clear, errorBox, field, formatTime, h, inputToIso, isoToInput, jsonBlock } from "./dom.js";
 
 export const PAGE_SIZE = 200; // moto reads its whole table per Query: fewer, larger pages scroll faster locally
@@ -215,12 +216,23 @@ export async function render(main, context) {
   const loadMore = h("button", { type: "button", id: "timeline-load-more" }, "Load more");
   const sentinel = h("div", { class: "sentinel", id: "timeline-sentinel" }, loadMore, " ", h("span", { class: "muted" }));
 
+  // "Export this view": the exports page with the timeline's API filters (free text stays in the browser).
+  const exportLink = h("a", { id: "timeline-export" }, "Export this view");
+  function drawExportLink() {
+    const filters = { charger: chargerId, action: state.action };
+    for (const name of API_FILTERS) if (state[name]) filters[name] = state[name];
+    exportLink.href = hashFor("exports", [], filters);
+  }
+  drawExportLink();
+
   main.append(
     h("h1", {}, "Charger ", h("span", { class: "mono" }, chargerId)),
     h("p", { class: "links" },
       h("a", { href: "#/fleet" }, "Fleet"), " · ",
       h("a", { href: `#/chargers/${encodeURIComponent(chargerId)}/status` }, "Connector status"), " · ",
-      h("a", { href: `#/chargers/${encodeURIComponent(chargerId)}/sessions` }, "Sessions"),
+      h("a", { href: `#/chargers/${encodeURIComponent(chargerId)}/sessions` }, "Sessions"), " · ",
+      h("a", { href: hashFor("diagnostics", [], { charger: chargerId }) }, "Diagnostics"), " · ",
+      exportLink,
     ),
     form,
     h("p", { class: "muted legend" },
@@ -258,6 +270,7 @@ export async function render(main, context) {
   }
 
   function writeUrl(push = false) {
+    drawExportLink();
     const { record, ...rest } = state;
     context.setParams({ ...rest, record: record || undefined }, { push });
   }
