@@ -347,6 +347,21 @@ def test_every_function_writes_its_cold_start_once_per_container(emf: Blobs, sta
     assert {blob["function_name"] for blob in cold} == {"UploadAuthorizerFunction"}
 
 
+def test_metrics_disabled_writes_no_cold_start_either(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tests' default is metrics off; Powertools' own ColdStart (single_metric) would print regardless.
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    event = load_event("upload_authorizer_request")
+    capsys.readouterr()
+    worker = threading.Thread(  # a thread of its own: a container that has not started yet
+        target=upload_authorizer_handler.lambda_handler, args=(event, context("UploadAuthorizerFunction"))
+    )
+    worker.start()
+    worker.join()
+    assert '"_aws"' not in capsys.readouterr().out
+
+
 def test_the_worker_writes_every_job_metric_on_the_paths_that_count_them(
     emf: Blobs, stack: LocalStack, flaky_plugchoice: list[httpx.Response | Exception]
 ) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import EphemeralMetrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider import cold_start
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.shared import constants
@@ -165,7 +166,9 @@ class ThreadMetricsProvider(AmazonCloudWatchEMFProvider):
         """ColdStart once per thread (Powertools: once per process). A Lambda execution environment runs its
         invocations on one thread, so on AWS the two are the same; locally each function's thread is its container."""
         warm = self._local("warm", lambda: cold_start.initialization_type == "provisioned-concurrency")
-        if warm:
+        if warm or is_metrics_disabled():
+            # Powertools writes ColdStart with ``single_metric``, which prints even when POWERTOOLS_METRICS_DISABLED
+            # is set (3.37): the one metric that would ignore the switch, and land in a CLI's captured output.
             return
         self._threads.warm = True
         self.add_cold_start_metric(context=context)
