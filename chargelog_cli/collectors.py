@@ -113,7 +113,9 @@ def describe(row: dict[str, Any], max_lag_seconds: float) -> str:
     elif lag is None and status != "unregistered":
         parts.append("nothing collected yet")
     if lag is not None:
-        behind = f"{duration_in_words(lag)} behind"
+        # A source not collected yet counts its lag from its registration (logic/lag.py): say it that way.
+        waiting = status in ("never_run", "no_collector")
+        behind = f"registered {duration_in_words(lag)} ago" if waiting else f"{duration_in_words(lag)} behind"
         if needs_attention(row, max_lag_seconds) and _lag_too_high(row, max_lag_seconds):
             behind += f" (more than {duration_in_words(max_lag_seconds)})"
         parts.append(behind)
