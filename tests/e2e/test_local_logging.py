@@ -46,7 +46,7 @@ WRITER = {
 }
 # Keys an invocation appends (or a line adds), and the functions whose lines may carry them.
 OWNERS = {
-    "correlation_id": {"ApiFunction"},
+    "correlation_id": {"ApiFunction", "WorkerFunction"},  # a request's; a job's (carried to its continuations)
     "export_id": {"ApiFunction", "ExportFunction"},
     "job_id": {"WorkerFunction"},
     "source_id": {"ApiFunction", "WorkerFunction"},
@@ -141,7 +141,7 @@ def test_every_line_names_its_function_and_carries_no_other_invocations_keys(loc
             problems.append(f"no function or invocation: {entry}")
             continue
         functions_of_request[request_id].add(name)
-        if "correlation_id" in entry:
+        if "correlation_id" in entry and name == "ApiFunction":  # one per API request (a job's spans continuations)
             requests_of_correlation[entry["correlation_id"]].add(request_id)
         writer = _writer(entry)
         if writer is not None and writer != name:
