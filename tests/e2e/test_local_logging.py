@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chargelog_local.template import functions, load_template
 from conftest import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.e2e
 LINES = 200
 CLIENTS = 3
 SIMULATED_CHARGERS = ["dep-3f9c2a71", "dep-c2a7904e"]  # ocpplab's simulator
-FUNCTIONS = {
-    "ApiFunction",
-    "DispatcherFunction",
-    "WorkerFunction",
-    "ExportFunction",
-    "UploadAuthorizerFunction",
-    "DiagnosticsIndexerFunction",
-}
+FUNCTIONS = {spec.logical_id for spec in functions(load_template())}  # every function of the template
 # What the functions this test drives log, and which function logs it.
 WRITER = {
     "Source created": "ApiFunction",

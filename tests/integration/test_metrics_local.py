@@ -32,7 +32,7 @@ from chargelog.metric_names import NAMESPACE, ServiceMetric, VendorMetric, catal
 from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
 from chargelog_local.runner import LocalOptions, LocalRunner
-from chargelog_local.template import load_template
+from chargelog_local.template import functions, load_template
 from chargelog_local.triggers import scheduled_event
 from chargelog_simulators import ocpplab as ocpplab_simulator
 from chargelog_simulators.base import Faults
@@ -41,14 +41,7 @@ FAULTED, FAULTED_SOURCE = "ocpplab", "dep-3f9c2a71"  # chargelog_simulators.ocpp
 HEALTHY, HEALTHY_SOURCE = "chargepilot", "site-2f7a91"  # chargelog_simulators.chargepilot.LOCAL_SITES
 SETTLE = timedelta(seconds=30)  # both vendors' VendorProfile.settle_delay: a job reads up to scheduled time - this
 WAIT_SECONDS = 60
-FUNCTIONS = {
-    "ApiFunction",
-    "DispatcherFunction",
-    "WorkerFunction",
-    "ExportFunction",
-    "UploadAuthorizerFunction",
-    "DiagnosticsIndexerFunction",
-}
+FUNCTIONS = {spec.logical_id for spec in functions(load_template())}  # every function of the template
 # The catalogue's metrics this run does not write (error classes are written only when not zero), and the test of
 # tests/unit/test_metrics.py that sees each written on its own path. No alarm reads one of them (checked below).
 WORKER_PATHS = "test_the_worker_writes_every_job_metric_on_the_paths_that_count_them"
