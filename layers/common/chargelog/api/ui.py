@@ -1,13 +1,14 @@
 """The web viewer's static files (``chargelog/ui/``) at ``/ui/``: HTML, CSS and ES modules, no data, so no key.
 
 The page asks for the API key itself and sends it with every data call. Only the files shipped in ``chargelog/ui``
-are served (a fixed table read at import: no path from the request reaches the file system), with their content
+are served (a fixed table read once: no path from the request reaches the file system), with their content
 type, a short cache lifetime and a Content-Security-Policy that lets the page load nothing but its own files and
 talk to nothing but its own API.
 """
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from pathlib import Path
 
@@ -37,8 +38,10 @@ def _content_type(path: Path) -> str:
     return f"{found}; charset=utf-8" if found.startswith("text/") and "charset" not in found else found
 
 
+@functools.cache
 def _files() -> dict[str, tuple[bytes, str]]:
-    """Every file under chargelog/ui by its path below /ui/."""
+    """Every file under chargelog/ui by its path below /ui/: read on the first request for one, not at import
+    (the API function's cold start serves data routes, which never need them)."""
     files = {
         path.relative_to(UI_DIR).as_posix(): (path.read_bytes(), _content_type(path))
         for path in sorted(UI_DIR.rglob("*"))
@@ -47,11 +50,8 @@ def _files() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-FILES = _files()
-
-
 def _serve(name: str) -> Response[bytes]:
-    found = FILES.get(name)
+    found = _files().get(name)
     if found is None:
         return problem(404, f"The viewer has no file {name!r}.")
     body, content_type = found
