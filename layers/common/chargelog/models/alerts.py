@@ -38,7 +38,9 @@ MAX_EVIDENCE: Final = 20
 ALERT_ID_PREFIX: Final = "alert_"
 ALERT_ID_HEX_LENGTH: Final = 24
 
-AlertId = Annotated[str, StringConstraints(strict=True, pattern=rf"^{ALERT_ID_PREFIX}[0-9a-f]{{{ALERT_ID_HEX_LENGTH}}}$")]
+AlertId = Annotated[
+    str, StringConstraints(strict=True, pattern=rf"^{ALERT_ID_PREFIX}[0-9a-f]{{{ALERT_ID_HEX_LENGTH}}}$")
+]
 
 
 def alert_id_for(
