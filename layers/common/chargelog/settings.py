@@ -42,6 +42,8 @@ class Settings(BaseModel):
     archive_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ARCHIVE_RETENTION_DAYS")
     # How long the raw archive keeps a fetched page (its bucket's lifecycle): the oldest a replay reaches.
     raw_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RAW_RETENTION_DAYS")
+    # How long a resolved alert is kept (the table's TTL, from its resolution); an open alert is kept until it resolves.
+    alert_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ALERT_RETENTION_DAYS")
     # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
     discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")

@@ -16,6 +16,7 @@ from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
+    from chargelog.dal.alerts import AlertStore, HealthStore
     from chargelog.dal.archive import RawArchive
     from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
     from chargelog.dal.exports import ExportFiles, ExportStore
@@ -47,6 +48,20 @@ def collector_states() -> CollectorStateStore:
     from chargelog.dal.state import CollectorStateStore
 
     return _store(CollectorStateStore, get_settings().table_name)
+
+
+def alerts() -> AlertStore:
+    from chargelog.dal.alerts import AlertStore
+
+    settings = get_settings()
+    return _store(AlertStore, settings.table_name, settings.alert_retention_days)
+
+
+def charger_health() -> HealthStore:
+    """Each charger's health state (the detectors' state, per vendor and source)."""
+    from chargelog.dal.alerts import HealthStore
+
+    return _store(HealthStore, get_settings().table_name)
 
 
 def records() -> RecordStore:

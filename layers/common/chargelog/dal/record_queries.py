@@ -13,8 +13,9 @@ On the table itself filters are FilterExpressions. Either way a filter is plain 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import reduce
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from chargelog.models.keys import (
     CHARGERS_PARTITION,
     action_partition,
     charger_partition,
+    parse_timestamp_key,
     site_chargers_partition,
     split_sort_key,
 )
@@ -354,6 +356,31 @@ def _not_beyond(key: str, boundary: str, descending: bool) -> bool:
     return key >= boundary if descending else key <= boundary
 
 
+@dataclass(frozen=True)
+class ChargerIndexEntry:
+    """One entry of the charger index: a charger's records from one vendor and source, and their time span."""
+
+    charger_id: str
+    vendor: str
+    source_id: str
+    site_id: str | None
+    first_record_at: datetime
+    last_record_at: datetime
+
+
+def index_entry(item: dict[str, Any]) -> ChargerIndexEntry:
+    """A charger index item as its entry (its times are `timestamp_key` text)."""
+    site = item.get("site_id")
+    return ChargerIndexEntry(
+        charger_id=str(item["charger_id"]),
+        vendor=str(item["vendor"]),
+        source_id=str(item["source_id"]),
+        site_id=str(site) if site else None,
+        first_record_at=parse_timestamp_key(str(item["first_record_at"])),
+        last_record_at=parse_timestamp_key(str(item["last_record_at"])),
+    )
+
+
 class RecordStore(TableStore):
     """Reading records back from the table: pages of merged partitions, one record, the charger index."""
 
@@ -430,3 +457,20 @@ class RecordStore(TableStore):
     def chargers(self) -> list[dict[str, Any]]:
         """Every item of the charger index: a charger per vendor and source, with its first and last record time."""
         return list(query_all(self._table, KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION)))
+
+    def charger_entries(self, charger_id: str) -> list[ChargerIndexEntry]:
+        """One charger's entries of the charger index (one per vendor and source that has its records; one small
+        Query)."""
+        items = query_all(
+            self._table,
+            KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION) & Key("sk").begins_with(f"{charger_id}#"),
+        )
+        # Another charger whose id starts with this one's and "#" is left out.
+        return [index_entry(item) for item in items if item.get("charger_id") == charger_id]
+
+    def charger_index(self) -> Iterator[ChargerIndexEntry]:
+        """Every entry of the charger index, every page of its partition, read as they are used."""
+        return (
+            index_entry(item)
+            for item in query_all(self._table, KeyConditionExpression=Key("pk").eq(CHARGERS_PARTITION))
+        )
