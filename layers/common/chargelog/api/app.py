@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, OpenAPI, 
 
 from chargelog import __version__
 from chargelog.api import (
+    alerts,
     collectors,
     diagnostics,
     exchanges,
@@ -33,7 +34,8 @@ OPEN_ROUTES = frozenset({("get", "/health")})
 
 DESCRIPTION = """\
 Collected OCPP logs of EV chargers, per charger, site and fleet; the sources chargelog collects; collector health;
-diagnostics requests (upload addresses for GetLog / GetDiagnostics) and the files chargers upload to them.
+alerts on misbehaving chargers and each charger's health; diagnostics requests (upload addresses for GetLog /
+GetDiagnostics) and the files chargers upload to them.
 
 Every route except `GET /health` needs the API key in the `x-api-key` header. Errors are
 `application/problem+json` bodies with `type`, `title`, `status` and `detail`.
@@ -61,6 +63,7 @@ app.include_router(exports.router)
 app.include_router(diagnostics.router)
 app.include_router(status.router)
 app.include_router(sessions.router)
+app.include_router(alerts.router)
 app.include_router(ui.router)
 
 app.configure_openapi(
