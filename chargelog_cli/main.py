@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_api_options(add_collectors_arguments(commands))
 
+    from chargelog_cli.alerts import add_arguments as add_alerts_arguments
+
+    for alerts_command in add_alerts_arguments(commands):
+        _add_api_options(alerts_command)
+
     sources = commands.add_parser("sources", help="manage what chargelog collects")
     source_commands = sources.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = source_commands.add_parser("add", help="register a charger, site or EVSE")
@@ -209,6 +214,20 @@ def _run_collectors(args: argparse.Namespace) -> int:
         return run_collectors(client, args, sys.stdout)
 
 
+def _run_alerts(args: argparse.Namespace) -> int:
+    from chargelog_cli.alerts import run_alerts
+
+    with _client(args) as client:
+        return run_alerts(client, args, sys.stdout, sys.stderr)
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    from chargelog_cli.alerts import run_health
+
+    with _client(args) as client:
+        return run_health(client, args, sys.stdout)
+
+
 def _run_sources(args: argparse.Namespace) -> int:
     with _client(args) as client:
         if args.action == "add":
@@ -271,6 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_metrics(args)
         if args.command == "collectors":
             return _run_collectors(args)
+        if args.command == "alerts":
+            return _run_alerts(args)
+        if args.command == "health":
+            return _run_health(args)
         return _run_sources(args)
     except ApiError as error:
         print(f"chargelog: error: {error}", file=sys.stderr)
