@@ -24,6 +24,9 @@ LINES = 200
 CLIENTS = 3
 SIMULATED_CHARGERS = ["dep-3f9c2a71", "dep-c2a7904e"]  # ocpplab's simulator
 FUNCTIONS = {spec.logical_id for spec in functions(load_template())}  # every function of the template
+# Invoked only when a charger alert opens or resolves, which this test does not make happen: its lines are checked when
+# there are some, but none is waited for.
+NOT_DRIVEN = {"AlertNotifierFunction"}
 # What the functions this test drives log, and which function logs it.
 WRITER = {
     "Source created": "ApiFunction",
@@ -37,6 +40,9 @@ WRITER = {
     "Upload allowed": "UploadAuthorizerFunction",
     "Upload denied": "UploadAuthorizerFunction",
     "Diagnostics file stored": "DiagnosticsIndexerFunction",
+    "Health sweep finished": "HealthMonitorFunction",
+    "Alert notification": "AlertNotifierFunction",
+    "Alert notification failed": "AlertNotifierFunction",
 }
 # Keys an invocation appends (or a line adds), and the functions whose lines may carry them.
 OWNERS = {
@@ -45,6 +51,8 @@ OWNERS = {
     "job_id": {"WorkerFunction"},
     "source_id": {"ApiFunction", "WorkerFunction"},
     "vendor": {"ApiFunction", "WorkerFunction", "DispatcherFunction"},
+    "alert_id": {"AlertNotifierFunction"},
+    "alert_state": {"AlertNotifierFunction"},
 }
 
 
@@ -121,7 +129,7 @@ def test_every_line_names_its_function_and_carries_no_other_invocations_keys(loc
             rounds += CLIENTS
             window = _structured(local_stack.lines[start:])
             writers = {_writer(entry) for entry in window} - {None}
-            if len(window) >= LINES and writers >= FUNCTIONS:
+            if len(window) >= LINES and writers >= FUNCTIONS - NOT_DRIVEN:
                 break
             assert time.monotonic() < deadline, f"{len(window)} structured lines; known lines from {sorted(writers)}"
 

@@ -5,9 +5,10 @@ behind its gateway, queue pollers), with its schedule off: the test fires the di
 EventBridge schedule would send, so the collector lag it writes can be predicted to the second. OCPPLAB's simulator
 answers every request with a 429 or a 5xx for a while (its ``Faults``), then recovers; ChargePilot stays healthy.
 Then a source discovery and a replay, a diagnostics upload (asked for through the API, sent through the upload
-API), a malformed one and a denied one, and an export. The EMF blobs the stack kept (in memory, in ``metrics.ndjson``
-and through ``GET /local/metrics``) are checked against the metric catalogue, against what happened, and against the
-template's alarms.
+API), a malformed one and a denied one, an export, the health monitor's sweep and one charger alert's
+notification (the alert notifier on the alert queue, publishing to the charger-alert topic in moto). The EMF blobs
+the stack kept (in memory, in ``metrics.ndjson`` and through ``GET /local/metrics``) are checked against the metric
+catalogue, against what happened, and against the template's alarms.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ import pytest
 
 from chargelog import aws
 from chargelog.collectors import vendor_http
+from chargelog.dal.alert_notices import AlertNotices
+from chargelog.dal.alert_notifications import alert_key
 from chargelog.metric_names import NAMESPACE, ServiceMetric, VendorMetric, catalog
+from chargelog.models.alerts import Alert, alert_id_for
 from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
 from chargelog_local.runner import LocalOptions, LocalRunner
@@ -51,6 +55,8 @@ NOT_WRITTEN_HERE = {
     "VendorBadBodies": "test_a_body_that_is_not_the_documented_one_counts_once_as_a_bad_body",
     # An export fails when it runs out of time or S3 fails: not something a request to the API can cause.
     "ExportsFailed": "test_an_export_that_fails_writes_exports_failed_and_its_request_exports_requested",
+    # One notification here, within the hourly limit.
+    "AlertNotificationsSuppressed": "test_the_alert_notifier_writes_what_it_sent_and_what_it_held_back",
 }
 
 Blob = dict[str, Any]
@@ -263,9 +269,32 @@ def check_metrics(stack: Stack) -> None:
         time.sleep(0.2)
     assert export_state() == "done"
 
+    # The health monitor's sweep, as its schedule fires it; a charger alert, written and announced as the health
+    # detectors do, which the alert notifier (polling the alert queue) sends to the charger-alert topic.
+    monitor = stack.runner.functions["HealthMonitorFunction"]
+    (rule,) = monitor.spec.schedules
+    assert isinstance(monitor.invoke(scheduled_event(rule, stack.runner.options.region)), dict)
+    assert stack.runner.stack is not None
+    resources = stack.runner.stack.refs
+    alert = Alert(
+        alert_id=alert_id_for(FAULTED, FAULTED_SOURCE, FAULTED_SOURCE, "offline", None, "ocpplab:1"),
+        kind="offline",
+        state="open",
+        charger_id=FAULTED_SOURCE,
+        vendor=FAULTED,
+        source_id=FAULTED_SOURCE,
+        opened_at=first,
+        summary="no record for 30 minutes",
+    )
+    aws.table(resources["Table"]).put_item(Item={**alert_key(alert.alert_id), **alert.model_dump(mode="json")})
+    AlertNotices(resources["AlertQueue"]).send([(alert.alert_id, "open")])
+
     metrics = stack.wait_for(
-        "UploadsStored, UploadsRejected and ReplayRecordsWritten",
-        lambda found: {"UploadsStored", "UploadsRejected", "ReplayRecordsWritten"} <= {m.name for m in found},
+        "UploadsStored, UploadsRejected, ReplayRecordsWritten and AlertNotificationsSent",
+        lambda found: (
+            {"UploadsStored", "UploadsRejected", "ReplayRecordsWritten", "AlertNotificationsSent"}
+            <= {m.name for m in found}
+        ),
     )
 
     # --- every metric is the catalogue's: namespace, unit, dimensions (names in the directive, values in the blob)
@@ -342,6 +371,7 @@ def check_metrics(stack: Stack) -> None:
     assert service_values("UploadsDenied") == [1]
     assert service_values("ExportsRequested") == [1]
     assert service_values("ExportsFailed") == []  # written when an export fails: none did
+    assert service_values("AlertNotificationsSent") == [1]
 
     # --- ColdStart: once per function this run invoked, with the function's name as a dimension
     cold = [m for m in metrics if m.name == "ColdStart"]

@@ -169,3 +169,36 @@ def test_log_groups_and_the_encrypted_alarm_topic_are_made_and_the_alarms_said_l
     alarms = sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm")
     assert any(o.startswith(f"AWS::CloudWatch::Alarm, {alarms} of them") for o in server_stack.local_omissions)
     assert any(o.startswith("AWS::CloudWatch::Dashboard, 1 of them") for o in server_stack.local_omissions)
+
+
+def test_the_charger_alert_topic_and_the_alert_queue_are_made_and_a_publish_reaches_a_subscriber(
+    server_stack: LocalStack,
+) -> None:
+    refs = server_stack.refs
+    sns, sqs = aws.client("sns"), aws.client("sqs")
+    topic = sns.get_topic_attributes(TopicArn=refs["ChargerAlertTopic"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == refs["ChargerAlertTopicKey"] != refs["AlarmTopicKey"]
+    key = aws.client("kms").describe_key(KeyId=f"alias/{server_stack.stack_name}-charger-alerts")["KeyMetadata"]
+    assert key["KeyId"] == refs["ChargerAlertTopicKey"]
+    assert "ChargerAlertEmailSubscription" not in refs  # ChargerAlertEmail is empty by default
+    attributes = sqs.get_queue_attributes(QueueUrl=refs["AlertQueue"], AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == server_stack.attributes[("AlertDeadLetterQueue", "Arn")]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    # moto's server delivers what is published to a queue subscribed to the topic, with the message attributes.
+    tap = sqs.create_queue(QueueName=f"{server_stack.stack_name}-tap")["QueueUrl"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=refs["ChargerAlertTopic"], Protocol="sqs", Endpoint=tap_arn)
+    sns.publish(
+        TopicArn=refs["ChargerAlertTopic"],
+        Subject="[chargelog] OPEN offline on CP-1 (ocpplab)",
+        Message="a charger alert",
+        MessageAttributes={"state": {"DataType": "String", "StringValue": "open"}},
+    )
+    (message,) = sqs.receive_message(QueueUrl=tap, WaitTimeSeconds=1)["Messages"]
+    envelope = json.loads(message["Body"])
+    assert (envelope["Subject"], envelope["Message"]) == (
+        "[chargelog] OPEN offline on CP-1 (ocpplab)",
+        "a charger alert",
+    )
+    assert envelope["MessageAttributes"]["state"]["Value"] == "open"

@@ -272,6 +272,7 @@ def test_every_dead_letter_queue_alarms_on_its_first_message() -> None:
             "WorkDeadLetterQueue",
             "ExportDeadLetterQueue",
             "DiagnosticsUploadDeadLetterQueue",
+            "AlertDeadLetterQueue",
         }
     )
     for alarm in watched.values():
@@ -400,9 +401,21 @@ def test_the_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
     assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
+def _topic_policy(topic: str) -> dict[str, Any]:
+    (policy,) = [p for p in _of_type("AWS::SNS::TopicPolicy").values() if p["Topics"] == [{"Ref": topic}]]
+    return policy
+
+
+def _subscriptions(topic: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["TopicArn"] == {"Ref": topic}
+    ]
+
+
 def test_only_this_accounts_alarms_publish_and_only_over_tls() -> None:
-    (policy,) = _of_type("AWS::SNS::TopicPolicy").values()
-    assert policy["Topics"] == [{"Ref": "AlarmTopic"}]
+    policy = _topic_policy("AlarmTopic")
     allows = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
     assert [s["Principal"] for s in allows] == [{"Service": "cloudwatch.amazonaws.com"}]
     (allow,) = allows
@@ -414,7 +427,7 @@ def test_only_this_accounts_alarms_publish_and_only_over_tls() -> None:
 
 
 def test_alarm_email_subscribes_an_address_only_when_given() -> None:
-    (subscription,) = [r for r in RESOURCES.values() if r["Type"] == "AWS::SNS::Subscription"]
+    (subscription,) = _subscriptions("AlarmTopic")
     assert subscription["Condition"] == "HasAlarmEmail"
     assert TEMPLATE["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
     assert subscription["Properties"] == {

@@ -16,10 +16,12 @@ import pytest
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+import alert_notifier_handler
 import api_handler
 import diagnostics_indexer_handler
 import dispatcher_handler
 import export_handler
+import health_monitor_handler
 import upload_authorizer_handler
 import worker_handler
 from chargelog.observability import keys_per_record, logger, tracer
@@ -71,6 +73,8 @@ HANDLERS: list[tuple[ModuleType, Callable[[LocalStack], dict[str, Any]]]] = [
     (export_handler, lambda _: load_event("sqs_export_jobs")),  # no such export
     (upload_authorizer_handler, lambda _: load_event("upload_authorizer_request")),  # no such request: denied
     (diagnostics_indexer_handler, _upload_notification),  # not an upload's key: dropped
+    (health_monitor_handler, lambda _: load_event("schedule_collect")),
+    (alert_notifier_handler, lambda _: load_event("sqs_alert_notices")),  # no such alert: nothing to send
 ]
 
 

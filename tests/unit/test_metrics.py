@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+import alert_notifier_handler
 import dispatcher_handler
 import export_handler
 import upload_authorizer_handler
@@ -27,9 +28,12 @@ from api_calls import post_json
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.collectors.vendor_http import RateLimiter, VendorHttpClient, VendorResponseError
+from chargelog.dal.alert_notices import AlertNotices
+from chargelog.dal.alert_notifications import alert_key
 from chargelog.dal.state import CollectorStateStore, Counts
 from chargelog.logic import sources
 from chargelog.metric_names import NAMESPACE, ServiceMetric, VendorMetric, catalog
+from chargelog.models.alerts import Alert, alert_id_for
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.models.sources import SourceCreate
@@ -427,6 +431,40 @@ def test_an_export_that_fails_writes_exports_failed_and_its_request_exports_requ
 
     values = [(name, value) for name, _, _, _, value in written(emf()) if name.startswith("Exports")]
     assert values == [("ExportsRequested", 1), ("ExportsFailed", 1)]
+    check_against_catalogue(emf())
+
+
+def test_the_alert_notifier_writes_what_it_sent_and_what_it_held_back(
+    emf: Blobs, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two alerts of one charger, one notification an hour allowed: one sent (to the topic), one held back."""
+    monkeypatch.setenv("CHARGELOG_ALERT_NOTIFICATIONS_PER_HOUR", "1")
+    get_settings.cache_clear()
+    table = aws.table(stack.refs["Table"])
+    ids = []
+    for episode in ("ocpplab:1", "ocpplab:2"):
+        alert = Alert(
+            alert_id=alert_id_for("ocpplab", "CP-1", "CP-1", "boot_loop", None, episode),
+            kind="boot_loop",
+            state="open",
+            charger_id="CP-1",
+            vendor="ocpplab",
+            source_id="CP-1",
+            opened_at=datetime.now(UTC),
+            summary="3 boots in 10 minutes",
+        )
+        table.put_item(Item={**alert_key(alert.alert_id), **alert.model_dump(mode="json")})
+        ids.append(alert.alert_id)
+    AlertNotices(stack.refs["AlertQueue"]).send((alert_id, "open") for alert_id in ids)
+    messages = aws.client("sqs").receive_message(
+        QueueUrl=stack.refs["AlertQueue"], MaxNumberOfMessages=10, AttributeNames=["All"]
+    )["Messages"]
+    assert len(messages) == 2
+    event = sqs_event(messages, stack.attributes[("AlertQueue", "Arn")], REGION)
+    assert alert_notifier_handler.lambda_handler(event, context("AlertNotifierFunction")) == {"batchItemFailures": []}
+
+    values = sorted((name, value) for name, _, _, _, value in written(emf()) if name.startswith("AlertNotifications"))
+    assert values == [("AlertNotificationsSent", 1), ("AlertNotificationsSuppressed", 1)]
     check_against_catalogue(emf())
 
 

@@ -200,6 +200,17 @@ def _boundaries(cfn: dict[str, Any]) -> set[str]:
     return used - attached
 
 
+def _role_policies(props: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A role's inline policies; a conditional one (``Fn::If``, as SAM writes a policy under a condition) is each of
+    its branches but ``AWS::NoValue``, so its statements are checked whichever way the condition goes."""
+    for policy in props.get("Policies", []):
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            _, *branches = policy["Fn::If"]
+            yield from (branch for branch in branches if branch != {"Ref": "AWS::NoValue"})
+        else:
+            yield policy
+
+
 def _policy_documents(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, policy document) for every identity policy in a plain CloudFormation template (permissions
     boundaries, which grant nothing, are checked by their own test)."""
@@ -209,7 +220,7 @@ def _policy_documents(cfn: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
         if name in boundaries:
             continue
         if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
-            for policy in props.get("Policies", []):
+            for policy in _role_policies(props):
                 yield f"{name}/{policy.get('PolicyName')}", policy["PolicyDocument"]
         elif resource["Type"] in (
             "AWS::IAM::Policy",
@@ -1033,7 +1044,7 @@ def test_the_upload_stage_is_not_traced(template: dict[str, Any]) -> None:
 
 def _role_statements_of(transformed: dict[str, Any], function: str) -> list[dict[str, Any]]:
     role = transformed["Resources"][f"{function}Role"]
-    return [s for policy in _props(role).get("Policies", []) for s in _statements(policy["PolicyDocument"])]
+    return [s for policy in _role_policies(_props(role)) for s in _statements(policy["PolicyDocument"])]
 
 
 @pytest.mark.parametrize("function", ["UploadAuthorizerFunction", "DiagnosticsIndexerFunction"])
@@ -1064,7 +1075,7 @@ def test_every_sqs_consumer_may_consume_only_its_own_queues(template: dict[str, 
         if r["Type"] == "AWS::Serverless::Function"
     }
     consumers = {name: queues for name, queues in consumers.items() if queues}
-    assert set(consumers) == {"WorkerFunction", "ExportFunction", "DiagnosticsIndexerFunction"}
+    assert set(consumers) == {"WorkerFunction", "ExportFunction", "DiagnosticsIndexerFunction", "AlertNotifierFunction"}
     for function, queues in consumers.items():
         boundary = resources[_props(resources[function])["PermissionsBoundary"]["Ref"]]
         statements = _props(boundary)["PolicyDocument"]["Statement"]
@@ -1090,3 +1101,159 @@ def test_every_deployed_lambda_logs_to_a_group_the_stack_keeps_log_retention_day
     assert len({_target(group) for group in groups.values()}) == len(functions)
     every_group = _resources(transformed, "AWS::Logs::LogGroup")
     assert all(_props(g)["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in every_group.values())
+
+
+# ---------------------------------------------------------------------------------------------- charger health
+
+# HealthThresholds fields the template does not make parameters: the model's defaults apply.
+THRESHOLDS_WITHOUT_PARAMETERS = {"CHARGELOG_OFFLINE_HEARTBEATS", "CHARGELOG_FAILURE_ALERT_HOURS"}
+
+
+def test_the_health_thresholds_are_parameters_the_worker_and_the_monitor_both_get(template: dict[str, Any]) -> None:
+    from chargelog.models.alerts import HealthThresholds
+    from chargelog.settings import Settings
+
+    functions = _serverless_functions(template)
+    parameters = template["Parameters"]
+    worker = functions["WorkerFunction"]["Environment"]["Variables"]
+    monitor = functions["HealthMonitorFunction"]["Environment"]["Variables"]
+    expected = {f.alias: f.default for f in HealthThresholds.model_fields.values()}
+    expected = {alias: default for alias, default in expected.items() if alias not in THRESHOLDS_WITHOUT_PARAMETERS}
+    settings = {f.alias: f.default for f in Settings.model_fields.values()}
+    expected |= {name: settings[name] for name in ("CHARGELOG_ALERT_RETENTION_DAYS",)}
+    for variables in (worker, monitor):
+        assert variables["CHARGELOG_ALERT_QUEUE_URL"] == {"Ref": "AlertQueue"}
+        for alias, default in expected.items():
+            parameter = parameters[_target(variables[alias])]
+            assert parameter["Type"] == "Number", alias
+            assert float(parameter["Default"]) == float(default), alias  # the template's default is the model's
+    assert {
+        k: v for k, v in worker.items() if k not in template["Globals"]["Function"]["Environment"]["Variables"]
+    } == {k: v for k, v in monitor.items() if k not in template["Globals"]["Function"]["Environment"]["Variables"]}
+    notifier = functions["AlertNotifierFunction"]["Environment"]["Variables"]
+    assert notifier["CHARGELOG_ALERT_NOTIFICATIONS_PER_HOUR"] == {"Ref": "AlertNotificationsPerHour"}
+    assert parameters["AlertNotificationsPerHour"]["Default"] == settings["CHARGELOG_ALERT_NOTIFICATIONS_PER_HOUR"]
+    assert notifier["CHARGELOG_CHARGER_ALERT_TOPIC_ARN"] == {"Ref": "ChargerAlertTopic"}
+    assert notifier["CHARGELOG_ALERT_WEBHOOK_SECRET_ARN"] == {"Ref": "AlertWebhookSecretArn"}
+    assert parameters["AlertWebhookSecretArn"]["Default"] == ""
+
+
+def test_the_health_monitor_runs_on_the_collection_schedule(template: dict[str, Any]) -> None:
+    functions = _serverless_functions(template)
+    (schedule,) = functions["HealthMonitorFunction"]["Events"].values()
+    (collect,) = functions["DispatcherFunction"]["Events"].values()
+    assert schedule["Type"] == "Schedule"
+    assert schedule["Properties"]["Schedule"] == collect["Properties"]["Schedule"]
+
+
+def test_the_alert_queue_is_sent_to_by_the_worker_and_the_monitor_and_feeds_only_the_notifier(
+    template: dict[str, Any],
+) -> None:
+    functions = _serverless_functions(template)
+    queues = _resources(template, "AWS::SQS::Queue")
+    senders = sorted(
+        name
+        for name, props in functions.items()
+        if {"QueueName": {"Fn::GetAtt": ["AlertQueue", "QueueName"]}}
+        in [p.get("SQSSendMessagePolicy") for p in props.get("Policies", []) if isinstance(p, dict)]
+    )
+    assert senders == ["HealthMonitorFunction", "WorkerFunction"]
+    consumers = [
+        (name, props, event["Properties"])
+        for name, props in functions.items()
+        for event in props.get("Events", {}).values()
+        if event["Type"] == "SQS" and _target(event["Properties"].get("Queue")) == "AlertQueue"
+    ]
+    ((name, function, event),) = consumers
+    assert name == "AlertNotifierFunction"
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["BatchSize"] == 10
+    queue = _props(queues["AlertQueue"])
+    assert queue["SqsManagedSseEnabled"] is True
+    dead_letter = _target(queue["RedrivePolicy"]["deadLetterTargetArn"])
+    assert dead_letter == "AlertDeadLetterQueue"
+    assert _props(queues[dead_letter])["SqsManagedSseEnabled"] is True
+    assert int(_props(queues[dead_letter])["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"])
+    assert int(queue["VisibilityTimeout"]) >= 6 * int(function["Timeout"])
+
+
+def _table_statements(transformed: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in _role_statements_of(transformed, function)
+        if any(a.startswith("dynamodb:") for a in _as_list(s["Action"]))
+    ]
+
+
+def test_the_alert_notifier_reads_and_claims_alert_items_and_counts_in_its_own_items_only(
+    transformed: dict[str, Any],
+) -> None:
+    (statement,) = _table_statements(transformed, "AlertNotifierFunction")
+    assert set(_as_list(statement["Action"])) == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ALERT#*", "ALERTNOTIFY"]}}
+    statements = _role_statements_of(transformed, "AlertNotifierFunction")
+    publishes = [s for s in statements if "sns:Publish" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in publishes] == [{"Ref": "ChargerAlertTopic"}]
+    keys = [s for s in statements if any(a.startswith("kms:") for a in _as_list(s["Action"]))]
+    assert [s["Resource"] for s in keys] == [{"Fn::GetAtt": ["ChargerAlertTopicKey", "Arn"]}]
+    # The webhook's secret: read only when one is named, that one only.
+    role = transformed["Resources"]["AlertNotifierFunctionRole"]
+    conditional = [p["Fn::If"] for p in _props(role)["Policies"] if "Fn::If" in p]
+    ((condition, policy, otherwise),) = conditional
+    assert (condition, otherwise) == ("HasAlertWebhook", {"Ref": "AWS::NoValue"})
+    (read,) = _statements(policy["PolicyDocument"])
+    assert "secretsmanager:GetSecretValue" in _as_list(read["Action"])
+    assert read["Resource"] == {"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": "AlertWebhookSecretArn"}}]}
+    assert [s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))] == [read]
+
+
+def test_the_health_monitor_touches_health_charger_collector_and_alert_items_only(transformed: dict[str, Any]) -> None:
+    statements = _table_statements(transformed, "HealthMonitorFunction")
+    assert statements
+    allowed = {
+        "dynamodb:Query": {"HEALTH", "CHARGERS", "COLLECTOR"},
+        "dynamodb:GetItem": {"HEALTH", "ALERT#*"},
+        "dynamodb:PutItem": {"HEALTH", "ALERT#*"},
+        "dynamodb:UpdateItem": {"HEALTH", "ALERT#*"},
+        "dynamodb:BatchGetItem": {"ALERT#*"},
+    }
+    for statement in statements:
+        assert statement["Resource"] == {"Fn::GetAtt": ["Table", "Arn"]}
+        ((operator, keys),) = statement["Condition"].items()
+        assert operator.startswith("ForAllValues:")
+        for action in _as_list(statement["Action"]):
+            assert set(keys["dynamodb:LeadingKeys"]) <= allowed[action], action
+
+
+def test_charger_alerts_have_a_topic_of_their_own_encrypted_with_a_key_of_their_own(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    topic = _props(resources["ChargerAlertTopic"])
+    assert _target(topic["KmsMasterKeyId"]) == "ChargerAlertTopicKey"
+    assert _target(topic["KmsMasterKeyId"]) != _target(_props(resources["AlarmTopic"])["KmsMasterKeyId"])
+    assert _props(resources["ChargerAlertTopicKey"])["EnableKeyRotation"] is True
+    (policy,) = [
+        _props(r)
+        for r in _resources(template, "AWS::SNS::TopicPolicy").values()
+        if _props(r)["Topics"] == [{"Ref": "ChargerAlertTopic"}]
+    ]
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Action"]) == ("Deny", "sns:Publish")
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    (subscription,) = [
+        r
+        for r in _resources(template, "AWS::SNS::Subscription").values()
+        if _props(r)["TopicArn"] == {"Ref": "ChargerAlertTopic"}
+    ]
+    assert subscription["Condition"] == "HasChargerAlertEmail"
+    assert _props(subscription)["Endpoint"] == {"Ref": "ChargerAlertEmail"}
+    assert template["Parameters"]["ChargerAlertEmail"]["Default"] == ""
+    publishers = [
+        name
+        for name, props in _serverless_functions(template).items()
+        if any(
+            "sns:Publish" in actions and resource == {"Ref": "ChargerAlertTopic"}
+            for actions, resource in _statement_grants(props)
+        )
+    ]
+    assert publishers == ["AlertNotifierFunction"]

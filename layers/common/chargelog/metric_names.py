@@ -56,6 +56,9 @@ class ServiceMetric(StrEnum):
     UPLOADS_DENIED = "UploadsDenied"  # upload authorizer: a request refused (bad or expired token)
     EXPORTS_REQUESTED = "ExportsRequested"  # API: exports asked for (ExportsFailed / ExportsRequested: failure rate)
     EXPORTS_FAILED = "ExportsFailed"
+    ALERT_NOTIFICATIONS_SENT = "AlertNotificationsSent"  # alert notifier: a charger alert's transition sent
+    # alert notifier: a transition the per-charger hourly limit held back (AlertNotificationsPerHour)
+    ALERT_NOTIFICATIONS_SUPPRESSED = "AlertNotificationsSuppressed"
 
 
 COLD_START = "ColdStart"  # Powertools, capture_cold_start_metric=True; dimensions function_name and service

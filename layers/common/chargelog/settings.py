@@ -59,6 +59,16 @@ class Settings(BaseModel):
         default=100 * 1024 * 1024, ge=1, alias="CHARGELOG_UPLOAD_MAX_BYTES_PER_REQUEST"
     )
     upload_max_multipart_parts: int = Field(default=20, ge=1, alias="CHARGELOG_UPLOAD_MAX_MULTIPART_PARTS")
+    # Charger health (docs/health.md). The worker's and the health monitor's: where they announce alert transitions
+    # (AlertQueue), and how long an alert is kept (AlertRetentionDays). Their thresholds are
+    # chargelog.models.alerts.HealthThresholds, read from the same environment.
+    alert_queue_url: str = Field(default="", alias="CHARGELOG_ALERT_QUEUE_URL")
+    alert_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ALERT_RETENTION_DAYS")
+    # The alert notifier's: where notifications go (ChargerAlertTopic; the webhook's URL is in the secret, if one is
+    # named: AlertWebhookSecretArn), and at most how many per charger per hour (AlertNotificationsPerHour).
+    charger_alert_topic_arn: str = Field(default="", alias="CHARGELOG_CHARGER_ALERT_TOPIC_ARN")
+    alert_webhook_secret_arn: str = Field(default="", alias="CHARGELOG_ALERT_WEBHOOK_SECRET_ARN")
+    alert_notifications_per_hour: int = Field(default=6, ge=1, alias="CHARGELOG_ALERT_NOTIFICATIONS_PER_HOUR")
 
     def upload_limits(self) -> UploadLimits:
         from chargelog.models.diagnostics import UploadLimits

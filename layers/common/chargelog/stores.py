@@ -16,6 +16,8 @@ from chargelog.settings import get_settings
 from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
+    from chargelog.dal.alert_notices import AlertNotices
+    from chargelog.dal.alert_notifications import AlertNotificationStore
     from chargelog.dal.alerts import AlertStore, HealthStore
     from chargelog.dal.archive import RawArchive
     from chargelog.dal.diagnostics import DiagnosticsFiles, DiagnosticsStore
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from chargelog.dal.secrets import Secret, VendorSecrets
     from chargelog.dal.sources import SourceStore
     from chargelog.dal.state import CollectorStateStore
+    from chargelog.logic.alert_notifications import AlertChannel, AlertNotifierStores
     from chargelog.logic.collection import CollectionStores
     from chargelog.logic.replay import ReplayStores
 
@@ -188,4 +191,44 @@ def replay() -> ReplayStores:
         writer=record_writer(),
         record_archive=record_archive(),
         queues=work_queues(),
+    )
+
+
+def alert_notices() -> AlertNotices:
+    """The AlertQueue: where the worker and the health monitor announce alert transitions."""
+    from chargelog.dal.alert_notices import AlertNotices
+
+    return _store(AlertNotices, get_settings().alert_queue_url)
+
+
+def alert_notifications() -> AlertNotificationStore:
+    from chargelog.dal.alert_notifications import AlertNotificationStore
+
+    return _store(AlertNotificationStore, get_settings().table_name)
+
+
+def alert_channels() -> tuple[AlertChannel, ...]:
+    """Where notifications go, in order: the webhook (only when AlertWebhookSecretArn names a secret), the topic."""
+    settings = get_settings()
+    return _store(_alert_channels, settings.charger_alert_topic_arn, settings.alert_webhook_secret_arn)
+
+
+def _alert_channels(topic_arn: str, webhook_secret_arn: str) -> tuple[AlertChannel, ...]:
+    from chargelog.dal.alert_channels import WEBHOOK_SECRET_CACHE_SECONDS, AlertWebhook, SnsAlertTopic
+    from chargelog.dal.secrets import Secret
+
+    topic = SnsAlertTopic(topic_arn)
+    if not webhook_secret_arn:
+        return (topic,)
+    return (AlertWebhook(Secret(webhook_secret_arn, WEBHOOK_SECRET_CACHE_SECONDS)), topic)
+
+
+def alert_notifier() -> AlertNotifierStores:
+    """Everything the alert notifier reads and writes (chargelog.logic.alert_notifications.notify). The alert is read
+    and claimed on its own item; chargelog.dal.alerts' AlertStore, which writes it, answers the same calls."""
+    from chargelog.logic.alert_notifications import AlertNotifierStores
+
+    notifications = alert_notifications()
+    return AlertNotifierStores(
+        alerts=notifications, claims=notifications, rate=notifications, channels=alert_channels()
     )

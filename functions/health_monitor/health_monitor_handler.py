@@ -1,0 +1,22 @@
+"""EventBridge schedule -> the charger health sweep: what absence reveals (silent chargers, connectors still faulted,
+stuck sessions, boot loops gone quiet), opening and resolving alerts (docs/health.md)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chargelog.logic.charger_health import sweep
+from chargelog.observability import logger, metrics, tracer
+
+
+@event_source(data_class=EventBridgeEvent)
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    now = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
+    summary = sweep.run(now)
+    logger.info("Health sweep finished", extra={"sweep": summary})
+    return summary
