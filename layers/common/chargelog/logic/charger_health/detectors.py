@@ -359,8 +359,9 @@ class _Run:
                 self._count("authorization_failures", state.authorization_failures, window, count, at, record_id)
             elif authorization == "Accepted":
                 self._authorized(at, record_id)
-        if extracted.connector_status is not None and record.connector_id is not None:
-            self._connector(record.connector_id, at, record_id, extracted.connector_status, extracted.error_code)
+        connector_id = _connector_of(record, request)
+        if extracted.connector_status is not None and connector_id is not None:
+            self._connector(connector_id, at, record_id, extracted.connector_status, extracted.error_code)
         if extracted.firmware_status is not None:
             self._firmware(at, record_id, extracted.firmware_status)
         if extracted.diagnostics_status is not None:
@@ -374,7 +375,7 @@ class _Run:
                     self._session_ended(transaction_id, at, record_id, f"{action} at {_hhmm(at)} UTC")
             elif action != "StartTransaction" or answer is not None:
                 energy = extracted.meter.energy_wh if extracted.meter is not None else None
-                self._session_seen(transaction_id, at, record_id, record.connector_id, energy)
+                self._session_seen(transaction_id, at, record_id, connector_id, energy)
 
     def tick(self, now: datetime) -> None:
         """Time has come to ``now``: open and resolve what is due by then."""
@@ -790,6 +791,20 @@ def _record_order(record: LogRecord) -> tuple[datetime, str]:
 
 def _stuck_key(session: SessionState) -> str:
     return "stuck_session" if session.connector_id is None else f"stuck_session#{session.connector_id}"
+
+
+def _connector_of(record: LogRecord, request: dict[str, Any] | None) -> int | None:
+    """The connector a record is about, as the detectors count connectors: OCPP 1.6's ``connectorId``; for 2.0.1,
+    whose ``connectorId`` counts within an EVSE, the EVSE's id (``evseId``, ``evse.id``: EVSEs count across the
+    station as 1.6 connectors do, 0 being the station). Else the record's own ``connector_id``."""
+    if request is not None:
+        evse = _key(request, "evseId")
+        if evse is None:
+            nested = request.get("evse")
+            evse = nested.get("id") if isinstance(nested, dict) else None
+        if isinstance(evse, int) and not isinstance(evse, bool) and evse >= 0:
+            return evse
+    return record.connector_id
 
 
 def _key(document: dict[str, Any], camel: str) -> Any:
