@@ -750,7 +750,7 @@ def test_a_failed_firmware_update_opens_and_a_new_attempt_resolves_it(version: s
         "firmware_failed",
         (retry.record_id,),
     )
-    assert change.resolution == "Downloading at 02:30 UTC, after Idle at 02:20 UTC"
+    assert change.resolution == "Downloading at 02:30 UTC, after the failure at 02:10 UTC"
     assert_nothing_changes(back.state, [failed, retry])
 
 
@@ -762,7 +762,7 @@ def test_a_firmware_failure_expires_after_failure_alert_hours_of_data_time() -> 
     expired = tick(charger, state, at(24 * 60))
     [change] = expired.changes
     assert change.kind == "firmware_failed"
-    assert change.resolution == "Expired: no new firmware status for 24 h 00 min after DownloadFailed at 02:00 UTC"
+    assert change.resolution == "Expired: no new firmware attempt for 24 h 00 min after the failure at 02:00 UTC"
     assert_nothing_changes(expired.state, [failed])
     later = charger.firmware(at(2 * 24 * 60), "InstallationFailed")
     [alert] = opened(feed(expired.state, later))

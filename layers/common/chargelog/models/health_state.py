@@ -68,9 +68,8 @@ class StatusTrack(BaseModel):
     at: datetime
     record_id: str
     failed_at: datetime | None = None
-    """While a ``firmware_failed`` / ``diagnostics_failed`` alert is open: the latest failure's time."""
-    closed_through: datetime | None = None
-    """The time of the last failure of the latest resolved episode: reports at or before it are not read again."""
+    """While a ``firmware_failed`` / ``diagnostics_failed`` alert is open: the latest failure's time. (Reports not
+    newer than the latest status are never read again, so a resolved failure needs no other mark.)"""
 
 
 class SessionState(BaseModel):

@@ -434,11 +434,11 @@ class _Run:
                 if now < failed_at + limits.failure_expiry:
                     continue
                 resolution = (
-                    f"Expired: no new {noun} status for {_duration(limits.failure_expiry)} after "
-                    f"{track.status} at {_hhmm(failed_at)} UTC"
+                    f"Expired: no new {noun} attempt for {_duration(limits.failure_expiry)} after the failure at "
+                    f"{_hhmm(failed_at)} UTC"
                 )
                 self._resolve(kind, kind, None, now, resolution)
-                track.closed_through, track.failed_at = failed_at, None
+                track.failed_at = None
         for transaction_id, session in state.sessions.items():
             key = _stuck_key(session)
             if session.alert_key is None and key not in state.open_alerts and now >= session.progress_at + limits.stuck:
@@ -632,16 +632,16 @@ class _Run:
             return  # not newer than the status the state has
         updated = StatusTrack(status=status, at=at, record_id=record_id)
         if current is not None:
-            updated.failed_at, updated.closed_through = current.failed_at, current.closed_through
+            updated.failed_at = current.failed_at
         if failed:
             if kind not in state.open_alerts:
                 self._open(kind, kind, None, record_id, at, f"{what}: {status} at {_hhmm(at)} UTC", [record_id])
             updated.failed_at = at
         elif progress and kind in state.open_alerts:
             assert current is not None  # an open alert has its failure tracked
-            resolution = f"{status} at {_hhmm(at)} UTC, after {current.status} at {_hhmm(current.at)} UTC"
+            resolution = f"{status} at {_hhmm(at)} UTC, after the failure at {_hhmm(current.failed_at)} UTC"
             self._resolve(kind, kind, None, at, resolution, [record_id])
-            updated.closed_through, updated.failed_at = updated.failed_at, None
+            updated.failed_at = None
         setattr(state, attribute, updated)
         self._stale = True
 
