@@ -394,6 +394,19 @@ def test_plugchoice_boots_are_counted_once_whether_read_pending_or_answered() ->
     assert alert.evidence == ["plugchoice:100", "plugchoice:105", "plugchoice:108"]
 
 
+def test_a_plugchoice_boot_answered_with_a_callerror_is_still_a_boot() -> None:
+    charger = Charger(vendor="plugchoice", charger_id="0b3a5d2c-uuid")
+    request = {"chargePointVendor": "ABB", "chargePointModel": "Terra AC"}
+    failure = {"errorCode": "InternalError", "errorDescription": "x", "errorDetails": {}}
+    boots = [
+        charger.plugchoice_log(at(m), "BootNotification", request, failure, log_id=m + 1, status="failed")
+        for m in (0, 4, 8)
+    ]
+    state = feed(ChargerHealthState(), boots).state
+    assert set(state.open_alerts) == {"boot_loop"}
+    assert state.errors.events == [(boot.timestamp, boot.record_id) for boot in boots]
+
+
 # ---------------------------------------------------------------------------------------------- connector_faulted
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 def test_a_fault_opens_when_data_time_passes_fault_minutes_and_resolves_on_a_later_good_status(version: str) -> None:

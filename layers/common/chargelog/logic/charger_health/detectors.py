@@ -332,7 +332,8 @@ class _Run:
             and isinstance(result, dict)
             and (record.status == "failed" or ("errorCode" in result and "errorDescription" in result))
         )
-        request = payload if message_type != "CALLRESULT" and not error and isinstance(payload, dict) else None
+        # The request side of the record (a CALL, or an exchange whatever its answer), and its answer when accepted.
+        request = payload if message_type in (None, "CALL") and isinstance(payload, dict) else None
         answer = result if message_type != "CALL" and not error and isinstance(result, dict) else None
         action = record.action
         limits = self.limits
