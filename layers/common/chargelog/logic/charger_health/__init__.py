@@ -1,5 +1,2 @@
-"""Charger health: detectors, the health monitor's sweep (docs/health.md).
-
-PLACEHOLDER (branch health-notifier): only here so the health monitor's handler imports; the health-detectors work
-replaces this package.
-"""
+"""Charger health (docs/health.md): the detectors (pure), the monitor that applies them to the table, and the health
+monitor function's pass over every charger."""
