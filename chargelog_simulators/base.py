@@ -7,12 +7,17 @@
   ``transport_fault`` (after its auth check) and ``ok`` (for a 200 JSON body) so the faults apply.
 - ``Faults`` are plain mutable settings, all off by default: a test or benchmark changes them at any time,
   between or during requests.
+- Live traffic: a simulator's ``stream(...)`` (each vendor's) registers a charger's endless generated traffic;
+  ``catch_up`` adds what is due by the simulator's clock (plus a lead: a record shows only from its own time
+  on) and forgets records older than ``retention``; ``LiveTraffic`` is the daemon thread that calls it every
+  minute or so, so a charger keeps talking as time passes (``chargelog local``'s fleets).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
 import threading
 import time
@@ -33,6 +38,10 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 BadResponse = Literal["html", "truncated", "wrong_types"]
 SHUTDOWN_POLL_SECONDS = 0.02
+LIVE_INTERVAL_SECONDS = 60.0
+# Adds the records of a streamed source up to a moment that it has not added yet; returns how many it added.
+Feed = Callable[[datetime], int]
+logger = logging.getLogger(__name__)
 
 
 def system_clock() -> datetime:
@@ -132,7 +141,34 @@ class VendorSimulator:
         self.faults = faults if faults is not None else Faults()
         self.counters = Counters()
         self.lock = threading.RLock()
+        # catch_up forgets records sampled before now - retention (None: it keeps every record).
+        self.retention: timedelta | None = None
+        self._feeds: list[Feed] = []
 
+    # ------------------------------------------------------------------ live traffic
+    def add_feed(self, feed: Feed) -> int:
+        """Register a streamed source's feed for ``catch_up`` and add what it has up to now; returns how many
+        records that was. The vendors' ``stream`` methods build the feeds."""
+        with self.lock:
+            self._feeds.append(feed)
+            return feed(self.clock())
+
+    def catch_up(self, ahead: timedelta = timedelta(0)) -> int:
+        """Add the streamed sources' records up to the clock's now plus ``ahead`` (each still shows only from its
+        own time on, so a lead makes them there in time) and forget the records older than ``retention``;
+        returns how many records were added."""
+        with self.lock:
+            now = self.clock()
+            added = sum(feed(now + ahead) for feed in self._feeds)
+            if self.retention is not None:
+                self.forget_before(now - self.retention)
+            return added
+
+    def forget_before(self, moment: datetime) -> int:
+        """Drop every record timed before ``moment``; returns how many were dropped."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ HTTP
     def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """The WSGI entry point: give it to ``SimulatorServer`` (or werkzeug's test client)."""
         with self.lock:
@@ -199,6 +235,65 @@ class VendorSimulator:
         if kind == "wrong_types":
             return json_response(self.wrong_types(body))
         return json_response(body)
+
+
+class LiveTraffic:
+    """Keeps a simulator's streamed sources talking as its clock moves: a daemon thread that calls
+    ``simulator.catch_up`` at once and then every ``interval_seconds`` of wall-clock time, with a lead of two
+    intervals and 5 s, so a record is stored before the simulator's clock reaches its time. ``stop()`` ends it
+    and waits for it; so does leaving ``with LiveTraffic(...)``. A failing pass is logged and the next one tried.
+
+    Memory stays bounded: each stream holds one frame per stream of its charger ahead, and the simulator forgets
+    records older than its ``retention`` on each pass (when set)."""
+
+    def __init__(self, simulator: VendorSimulator, interval_seconds: float = LIVE_INTERVAL_SECONDS) -> None:
+        if interval_seconds <= 0:
+            raise ValueError(f"interval_seconds must be positive, got {interval_seconds!r}")
+        self.simulator = simulator
+        self.interval_seconds = interval_seconds
+        self.ahead = timedelta(seconds=2 * interval_seconds + 5)
+        self.passes = 0
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("live traffic runs already")
+        self._thread = threading.Thread(target=self._run, name=f"live-traffic:{type(self.simulator).__name__}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it; does nothing when not running."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        thread.join()
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.simulator.catch_up(self.ahead)
+            except Exception:
+                logger.exception("live traffic: a pass of %s failed", type(self.simulator).__name__)
+            self.passes += 1
+            if self._stopping.wait(self.interval_seconds):
+                return
+
+    def __enter__(self) -> LiveTraffic:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
 
 
 class _QuietRequestHandler(WSGIRequestHandler):

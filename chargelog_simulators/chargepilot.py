@@ -30,7 +30,7 @@ import re
 import secrets
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -43,11 +43,26 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from chargelog.models.records import connector_id_from
-from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.base import (
+    Clock,
+    Faults,
+    LiveTraffic,
+    SimulatorServer,
+    VendorSimulator,
+    json_response,
+    system_clock,
+)
 from chargelog_simulators.traffic import (
     CALL,
     CALLRESULT,
+    AuthorizationFailures,
+    Behaviour,
     Density,
+    DiagnosticsFailure,
+    FaultedConnector,
+    FirmwareFailure,
+    Silent,
+    TrafficFeed,
     TrafficFrame,
     from_ms,
     generate_heartbeats,
@@ -309,18 +324,79 @@ class ChargepilotSimulator(VendorSimulator):
         with self.lock:
             self._site(site_id).chargers[charger_id] = connectors
 
-    def seed(self, site_id: str, start: datetime, end: datetime, *, density: Density | None = None) -> int:
+    def seed(
+        self,
+        site_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        density: Density | None = None,
+        behaviour: Behaviour | Mapping[str, Behaviour] | None = None,
+    ) -> int:
         """Add every charger's generated traffic in [start, end] to the site's log; returns the entries added.
-        A charger without entries yet boots at ``start``; later spans continue its traffic."""
+        A charger without entries yet boots at ``start``; later spans continue its traffic. ``behaviour``: one
+        for every charger of the site, or one per charger id (the others healthy); healthy by default."""
         with self.lock:
             site = self._site(site_id)
             added = 0
             for charger_id, connectors in site.chargers.items():
                 rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
                 booting = not any(entry.item["charger_id"] == charger_id for entry in site.entries)
-                frames = iter_traffic(charger_id, start, end, rng, connectors, density, booting)
+                frames = iter_traffic(
+                    charger_id,
+                    start,
+                    end,
+                    rng,
+                    connectors,
+                    density,
+                    booting,
+                    behaviour=_behaviour_of(behaviour, charger_id),
+                )
                 added += self._add(site, charger_id, frames)
             return added
+
+    def stream(
+        self,
+        site_id: str,
+        start: datetime,
+        *,
+        density: Density | None = None,
+        behaviour: Behaviour | Mapping[str, Behaviour] | None = None,
+    ) -> int:
+        """Every charger's traffic from ``start`` on, without an end: what is due by the clock's now is added at
+        once, the rest by ``catch_up`` as the clock moves (``base.LiveTraffic`` calls it), whole exchanges at a
+        time. ``behaviour`` as for ``seed``; returns how many entries were added now."""
+        with self.lock:
+            site = self._site(site_id)
+            added = 0
+            for charger_id, connectors in site.chargers.items():
+                rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
+                booting = not any(entry.item["charger_id"] == charger_id for entry in site.entries)
+                frames = iter_traffic(
+                    charger_id,
+                    start,
+                    None,
+                    rng,
+                    connectors,
+                    density,
+                    booting,
+                    behaviour=_behaviour_of(behaviour, charger_id),
+                )
+                added += self.add_feed(self._feed(site, charger_id, TrafficFeed(frames)))
+            return added
+
+    def _feed(self, site: _Site, charger_id: str, feed: TrafficFeed) -> Callable[[datetime], int]:
+        return lambda moment: self._add(site, charger_id, feed.until(moment))
+
+    def forget_before(self, moment: datetime) -> int:
+        with self.lock:
+            cutoff = to_ms(moment)
+            dropped = 0
+            for site in self._sites.values():
+                index = bisect_left(site.entries, cutoff, key=_AT)
+                del site.entries[:index]
+                dropped += index
+            return dropped
 
     def insert(self, site_id: str, charger_id: str, frames: Iterable[TrafficFrame]) -> int:
         """Add these frames' exchanges as the charger's entries; returns how many were added."""
@@ -352,8 +428,9 @@ class ChargepilotSimulator(VendorSimulator):
                 self.counters.late_records += 1
             item = log_entry(site.site_id, site.name, charger_id, request, answer)
             added.append(_Entry(at_ms, visible_ms, request.action, item))
-        site.entries.extend(added)
-        site.entries.sort(key=_AT)
+        if added:
+            site.entries.extend(added)
+            site.entries.sort(key=_AT)
         return len(added)
 
     # ------------------------------------------------------------------ HTTP
@@ -450,6 +527,12 @@ class ChargepilotSimulator(VendorSimulator):
         self.counters.inserts_while_paging += 1
 
 
+def _behaviour_of(behaviour: Behaviour | Mapping[str, Behaviour] | None, charger_id: str) -> Behaviour | None:
+    if behaviour is None or isinstance(behaviour, Behaviour):
+        return behaviour
+    return behaviour.get(charger_id)
+
+
 def _path_with_query(request: Request) -> str:
     """The path and query exactly as the client sent them (what the signature covers)."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
@@ -462,6 +545,8 @@ def _path_with_query(request: Request) -> str:
 
 # ---------------------------------------------------------------------------------------------- local stack
 LOCAL_SEED = 23
+LOCAL_HISTORY = timedelta(days=1)
+LOCAL_RETENTION = timedelta(days=2)
 # (site id, name, ((charger id, connectors), ...)): two sites of a depot operator.
 LOCAL_SITES = (
     ("site-2f7a91", "Riverside depot", (("CP-RIV-01", 2), ("CP-RIV-02", 2), ("CP-RIV-03", 1))),
@@ -469,17 +554,60 @@ LOCAL_SITES = (
 )
 
 
+def local_behaviours(started: datetime) -> dict[str, Behaviour]:
+    """The local sites' misbehaving chargers, relative to when they start (the others are healthy):
+
+    - CP-RIV-03 was silent from 10 h to 7 h before the start, then booted (a resolved offline alert); its
+      connector 1 refused 4 id tags in 5 minutes 4 h before the start (a resolved authorization_failures alert);
+      a diagnostics upload failed (UploadFailed) 12 h before the start.
+    - CP-AIR-02 failed a firmware update (DownloadFailed) 2 h before the start, with no new attempt (an open
+      firmware_failed alert), and had connector 2 Faulted (OverCurrentFailure) for 45 minutes 5 h before the
+      start (a resolved connector_faulted alert)."""
+    return {
+        "CP-RIV-03": Behaviour(
+            misbehaviours=(
+                Silent(started - timedelta(hours=10), timedelta(hours=3)),
+                AuthorizationFailures(started - timedelta(hours=4)),
+                DiagnosticsFailure(started - timedelta(hours=12)),
+            )
+        ),
+        "CP-AIR-02": Behaviour(
+            misbehaviours=(
+                FirmwareFailure(started - timedelta(hours=2), recover=False),
+                FaultedConnector(
+                    started - timedelta(hours=5), timedelta(minutes=45), connector=2, error_code="OverCurrentFailure"
+                ),
+            )
+        ),
+    }
+
+
 def start_local() -> tuple[str, dict[str, str], Callable[[], None]]:
-    """Start ChargePilot for ``chargelog local``: the sites above with a day of traffic ending now, one API key
-    that sees them. Returns (base URL with ``/rest/v1``, {"api_key", "api_secret"}, stop)."""
+    """Start ChargePilot for ``chargelog local``: the sites above with a day of traffic ending now that goes on
+    live (``LiveTraffic``: new entries every minute; entries older than two days are forgotten), two chargers
+    misbehaving (``local_behaviours``), one API key that sees them. Returns (base URL with ``/rest/v1``,
+    {"api_key", "api_secret"}, stop): stop ends the live traffic and the server."""
     simulator = ChargepilotSimulator(seed=LOCAL_SEED)
     api_key, api_secret = f"cp-local-{secrets.token_hex(8)}", secrets.token_urlsafe(32)
     simulator.add_api_key(api_key, api_secret)
-    end = system_clock()
+    started = system_clock()
+    behaviours = local_behaviours(started)
     for site_id, name, chargers in LOCAL_SITES:
         simulator.add_site(site_id, api_key, name)
         for charger_id, connectors in chargers:
             simulator.add_charger(site_id, charger_id, connectors)
-        simulator.seed(site_id, end - timedelta(days=1), end)
+        simulator.stream(site_id, started - LOCAL_HISTORY, behaviour=behaviours)
+    simulator.retention = LOCAL_RETENTION
+    live = LiveTraffic(simulator)
+    live.start()
     server = SimulatorServer(simulator.wsgi_app)
-    return server.start() + PREFIX, {"api_key": api_key, "api_secret": api_secret}, server.stop
+
+    def stop() -> None:
+        live.stop()
+        server.stop()
+
+    try:
+        return server.start() + PREFIX, {"api_key": api_key, "api_secret": api_secret}, stop
+    except BaseException:
+        live.stop()
+        raise

@@ -17,6 +17,8 @@
 - A record is visible once *logged*: ``logged_at`` is a few seconds after ``sampled_at``, or ``late_seconds``
   after it for a record added late. Records inserted while a client pages are late-logged records: sampled
   within the requested range and the last ``late_seconds``, logged now.
+- ev.energy has no OCPP, so of the traffic's misbehaviours only ``Silent`` applies (``seed``/``stream``'s
+  ``behaviour``): no status sample is taken in its span, the EVSE looks offline.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import binascii
 import secrets
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
+from random import Random
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -37,7 +40,16 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.base import (
+    Clock,
+    Faults,
+    LiveTraffic,
+    SimulatorServer,
+    VendorSimulator,
+    json_response,
+    system_clock,
+)
+from chargelog_simulators.traffic import Behaviour, Silent
 
 API_VERSION = "2"
 PUBLIC_BASE = "https://api.ev.energy/v2"  # where records' urls point, as the real API's do
@@ -63,6 +75,14 @@ def problem(status: int, title: str, detail: str, headers: dict[str, str] | None
     response = json_response(body, status, headers)
     response.content_type = PROBLEM_JSON
     return response
+
+
+class _Sample(NamedTuple):
+    at_us: int
+    plugged: bool
+    charging: bool
+    rate: int
+    unknown: bool  # the integration could not tell: every field null
 
 
 class _StatusLog(NamedTuple):
@@ -105,6 +125,39 @@ def _page_id_us(page_id: str) -> int | None:
         return int.from_bytes(base64.b32decode(text + "=" * (-len(text) % 8)), "big")
     except (binascii.Error, ValueError):
         return None
+
+
+def _silences(behaviour: Behaviour | None) -> list[tuple[int, int]]:
+    """The ``Silent`` spans of a behaviour, in microseconds; any other misbehaviour is an error (no OCPP here)."""
+    spans = []
+    for misbehaviour in behaviour.misbehaviours if behaviour is not None else ():
+        if not isinstance(misbehaviour, Silent):
+            raise ValueError(f"ev.energy has no OCPP traffic: only Silent misbehaviours apply, got {misbehaviour!r}")
+        spans.append((_to_us(misbehaviour.at), _to_us(misbehaviour.until)))
+    return spans
+
+
+def _samples(
+    rng: Random, low: int, high: int | None, interval_seconds: float, silences: list[tuple[int, int]]
+) -> Iterator[_Sample]:
+    """An EVSE's status samples about every ``interval_seconds`` from ``low`` to ``high`` (None: endless), outside
+    the silent spans, as it plugs in, charges and is left; times in microseconds."""
+    step = int(interval_seconds * 1_000_000)
+    at = low + rng.randrange(max(1, step // 2))
+    plugged, charging = False, False
+    while high is None or at <= high:
+        roll = rng.random()
+        if not plugged and roll < 0.15:
+            plugged, charging = True, True
+        elif plugged and charging and roll < 0.2:
+            charging = False
+        elif plugged and not charging and roll < 0.4:
+            plugged = False
+        unknown = rng.random() < 0.03  # the integration could not tell
+        rate = rng.choice((3680, 7360, 11040)) if charging else 0
+        if not any(start <= at <= end for start, end in silences):
+            yield _Sample(at, plugged, charging, rate, unknown)
+        at += step + rng.randrange(-step // 10, step // 10 + 1)
 
 
 class EvEnergySimulator(VendorSimulator):
@@ -152,29 +205,59 @@ class EvEnergySimulator(VendorSimulator):
         with self.lock:
             self._tokens.clear()
 
-    def seed(self, evse_id: str, start: datetime, end: datetime, *, interval_seconds: float = 300.0) -> int:
+    def seed(
+        self,
+        evse_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        interval_seconds: float = 300.0,
+        behaviour: Behaviour | None = None,
+    ) -> int:
         """Status samples about every ``interval_seconds`` in [start, end] (sessions of plugging in, charging
-        and leaving); returns how many were added."""
+        and leaving), none within ``behaviour``'s ``Silent`` spans; returns how many were added."""
         with self.lock:
             evse = self._evse(evse_id)
-            low, high = _to_us(start), _to_us(end)
-            step = int(interval_seconds * 1_000_000)
-            at = low + self.rng.randrange(max(1, step // 2))
-            added = 0
-            plugged, charging = False, False
-            while at <= high:
-                roll = self.rng.random()
-                if not plugged and roll < 0.15:
-                    plugged, charging = True, True
-                elif plugged and charging and roll < 0.2:
-                    charging = False
-                elif plugged and not charging and roll < 0.4:
-                    plugged = False
-                unknown = self.rng.random() < 0.03  # the integration could not tell
-                rate = self.rng.choice((3680, 7360, 11040)) if charging else 0
-                added += self._add(evse, at, plugged, charging, rate, unknown)
-                at += step + self.rng.randrange(-step // 10, step // 10 + 1)
-            return added
+            samples = _samples(self.rng, _to_us(start), _to_us(end), interval_seconds, _silences(behaviour))
+            return sum(self._add(evse, *sample) for sample in samples)
+
+    def stream(
+        self,
+        evse_id: str,
+        start: datetime,
+        *,
+        interval_seconds: float = 300.0,
+        behaviour: Behaviour | None = None,
+    ) -> int:
+        """The EVSE's status samples from ``start`` on, without an end: those due by the clock's now are added at
+        once, the rest by ``catch_up`` as the clock moves (``base.LiveTraffic`` calls it). ``behaviour`` as for
+        ``seed``; returns how many were added now."""
+        with self.lock:
+            evse = self._evse(evse_id)
+            rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
+            samples = _samples(rng, _to_us(start), None, interval_seconds, _silences(behaviour))
+            pending: list[_Sample] = []
+
+            def feed(moment: datetime) -> int:
+                high, added = _to_us(moment), 0
+                while True:
+                    sample = pending.pop() if pending else next(samples)
+                    if sample.at_us > high:
+                        pending.append(sample)
+                        return added
+                    added += self._add(evse, *sample)
+
+            return self.add_feed(feed)
+
+    def forget_before(self, moment: datetime) -> int:
+        with self.lock:
+            cutoff = _to_us(moment)
+            dropped = 0
+            for evse in self._evses.values():
+                index = bisect_left(evse.records, cutoff, key=_AT)
+                del evse.records[:index]
+                dropped += index
+            return dropped
 
     def add_status(
         self,
@@ -457,19 +540,47 @@ class EvEnergySimulator(VendorSimulator):
 # ---------------------------------------------------------------------------------------------- local stack
 LOCAL_SEED = 25
 LOCAL_CLIENT_ID = "chargelog-local"
+LOCAL_HISTORY = timedelta(days=1)
+LOCAL_RETENTION = timedelta(days=2)
 LOCAL_EVSES = ("evse01HSH04KDEWF6Z4DB2J77J74K5", "evse01HSH0B1Q9N4W7V3XKD2PZ6TMA", "evse01HSH0C8R2F5T1Y6ZMB4QG7NWE")
 
 
+def local_behaviours(started: datetime) -> dict[str, Behaviour]:
+    """The local EVSEs' misbehaving one, relative to when they start: evse01HSH0C8R2F5T1Y6ZMB4QG7NWE takes no
+    status sample from 45 minutes before the start to 75 minutes after it (an offline alert, open at the start,
+    resolved by its next sample)."""
+    return {
+        "evse01HSH0C8R2F5T1Y6ZMB4QG7NWE": Behaviour(
+            misbehaviours=(Silent(started - timedelta(minutes=45), timedelta(hours=2)),)
+        ),
+    }
+
+
 def start_local() -> tuple[str, dict[str, str], Callable[[], None]]:
-    """Start ev.energy for ``chargelog local``: three EVSEs with a day of status logs ending now, one OAuth
-    client that sees them. Returns (base URL ``.../v2``, {"client_id", "client_secret"}, stop)."""
+    """Start ev.energy for ``chargelog local``: three EVSEs with a day of status logs ending now that go on live
+    (``LiveTraffic``: new samples every minute; samples older than two days are forgotten), one of them silent
+    for a while (``local_behaviours``), one OAuth client that sees them. Returns (base URL ``.../v2``,
+    {"client_id", "client_secret"}, stop): stop ends the live traffic and the server."""
     simulator = EvEnergySimulator(seed=LOCAL_SEED)
     client_secret = secrets.token_urlsafe(24)
     simulator.add_client(LOCAL_CLIENT_ID, client_secret)
-    end = system_clock()
+    started = system_clock()
+    behaviours = local_behaviours(started)
     for evse_id in LOCAL_EVSES:
         simulator.add_evse(evse_id, LOCAL_CLIENT_ID)
-        simulator.seed(evse_id, end - timedelta(days=1), end)
+        simulator.stream(evse_id, started - LOCAL_HISTORY, behaviour=behaviours.get(evse_id))
+    simulator.retention = LOCAL_RETENTION
+    live = LiveTraffic(simulator)
+    live.start()
     server = SimulatorServer(simulator.wsgi_app)
-    base = server.start()
-    return f"{base}/v2", {"client_id": LOCAL_CLIENT_ID, "client_secret": client_secret}, server.stop
+
+    def stop() -> None:
+        live.stop()
+        server.stop()
+
+    try:
+        base = server.start()
+    except BaseException:
+        live.stop()
+        raise
+    return f"{base}/v2", {"client_id": LOCAL_CLIENT_ID, "client_secret": client_secret}, stop

@@ -37,9 +37,22 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.base import (
+    Clock,
+    Faults,
+    LiveTraffic,
+    SimulatorServer,
+    VendorSimulator,
+    json_response,
+    system_clock,
+)
 from chargelog_simulators.traffic import (
+    Behaviour,
+    BootLoop,
     Density,
+    FaultedConnector,
+    StuckSession,
+    TrafficFeed,
     TrafficFrame,
     from_ms,
     generate_heartbeats,
@@ -236,17 +249,54 @@ class OcpplabSimulator(VendorSimulator):
         density: Density | None = None,
         connectors: int = 2,
         boot: bool | None = None,
+        behaviour: Behaviour | None = None,
     ) -> int:
         """Add the charger's generated OCPP traffic for [start, end]; returns how many records were added.
 
         ``boot`` (a BootNotification at ``start``) defaults to whether the charger has no records yet, so
-        seeding one span after another continues the charger's traffic. The traffic's RNG is seeded from the
-        simulator's: the same seed and the same calls in the same order give the same records."""
+        seeding one span after another continues the charger's traffic. ``behaviour``: healthy by default, or
+        with misbehaviours (``traffic.Behaviour``). The traffic's RNG is seeded from the simulator's: the same
+        seed and the same calls in the same order give the same records."""
         with self.lock:
             charger = self._charger(charger_id)
             rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
             booting = not charger.records if boot is None else boot
-            return self._add(charger, iter_traffic(charger_id, start, end, rng, connectors, density, booting))
+            frames = iter_traffic(charger_id, start, end, rng, connectors, density, booting, behaviour=behaviour)
+            return self._add(charger, frames)
+
+    def stream(
+        self,
+        charger_id: str,
+        start: datetime,
+        *,
+        density: Density | None = None,
+        connectors: int = 2,
+        boot: bool | None = None,
+        behaviour: Behaviour | None = None,
+    ) -> int:
+        """The charger's traffic from ``start`` on, without an end: what is due by the clock's now is added at
+        once, the rest by ``catch_up`` as the clock moves (``base.LiveTraffic`` calls it), whole exchanges at a
+        time. ``boot`` and ``behaviour`` as for ``seed``; returns how many records were added now."""
+        with self.lock:
+            charger = self._charger(charger_id)
+            rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
+            booting = not charger.records if boot is None else boot
+            feed = TrafficFeed(
+                iter_traffic(charger_id, start, None, rng, connectors, density, booting, behaviour=behaviour)
+            )
+            return self.add_feed(lambda moment: self._add(charger, feed.until(moment)))
+
+    def forget_before(self, moment: datetime) -> int:
+        with self.lock:
+            cutoff = to_ms(moment)
+            dropped = 0
+            for charger in self._chargers.values():
+                index = bisect_left(charger.records, cutoff, key=_AT)
+                if index:
+                    del charger.records[:index]
+                    charger.version += 1
+                    dropped += index
+            return dropped
 
     def insert(self, charger_id: str, frames: Iterable[TrafficFrame]) -> int:
         """Add these frames as the charger's records; returns how many were added."""
@@ -276,6 +326,8 @@ class OcpplabSimulator(VendorSimulator):
                 visible_ms += late_ms
                 self.counters.late_records += 1
             added.append(_Record(at_ms, visible_ms, frame.action, record_item(frame)))
+        if not added:
+            return 0
         charger.records.extend(added)
         charger.records.sort(key=_AT)  # stable: records with equal timestamps stay in the order added
         charger.version += 1
@@ -397,6 +449,8 @@ class OcpplabSimulator(VendorSimulator):
 # ---------------------------------------------------------------------------------------------- local stack
 LOCAL_SEED = 16
 LOCAL_TENANT = "local"
+LOCAL_HISTORY = timedelta(days=1)
+LOCAL_RETENTION = timedelta(days=2)
 # (deployment id, charge point identity, name, connectors): two sites of a small fleet.
 LOCAL_FLEET = (
     ("dep-3f9c2a71", "OCPPLAB-NORTH-01", "North depot, bay 1", 2),
@@ -406,15 +460,51 @@ LOCAL_FLEET = (
 )
 
 
+def local_behaviours(started: datetime) -> dict[str, Behaviour]:
+    """The local fleet's misbehaving chargers, relative to when it starts (the others are healthy):
+
+    - OCPPLAB-NORTH-02 (``dep-8b14e5d0``) was in a boot loop from 3 h to 2 h 20 min before the start (a boot
+      every 4 minutes), then recovered: a resolved boot_loop alert.
+    - OCPPLAB-HARBOUR-02 (``dep-51d6fb38``) has had connector 3 Faulted (GroundFailure) since 2 h before the
+      start, for two days: an open connector_faulted alert. Its connector 4 has a session stuck since 23 h
+      before the start (no meter progress) that stops 3 h after it: a stuck_session alert opens an hour after
+      the start and resolves two hours later."""
+    return {
+        "dep-8b14e5d0": Behaviour(misbehaviours=(BootLoop(started - timedelta(hours=3), timedelta(minutes=40)),)),
+        "dep-51d6fb38": Behaviour(
+            misbehaviours=(
+                FaultedConnector(started - timedelta(hours=2), timedelta(days=2), connector=3),
+                StuckSession(started - timedelta(hours=23), timedelta(hours=26), connector=4),
+            )
+        ),
+    }
+
+
 def start_local() -> tuple[str, dict[str, str], Callable[[], None]]:
-    """Start an OCPPLAB Gateway for ``chargelog local``: the fleet above with a day of traffic ending now,
-    one token that sees it. Returns (base URL, {"token": token}, stop)."""
+    """Start an OCPPLAB Gateway for ``chargelog local``: the fleet above with a day of traffic ending now that
+    goes on live (``LiveTraffic``: new records every minute; records older than two days are forgotten), a few
+    chargers misbehaving (``local_behaviours``), one token that sees it. Returns (base URL, {"token": token},
+    stop): stop ends the live traffic and the server."""
     simulator = OcpplabSimulator(seed=LOCAL_SEED)
     token = f"ocpplab-local-{secrets.token_urlsafe(24)}"
     simulator.add_token(token, LOCAL_TENANT)
-    end = system_clock()
+    started = system_clock()
+    behaviours = local_behaviours(started)
     for charger_id, identity, name, connectors in LOCAL_FLEET:
         simulator.add_charger(charger_id, LOCAL_TENANT, identity, name)
-        simulator.seed(charger_id, end - timedelta(days=1), end, connectors=connectors)
+        behaviour = behaviours.get(charger_id)
+        simulator.stream(charger_id, started - LOCAL_HISTORY, connectors=connectors, behaviour=behaviour)
+    simulator.retention = LOCAL_RETENTION
+    live = LiveTraffic(simulator)
+    live.start()
     server = SimulatorServer(simulator.wsgi_app)
-    return server.start(), {"token": token}, server.stop
+
+    def stop() -> None:
+        live.stop()
+        server.stop()
+
+    try:
+        return server.start(), {"token": token}, stop
+    except BaseException:
+        live.stop()
+        raise

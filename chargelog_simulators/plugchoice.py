@@ -45,11 +45,24 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from chargelog_simulators.base import Clock, Faults, SimulatorServer, VendorSimulator, json_response, system_clock
+from chargelog_simulators.base import (
+    Clock,
+    Faults,
+    LiveTraffic,
+    SimulatorServer,
+    VendorSimulator,
+    json_response,
+    system_clock,
+)
 from chargelog_simulators.traffic import (
     CALL,
     CALLERROR,
+    Behaviour,
     Density,
+    ErrorBurst,
+    FirmwareFailure,
+    Silent,
+    TrafficFeed,
     TrafficFrame,
     from_ms,
     generate_heartbeats,
@@ -175,13 +188,46 @@ class PlugchoiceSimulator(VendorSimulator):
         density: Density | None = None,
         connectors: int = 2,
         boot: bool | None = None,
+        behaviour: Behaviour | None = None,
     ) -> int:
-        """Add the charger's generated OCPP traffic for [start, end] as logs; returns how many were added."""
+        """Add the charger's generated OCPP traffic for [start, end] as logs; returns how many were added.
+        ``boot`` defaults to whether the charger has no logs yet; ``behaviour`` is healthy by default."""
         with self.lock:
             charger = self._charger(uuid)
             rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
             booting = not charger.logs if boot is None else boot
-            return self._add(charger, iter_traffic(uuid, start, end, rng, connectors, density, booting))
+            frames = iter_traffic(uuid, start, end, rng, connectors, density, booting, behaviour=behaviour)
+            return self._add(charger, frames)
+
+    def stream(
+        self,
+        uuid: str,
+        start: datetime,
+        *,
+        density: Density | None = None,
+        connectors: int = 2,
+        boot: bool | None = None,
+        behaviour: Behaviour | None = None,
+    ) -> int:
+        """The charger's traffic from ``start`` on, without an end: what is due by the clock's now is added at
+        once, the rest by ``catch_up`` as the clock moves (``base.LiveTraffic`` calls it), whole exchanges at a
+        time. ``boot`` and ``behaviour`` as for ``seed``; returns how many logs were added now."""
+        with self.lock:
+            charger = self._charger(uuid)
+            rng = Random(self.rng.getrandbits(64))  # noqa: S311 - reproducible simulation, not security
+            booting = not charger.logs if boot is None else boot
+            feed = TrafficFeed(iter_traffic(uuid, start, None, rng, connectors, density, booting, behaviour=behaviour))
+            return self.add_feed(lambda moment: self._add(charger, feed.until(moment)))
+
+    def forget_before(self, moment: datetime) -> int:
+        with self.lock:
+            cutoff = to_ms(moment) // 1000
+            dropped = 0
+            for charger in self._chargers.values():
+                index = bisect_left(charger.logs, cutoff, key=lambda log: log.created_s)
+                del charger.logs[:index]
+                dropped += index
+            return dropped
 
     def insert(self, uuid: str, frames: Iterable[TrafficFrame]) -> int:
         """Add these frames (CALLs and their answers) as the charger's logs; returns how many logs were added."""
@@ -223,7 +269,8 @@ class PlugchoiceSimulator(VendorSimulator):
                 log.final_status, log.final_result = "failed", dict(frame.payload)
             else:
                 log.final_status, log.final_result = "done", dict(frame.payload)
-        charger.logs.sort(key=lambda log: (log.created_s, log.id))
+        if added:
+            charger.logs.sort(key=lambda log: (log.created_s, log.id))
         return added
 
     def _new_log(self, frame: TrafficFrame) -> _Log:
@@ -458,6 +505,8 @@ class PlugchoiceSimulator(VendorSimulator):
 # ---------------------------------------------------------------------------------------------- local stack
 LOCAL_SEED = 5
 LOCAL_USER = "local"
+LOCAL_HISTORY = timedelta(days=1)
+LOCAL_RETENTION = timedelta(days=2)
 # (charger UUID, identity, connectors)
 LOCAL_FLEET = (
     ("6f1d2c3b-8a9e-4f70-b1c2-d3e4f5a6b7c8", "PC-OFFICE-01", 2),
@@ -466,15 +515,51 @@ LOCAL_FLEET = (
 )
 
 
+def local_behaviours(started: datetime) -> dict[str, Behaviour]:
+    """The local fleet's misbehaving chargers, relative to when it starts (the others are healthy):
+
+    - PC-OFFICE-02 had a firmware update fail (InstallationFailed) 6 h before the start and one succeed 3 h
+      later (a resolved firmware_failed alert), and a burst of 8 CALLERRORs in 5 minutes an hour before the
+      start (a resolved error_burst alert).
+    - PC-HOME-01 went silent 90 minutes before the start and boots again 90 minutes after it: an offline alert,
+      open at the start, resolved by the boot."""
+    return {
+        "0b9a8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d": Behaviour(
+            misbehaviours=(
+                FirmwareFailure(started - timedelta(hours=6), timedelta(hours=3), failure="InstallationFailed"),
+                ErrorBurst(started - timedelta(hours=1)),
+            )
+        ),
+        "c4d5e6f7-a8b9-4c0d-8e1f-2a3b4c5d6e7f": Behaviour(
+            misbehaviours=(Silent(started - timedelta(minutes=90), timedelta(hours=3)),)
+        ),
+    }
+
+
 def start_local() -> tuple[str, dict[str, str], Callable[[], None]]:
-    """Start Plugchoice for ``chargelog local``: three chargers with a day of traffic ending now, one token
-    that sees them. Returns (base URL ending in ``/api``, {"token": token}, stop)."""
+    """Start Plugchoice for ``chargelog local``: three chargers with a day of traffic ending now that goes on
+    live (``LiveTraffic``: new logs every minute; logs older than two days are forgotten), two of them
+    misbehaving (``local_behaviours``), one token that sees them. Returns (base URL ending in ``/api``,
+    {"token": token}, stop): stop ends the live traffic and the server."""
     simulator = PlugchoiceSimulator(seed=LOCAL_SEED)
     token = f"plugchoice-local-{secrets.token_urlsafe(24)}"
     simulator.add_token(token, LOCAL_USER)
-    end = system_clock()
+    started = system_clock()
+    behaviours = local_behaviours(started)
     for uuid, identity, connectors in LOCAL_FLEET:
         simulator.add_charger(uuid, LOCAL_USER, identity)
-        simulator.seed(uuid, end - timedelta(days=1), end, connectors=connectors)
+        simulator.stream(uuid, started - LOCAL_HISTORY, connectors=connectors, behaviour=behaviours.get(uuid))
+    simulator.retention = LOCAL_RETENTION
+    live = LiveTraffic(simulator)
+    live.start()
     server = SimulatorServer(simulator.wsgi_app)
-    return f"{server.start()}/api", {"token": token}, server.stop
+
+    def stop() -> None:
+        live.stop()
+        server.stop()
+
+    try:
+        return f"{server.start()}/api", {"token": token}, stop
+    except BaseException:
+        live.stop()
+        raise

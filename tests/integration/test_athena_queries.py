@@ -25,15 +25,15 @@ from chargelog.models.keys import timestamp_key
 from chargelog.models.sources import SourceCreate
 from chargelog.settings import get_settings
 from chargelog_local.provision import LocalStack
-from chargelog_simulators import traffic
 from chargelog_simulators.base import ManualClock
 from chargelog_simulators.ocpplab import OcpplabSimulator
-from chargelog_simulators.traffic import Density
+from chargelog_simulators.traffic import Behaviour, Density
 from convergence_harness import WorkerHarness, plenty, worker_harness
 
 TOKEN = "athena-token"
 CHARGERS = ("cp-a", "cp-b", "cp-c")
 BUSY = Density(session_gap_seconds=1200, session_seconds=1800, meter_interval_seconds=60)
+FAULTY = Behaviour(connector_fault=0.3)  # (transient) faults enough to count by error code
 # The simulated day starts 02:00 UTC, so the first job's history (30 hours) spans two UTC days and a midnight.
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
 HISTORY_HOURS = 30
@@ -45,7 +45,6 @@ type Harness = WorkerHarness[OcpplabSimulator]
 def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
     monkeypatch.setenv("CHARGELOG_INITIAL_HISTORY_HOURS", str(HISTORY_HOURS))
     get_settings.cache_clear()
-    monkeypatch.setattr(traffic, "CONNECTOR_FAULT", 0.3)  # faults enough to count by error code
     clock = ManualClock(NOW)
     simulator = OcpplabSimulator(seed=5, clock=clock)
     simulator.add_token(TOKEN, "tenant-1")
@@ -60,6 +59,7 @@ def harness(server_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterat
                 min(NOW, start + timedelta(hours=hours + 10)),
                 density=BUSY,
                 boot=True,
+                behaviour=FAULTY,
             )
         sources.create_source(
             SourceCreate.model_validate({"vendor": "ocpplab", "source_id": charger}), store=stores.sources()
@@ -88,7 +88,7 @@ def test_the_documented_queries_answer_over_the_archive_as_dynamodb_does(harness
         before = clock()
         clock.advance(300)
         for charger in CHARGERS:
-            simulator.seed(charger, before, clock(), density=BUSY)
+            simulator.seed(charger, before, clock(), density=BUSY, behaviour=FAULTY)
         harness.schedule(plenty())
     stored = table_records(harness.stack)
     archive_objects, archive_bytes = download_archive(harness.stack, tmp_path)

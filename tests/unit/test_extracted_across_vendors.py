@@ -20,7 +20,16 @@ from chargelog.models.records import LogRecord
 from chargelog_simulators.chargepilot import exchanges, log_entry
 from chargelog_simulators.ocpplab import record_item
 from chargelog_simulators.plugchoice import PlugchoiceSimulator
-from chargelog_simulators.traffic import TrafficFrame, generate_traffic
+from chargelog_simulators.traffic import (
+    AuthorizationFailures,
+    Behaviour,
+    DiagnosticsFailure,
+    ErrorBurst,
+    FaultedConnector,
+    FirmwareFailure,
+    TrafficFrame,
+    generate_traffic,
+)
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 CHARGER = "CP-NORM-1"
@@ -32,9 +41,22 @@ def _connection(vendor: str, profile: Any, **credentials: str) -> VendorConnecti
     return VendorConnection(vendor, "http://127.0.0.1:9", credentials, profile)
 
 
+# Simulated traffic is healthy by default: the failures whose fields must come out alike are asked for.
+MISBEHAVIOURS = Behaviour(
+    misbehaviours=(
+        FaultedConnector(START + timedelta(hours=1), connector=2, error_code="GroundFailure"),
+        DiagnosticsFailure(START + timedelta(hours=2)),
+        FirmwareFailure(START + timedelta(hours=3), timedelta(hours=1), failure="InstallationFailed"),
+        AuthorizationFailures(START + timedelta(hours=5), connector=1),
+        ErrorBurst(START + timedelta(hours=6)),
+    )
+)
+
+
 @pytest.fixture(scope="module")
 def traffic() -> list[TrafficFrame]:
-    return generate_traffic(CHARGER, START, START + timedelta(hours=8), Random(2), connectors=2)  # noqa: S311 - seeded traffic
+    rng = Random(2)  # noqa: S311 - seeded traffic
+    return generate_traffic(CHARGER, START, START + timedelta(hours=8), rng, connectors=2, behaviour=MISBEHAVIOURS)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +101,18 @@ def test_the_traffic_covers_every_kind_of_extracted_field(by_vendor: list[dict[s
     found = Counter(name for row in by_vendor for name in _fields(row["plugchoice"]))
     assert {"connector_status", "error_code", "id_tag", "authorization_status", "transaction_id", "meter"} <= set(found)
     assert {"firmware_status", "diagnostics_status"} <= set(found)
+    values = {
+        (name, str(value))
+        for row in by_vendor
+        for name, value in _fields(row["plugchoice"]).items()
+        if name in ("firmware_status", "diagnostics_status", "error_code", "authorization_status")
+    }
+    assert {
+        ("firmware_status", "InstallationFailed"),
+        ("diagnostics_status", "UploadFailed"),
+        ("error_code", "GroundFailure"),
+    } <= values
+    assert {status for name, status in values if name == "authorization_status"} - {"Accepted"}
 
 
 def test_ocpplab_and_plugchoice_extract_the_same_fields(by_vendor: list[dict[str, LogRecord | None]]) -> None:
