@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from chargelog import stores
 from chargelog.logic.charger_health import sweep
 from chargelog.observability import logger, metrics, tracer
 
@@ -17,6 +18,6 @@ from chargelog.observability import logger, metrics, tracer
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     now = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
-    summary = sweep.run(now)
+    summary = sweep.run(now, stores=stores.health_sweep())
     logger.info("Health sweep finished", extra={"sweep": summary})
     return summary

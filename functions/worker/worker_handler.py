@@ -56,6 +56,9 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
             "requests": outcome.vendor_requests,
             "complete": outcome.complete,
             "detail": outcome.detail,
+            "alerts_opened": outcome.alerts_opened,
+            "alerts_resolved": outcome.alerts_resolved,
+            "health_failures": outcome.health_failures,
         },
     )
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    from chargelog.models.alerts import HealthThresholds
     from chargelog.models.diagnostics import UploadLimits
 
 
@@ -42,8 +43,6 @@ class Settings(BaseModel):
     archive_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ARCHIVE_RETENTION_DAYS")
     # How long the raw archive keeps a fetched page (its bucket's lifecycle): the oldest a replay reaches.
     raw_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RAW_RETENTION_DAYS")
-    # How long a resolved alert is kept (the table's TTL, from its resolution); an open alert is kept until it resolves.
-    alert_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ALERT_RETENTION_DAYS")
     # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
     discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")
@@ -63,6 +62,7 @@ class Settings(BaseModel):
     # (AlertQueue), and how long an alert is kept (AlertRetentionDays). Their thresholds are
     # chargelog.models.alerts.HealthThresholds, read from the same environment.
     alert_queue_url: str = Field(default="", alias="CHARGELOG_ALERT_QUEUE_URL")
+    # How long a resolved alert is kept (the table's TTL, from its resolution); an open alert is kept until it resolves.
     alert_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ALERT_RETENTION_DAYS")
     # The alert notifier's: where notifications go (ChargerAlertTopic; the webhook's URL is in the secret, if one is
     # named: AlertWebhookSecretArn), and at most how many per charger per hour (AlertNotificationsPerHour).
@@ -82,6 +82,14 @@ class Settings(BaseModel):
     def queue_url(self, vendor: str) -> str:
         """The work queue of one vendor's collection jobs."""
         return str(getattr(self, f"{vendor}_queue_url"))
+
+
+@cache
+def get_health_thresholds() -> HealthThresholds:
+    """What counts as a misbehaving charger in this process (the template's threshold parameters)."""
+    from chargelog.models.alerts import HealthThresholds
+
+    return HealthThresholds.model_validate(dict(os.environ))
 
 
 @cache

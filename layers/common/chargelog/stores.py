@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chargelog.settings import get_settings
+from chargelog.settings import get_health_thresholds, get_settings
 from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from chargelog.dal.sources import SourceStore
     from chargelog.dal.state import CollectorStateStore
     from chargelog.logic.alert_notifications import AlertChannel, AlertNotifierStores
+    from chargelog.logic.charger_health.monitor import ChargerHealthStores
+    from chargelog.logic.charger_health.sweep import SweepStores
     from chargelog.logic.collection import CollectionStores
     from chargelog.logic.replay import ReplayStores
 
@@ -168,7 +170,8 @@ def vendor_secrets() -> VendorSecrets:
 
 
 def collection() -> CollectionStores:
-    """Everything a collection job reads and writes (JobRunner, run_job)."""
+    """Everything a collection job reads and writes (JobRunner, run_job); with the charger health detectors where the
+    function announces alerts (the worker: CHARGELOG_ALERT_QUEUE_URL set)."""
     from chargelog.logic.collection import CollectionStores
 
     return CollectionStores(
@@ -178,7 +181,24 @@ def collection() -> CollectionStores:
         queues=work_queues(),
         secrets=vendor_secrets(),
         record_archive=record_archive(),
+        health=charger_health_stores() if get_settings().alert_queue_url else None,
     )
+
+
+def charger_health_stores() -> ChargerHealthStores:
+    """What the charger health detectors write: state items, alert items, the alert queue; and their thresholds."""
+    from chargelog.logic.charger_health.monitor import ChargerHealthStores
+
+    return ChargerHealthStores(
+        health=charger_health(), alerts=alerts(), notices=alert_notices(), thresholds=get_health_thresholds()
+    )
+
+
+def health_sweep() -> SweepStores:
+    """What the health monitor's pass reads and writes (chargelog.logic.charger_health.sweep)."""
+    from chargelog.logic.charger_health.sweep import SweepStores
+
+    return SweepStores(detectors=charger_health_stores(), records=records(), collector_states=collector_states())
 
 
 def replay() -> ReplayStores:

@@ -14,6 +14,7 @@ checks and moves on (optimistic concurrency: the worker and the monitor may both
 
 from __future__ import annotations
 
+import builtins
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -292,6 +293,35 @@ class AlertStore(TableStore):
             taken.append(newest.buffer.pop(0))
         more = any(stream.buffer or not stream.exhausted for stream in streams)
         return [alert_from_item(item) for item in taken], str(taken[-1]["gsi2sk"]) if more else None
+
+    def unnotified(self, *, changed_before: datetime, resolved_since: datetime) -> builtins.list[tuple[str, str]]:
+        """The transitions nobody has claimed a notification for (``(alert_id, state)``): open alerts opened before
+        ``changed_before`` without ``open`` in ``notified``, and alerts resolved between ``resolved_since`` and
+        ``changed_before`` without ``resolved`` in it. One Query of the open partition (small: what is open now) and
+        one of the resolved partition over the alerts opened since ``resolved_since`` (a resolve notice older than
+        that is not sent again)."""
+        before = iso(changed_before)
+        pending: builtins.list[tuple[str, str]] = []
+        for item in query_all(
+            self._table,
+            IndexName=ALERTS_INDEX,
+            KeyConditionExpression=Key("gsi2pk").eq(alerts_partition("open"))
+            & Key("gsi2sk").lt(timestamp_key(changed_before)),
+            FilterExpression=Attr(NOTIFIED_FIELD).not_exists() | ~Attr(NOTIFIED_FIELD).contains("open"),
+            ProjectionExpression="alert_id",
+        ):
+            pending.append((str(item["alert_id"]), "open"))
+        for item in query_all(
+            self._table,
+            IndexName=ALERTS_INDEX,
+            KeyConditionExpression=Key("gsi2pk").eq(alerts_partition("resolved"))
+            & Key("gsi2sk").gte(timestamp_key(resolved_since)),
+            FilterExpression=(Attr(NOTIFIED_FIELD).not_exists() | ~Attr(NOTIFIED_FIELD).contains("resolved"))
+            & Attr("resolved_at").lt(before),
+            ProjectionExpression="alert_id",
+        ):
+            pending.append((str(item["alert_id"]), "resolved"))
+        return pending
 
     def claim_notification(self, alert_id: str, state: str) -> bool:
         """Mark that the notification of the alert's ``state`` is being sent: True only the first time (the caller

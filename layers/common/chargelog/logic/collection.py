@@ -36,6 +36,7 @@ from chargelog.dal.records import ChargerSpans, RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
 from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore, Counts
+from chargelog.logic.charger_health.monitor import ChargerHealthStores
 from chargelog.logic.lag import lag_seconds
 from chargelog.metric_names import ServiceMetric, VendorMetric
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
@@ -90,7 +91,8 @@ class DispatchSummary:
 @dataclass(frozen=True)
 class CollectionStores:
     """What a collection job reads and writes: collector state, the raw archive, records (the table and their
-    archive for Athena), the work queues and the vendors' secrets."""
+    archive for Athena), the work queues and the vendors' secrets; and, with ``health``, the chargers' health state
+    and alerts the detectors write from each stored page (docs/health.md)."""
 
     states: CollectorStateStore
     archive: RawArchive
@@ -98,6 +100,7 @@ class CollectionStores:
     queues: WorkQueues
     secrets: VendorSecrets
     record_archive: RecordArchive
+    health: ChargerHealthStores | None = None
 
 
 def dispatch(
@@ -198,6 +201,10 @@ class JobOutcome:
     complete: bool = True  # every chunk was read consistently
     dead_lettered: bool = False
     detail: str = ""
+    # Charger health (docs/health.md): alerts this job's pages opened and resolved, and pages the detectors failed on.
+    alerts_opened: int = 0
+    alerts_resolved: int = 0
+    health_failures: int = 0
 
     @property
     def vendor_requests(self) -> int:
@@ -289,6 +296,8 @@ class JobRunner:
         self._mark: datetime | None = None
         # The charger index entries as this job last wrote them: one a later page leaves as it is is not written again.
         self._chargers: ChargerSpans = {}
+        # The detectors of charger health, fed every stored page (re-read records too: they ignore what they saw).
+        self._health = self.stores.health.monitor() if self.stores.health is not None else None
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -576,7 +585,22 @@ class JobRunner:
         self.outcome.records_stored += stored
         self.outcome.records_quarantined += quarantined
         self.outcome.pages_fetched += 1
+        self._observe_health(records)
         return stored, quarantined
+
+    def _observe_health(self, records: list[LogRecord]) -> None:
+        """Run the health detectors on a stored page. A failure here never fails the collection: the records are
+        stored, and the next scheduled job's lookback feeds them to the detectors again."""
+        if self._health is None or not records:
+            return
+        try:
+            tally = self._health.observe(records)
+        except Exception:
+            self.outcome.health_failures += 1
+            logger.exception("Charger health detection failed for a stored page", extra={"records": len(records)})
+            return
+        self.outcome.alerts_opened += tally.opened
+        self.outcome.alerts_resolved += tally.resolved
 
     def _save(self, checkpoint: Checkpoint) -> None:
         counts = self._unsaved.taken()
