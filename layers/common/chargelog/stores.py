@@ -211,6 +211,7 @@ def replay() -> ReplayStores:
         writer=record_writer(),
         record_archive=record_archive(),
         queues=work_queues(),
+        health=charger_health_stores() if get_settings().alert_queue_url else None,
     )
 
 

@@ -34,6 +34,7 @@ from chargelog.dal.replays import ReplayGone, ReplayStore
 from chargelog.dal.sources import SourceStore
 from chargelog.errors import ConflictError
 from chargelog.logic.backfills import CLOCK_SKEW, InvalidBackfillError, check_range, check_source
+from chargelog.logic.charger_health.monitor import ChargerHealthMonitor, ChargerHealthStores
 from chargelog.logic.collection import CONTINUE_BELOW_SECONDS, EVERYTHING
 from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import ReplayJob
@@ -51,13 +52,16 @@ MAX_REMEMBERED = 200_000
 
 @dataclass(frozen=True)
 class ReplayStores:
-    """What a replay reads and writes: its progress, the raw archive, the records (table and archive), the queues."""
+    """What a replay reads and writes: its progress, the raw archive, the records (table and archive), the queues;
+    with ``health``, the charger health detectors see the replayed records as they see a job's (docs/health.md: what
+    they saw already changes nothing, so a replay never opens a second alert for an episode)."""
 
     replays: ReplayStore
     archive: RawArchive
     writer: RecordWriter
     record_archive: RecordArchive
     queues: WorkQueues
+    health: ChargerHealthStores | None = None
 
 
 def utc_now() -> datetime:
@@ -227,6 +231,11 @@ class ReplayRunner:
     outcome: ReplayOutcome = field(default_factory=lambda: ReplayOutcome(status="done"))
     # This run's records by id: a fingerprint of what was written (or found) for each.
     _seen: dict[str, bytes] = field(default_factory=dict)
+    _health: ChargerHealthMonitor | None = None
+
+    def __post_init__(self) -> None:
+        if self.stores.health is not None:
+            self._health = self.stores.health.monitor()
 
     def run(self) -> ReplayOutcome:
         job, replays = self.job, self.stores.replays
@@ -308,8 +317,18 @@ class ReplayRunner:
             records, refs, compare_through=EVERYTHING, before_writing=self.stores.record_archive.put_page
         )
         self._count(unsaved, pages_read=1, records_read=read, records_written=written, records_quarantined=quarantined)
+        self._observe_health(records)
         if self.on_progress is not None:
             self.on_progress(ReplayProgress(job, fetched_at, self.outcome))
+
+    def _observe_health(self, records: list[LogRecord]) -> None:
+        """The detectors see the replayed records (a failure there never fails the replay: the records are stored)."""
+        if self._health is None or not records:
+            return
+        try:
+            self._health.observe(records)
+        except Exception:
+            logger.exception("Charger health detection failed for a replayed page", extra={"records": len(records)})
 
     def _count(self, unsaved: ReplayOutcome, **counts: int) -> None:
         for name, value in counts.items():
