@@ -243,8 +243,9 @@ class LiveTraffic:
     intervals and 5 s, so a record is stored before the simulator's clock reaches its time. ``stop()`` ends it
     and waits for it; so does leaving ``with LiveTraffic(...)``. A failing pass is logged and the next one tried.
 
-    Memory stays bounded: each stream holds one frame per stream of its charger ahead, and the simulator forgets
-    records older than its ``retention`` on each pass (when set)."""
+    Memory stays bounded: a streamed charger's generator holds one frame ahead per stream (station, CSMS, each
+    connector, each episode), and the simulator forgets records older than its ``retention`` on each pass (when
+    set)."""
 
     def __init__(self, simulator: VendorSimulator, interval_seconds: float = LIVE_INTERVAL_SECONDS) -> None:
         if interval_seconds <= 0:

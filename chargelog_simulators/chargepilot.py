@@ -20,6 +20,12 @@ Served under the ``/rest/v1`` prefix (the base URL clients get ends with it):
   messages; a site of another key is 403, an unknown site 404. Order: route, auth, faults, validation, site.
 - An entry is visible from its time on (or ``late_seconds`` later when added late); entries not yet visible
   are neither returned nor counted.
+- Traffic: ``seed`` adds every charger's generated OCPP traffic for a span, ``stream`` from a time on without an
+  end (``catch_up``, called by ``base.LiveTraffic``, adds it as the clock moves). Both are healthy by default;
+  ``behaviour=traffic.Behaviour(misbehaviours=(...))`` plays misbehaviours (a boot loop, a faulted connector, a
+  silence, a failed firmware update, ...) at given times. ``start_local`` serves the local fleet: a day of
+  history, live traffic, and the few misbehaving chargers ``local_behaviours`` lists. The traffic is OCPP 1.6
+  (ChargePilot logs 1.6 payloads): there is no OCPP 2.0.1 to convert.
 """
 
 from __future__ import annotations

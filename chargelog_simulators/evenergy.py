@@ -17,8 +17,11 @@
 - A record is visible once *logged*: ``logged_at`` is a few seconds after ``sampled_at``, or ``late_seconds``
   after it for a record added late. Records inserted while a client pages are late-logged records: sampled
   within the requested range and the last ``late_seconds``, logged now.
-- ev.energy has no OCPP, so of the traffic's misbehaviours only ``Silent`` applies (``seed``/``stream``'s
-  ``behaviour``): no status sample is taken in its span, the EVSE looks offline.
+- Samples: ``seed`` adds an EVSE's status samples for a span, ``stream`` from a time on without an end
+  (``catch_up``, called by ``base.LiveTraffic``, adds them as the clock moves). ev.energy has no OCPP, so of
+  the traffic's misbehaviours only ``Silent`` applies (``behaviour``): no sample is taken in its span, the EVSE
+  looks offline. ``start_local`` serves a day of history, live samples, and the silent EVSE
+  ``local_behaviours`` names.
 """
 
 from __future__ import annotations

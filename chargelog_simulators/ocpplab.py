@@ -17,6 +17,11 @@
   FastAPI handler does it.
 - A record is visible from its timestamp on (or ``late_seconds`` later when added late); records not yet
   visible are neither returned nor counted.
+- Traffic: ``seed`` adds a charger's generated OCPP traffic for a span, ``stream`` from a time on without an
+  end (``catch_up``, called by ``base.LiveTraffic``, adds it as the clock moves). Both are healthy by default;
+  ``behaviour=traffic.Behaviour(misbehaviours=(...))`` plays misbehaviours (a boot loop, a faulted connector, a
+  silence, a failed firmware update, ...) at given times. ``start_local`` serves the local fleet: a day of
+  history, live traffic, and the few misbehaving chargers ``local_behaviours`` lists.
 """
 
 from __future__ import annotations

@@ -25,6 +25,11 @@ Served under ``/api`` (the vendor's base URL is ``https://app.plugchoice.com/api
   pages (timed at most ``late_seconds`` before now), late records (visible ``late_seconds`` after their
   ``created_at``), broken bodies. Besides:
   ``slow_answer_rate`` / ``slow_answer_seconds``: that share of logs stays pending that long.
+- Traffic: ``seed`` adds a charger's generated OCPP traffic for a span, ``stream`` from a time on without an
+  end (``catch_up``, called by ``base.LiveTraffic``, adds it as the clock moves). Both are healthy by default;
+  ``behaviour=traffic.Behaviour(misbehaviours=(...))`` plays misbehaviours (a boot loop, a faulted connector, a
+  silence, a failed firmware update, ...) at given times. ``start_local`` serves the local fleet: a day of
+  history, live traffic, and the few misbehaving chargers ``local_behaviours`` lists.
 """
 
 from __future__ import annotations

@@ -191,9 +191,10 @@ class Misbehaviour:
 
 @dataclass(frozen=True)
 class BootLoop(Misbehaviour):
-    """The charge point reboots every ``every`` (± 5 %) from ``at`` for ``duration``: BootNotification and a
-    StatusNotification Available per connector (0 included) each time, nothing else (no Heartbeat, session or
-    CSMS operation) in between. After the span it runs normally, the last boot being its boot."""
+    """The charge point reboots every ``every`` from ``at`` for ``duration`` (each boot up to 5 % of ``every``
+    late; ceil(duration / every) boots): BootNotification and a StatusNotification Available per connector (0
+    included) each time, nothing else (no Heartbeat, session or CSMS operation) in between. After the span it runs
+    normally, the last boot being its boot."""
 
     duration: timedelta = timedelta(minutes=30)
     every: timedelta = timedelta(minutes=4)
@@ -588,11 +589,12 @@ class _ChargePoint(_Link):
         return min((start for start, _ in self.blackouts.get(scope, ()) if start > at), default=_NO_END)
 
     def _boot_loop(self, link: _Link, loop: BootLoop) -> Stream:
-        at, until = to_ms(loop.at), to_ms(loop.until)
-        every = loop.every.total_seconds()
-        while at < until:
-            yield from self._boot(at, link)
-            at = link.pause(at, every * 0.95, every * 1.05)
+        start, until, every = to_ms(loop.at), to_ms(loop.until), loop.every // _MS
+        at, boots = start, 0
+        while start + boots * every < until:
+            late = link.rng.randint(0, every // 20) if boots else 0  # the first boot is the episode's start
+            at = yield from self._boot(start + boots * every + late, link)
+            boots += 1
         return at
 
     def _silent(self, link: _Link, silent: Silent) -> Stream:

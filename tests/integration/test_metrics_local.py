@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from random import Random
 from typing import Any
 from unittest import mock
 
@@ -40,6 +41,7 @@ from chargelog_local.template import functions, load_template
 from chargelog_local.triggers import scheduled_event
 from chargelog_simulators import ocpplab as ocpplab_simulator
 from chargelog_simulators.base import Faults
+from chargelog_simulators.traffic import generate_heartbeats
 
 FAULTED, FAULTED_SOURCE = "ocpplab", "dep-3f9c2a71"  # chargelog_simulators.ocpplab.LOCAL_FLEET
 HEALTHY, HEALTHY_SOURCE = "chargepilot", "site-2f7a91"  # chargelog_simulators.chargepilot.LOCAL_SITES
@@ -104,9 +106,10 @@ def metrics_of(blobs: list[Blob]) -> list[Metric]:
 class Stack:
     """The running LocalRunner, with the calls this test makes to it."""
 
-    def __init__(self, runner: LocalRunner, faults: Faults) -> None:
+    def __init__(self, runner: LocalRunner, faults: Faults, ocpplab: ocpplab_simulator.OcpplabSimulator) -> None:
         self.runner = runner
         self.faults = faults
+        self.ocpplab = ocpplab
         self.http = httpx.Client(headers={"x-api-key": runner.api_key}, timeout=30)
         self.dispatched: list[datetime] = []  # each dispatcher run's scheduled time
 
@@ -157,10 +160,12 @@ def running_stack(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     Started in the test's body, not in a fixture: the runner keeps the functions' EMF lines by replacing sys.stdout,
     and pytest puts its own capture back on sys.stdout at the start of each test phase."""
     faults = Faults()
+    started: list[ocpplab_simulator.OcpplabSimulator] = []
 
     class FaultedOcpplab(ocpplab_simulator.OcpplabSimulator):
         def __init__(self, **options: Any) -> None:
             super().__init__(faults=faults, **options)
+            started.append(self)
 
     monkeypatch.setattr(ocpplab_simulator, "OcpplabSimulator", FaultedOcpplab)  # start_local() builds this one
     # A 5xx is retried after 0.5, 1, 2, 4, 8 s (+ jitter): start the backoff small, so a failing job takes seconds.
@@ -178,7 +183,8 @@ def running_stack(state_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         runner = LocalRunner(options)
         try:
             runner.start()
-            stack = Stack(runner, faults)
+            (ocpplab,) = started
+            stack = Stack(runner, faults, ocpplab)
             with stack.http:
                 yield stack
         finally:
@@ -223,8 +229,11 @@ def check_metrics(stack: Stack) -> None:
     still_down = whole_seconds(datetime.now(UTC)) + timedelta(minutes=2)
     stack.dispatch(still_down, jobs=both)
     assert stack.collector(FAULTED, FAULTED_SOURCE)["consecutive_failures"] == 2
-    # 5. OCPPLAB recovers; past the second backoff (two minutes) its job reads everything since the mark.
+    # 5. OCPPLAB recovers; past the second backoff (two minutes) its job reads everything since the mark: what the
+    # charger sent while OCPPLAB was down (its live traffic may have had nothing to say in these few seconds).
     stack.faults.throttle_rate = stack.faults.error_rate = 0.0
+    sent_while_down = generate_heartbeats(mark + timedelta(seconds=1), datetime.now(UTC), Random(1), 2)  # noqa: S311
+    stack.ocpplab.insert(FAULTED_SOURCE, sent_while_down)
     recovered = still_down + timedelta(minutes=3)
     stack.dispatch(recovered, jobs=both)
     assert stack.collector(FAULTED, FAULTED_SOURCE)["status"] == "ok"
