@@ -303,7 +303,7 @@ def test_a_week_of_normal_traffic_opens_no_alert(
 ) -> None:
     start = _past(24 * 7 + 1)
     with health_stack(server_stack, monkeypatch, webhook, start, start + timedelta(days=7), Behaviour()) as stack:
-        stack.run_until(start + timedelta(days=7), timedelta(hours=2))
+        stack.run_until(start + timedelta(days=7), timedelta(hours=3))
         assert stores.collector_states().get("ocpplab", CHARGER).high_water_mark is not None
         assert every_alert() == []
         assert webhook.posts == []
