@@ -203,6 +203,42 @@ def test_collect_and_backfill_from_a_second_shell(local_stack: RunningStack) -> 
     assert bad.stderr.strip().splitlines()[-1].startswith("chargelog: error: 'yesterday' is not an ISO date")
 
 
+def test_the_built_in_fleet_shows_charger_alerts_out_of_the_box(local_stack: RunningStack) -> None:
+    """The simulated OCPPLAB fleet has a charger that boot-looped three hours ago and one with a connector faulted
+    for two hours (chargelog_simulators.ocpplab.local_behaviours): once collected, one alert resolved, one open,
+    through the worker, the health monitor's schedule, the API and the CLI."""
+    headers = {"x-api-key": API_KEY}
+    for source_id in ("dep-8b14e5d0", "dep-51d6fb38"):
+        created = httpx.post(
+            f"{local_stack.url}/sources", json={"vendor": "ocpplab", "source_id": source_id}, headers=headers
+        )
+        assert created.status_code in (201, 409), created.text
+    deadline = time.monotonic() + 90
+    alerts: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        alerts = httpx.get(f"{local_stack.url}/alerts", headers=headers, timeout=30).json()["alerts"]
+        kinds = {(a["charger_id"], a["kind"], a["state"]) for a in alerts}
+        if {("dep-8b14e5d0", "boot_loop", "resolved"), ("dep-51d6fb38", "connector_faulted", "open")} <= kinds:
+            break
+        time.sleep(1)
+    kinds = {(a["charger_id"], a["kind"], a["state"]) for a in alerts}
+    assert ("dep-8b14e5d0", "boot_loop", "resolved") in kinds, alerts
+    assert ("dep-51d6fb38", "connector_faulted", "open") in kinds, alerts
+
+    env = {**os.environ, "CHARGELOG_API_URL": local_stack.url, "CHARGELOG_API_KEY": API_KEY}
+    listed = subprocess.run(
+        [*chargelog_command(), "alerts"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "connector_faulted" in listed.stdout
+    assert "dep-51d6fb38" in listed.stdout
+    health = subprocess.run(
+        [*chargelog_command(), "health", "dep-51d6fb38"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert health.returncode == 3, health.stdout + health.stderr  # open alerts
+    assert "Faulted" in health.stdout
+
+
 def test_schedules_fire_and_ctrl_c_stops_cleanly(local_stack: RunningStack) -> None:
     local_stack.process.send_signal(signal.SIGINT)
     assert local_stack.process.wait(timeout=20) == 0
