@@ -176,3 +176,19 @@ def test_the_worker_observes_nothing_without_an_alert_queue(monkeypatch: pytest.
     monkeypatch.setenv("CHARGELOG_ALERT_QUEUE_URL", "")
     get_settings.cache_clear()
     assert stores.collection().health is None
+
+
+def test_every_threshold_is_a_template_parameter_the_worker_and_the_monitor_both_get(template: dict[str, Any]) -> None:
+    from chargelog.models.alerts import HealthThresholds
+
+    names = {str(field.alias) for field in HealthThresholds.model_fields.values()}
+    resources = template["Resources"]
+    for function in ("WorkerFunction", "HealthMonitorFunction"):
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        for name in names:
+            assert name in variables, f"{function} lacks {name}"
+            parameter = variables[name]["Ref"]
+            assert parameter in template["Parameters"], parameter
+            # The parameter's default is the model's: a stack deployed with defaults behaves as documented.
+            field = next(f for f in HealthThresholds.model_fields.values() if f.alias == name)
+            assert float(template["Parameters"][parameter]["Default"]) == float(field.default)
