@@ -166,7 +166,8 @@ def every_alert() -> list[Alert]:
 
 
 def stored_record_ids(stack: LocalStack) -> set[str]:
-    return {str(item["sk"]).split("#", 1)[1] for item in charger_items(stack.refs["Table"], CHARGER)}
+    """The API's ids of the charger's records (time and record id), as alerts name their evidence."""
+    return {str(item["sk"]).replace("#", "~", 1) for item in charger_items(stack.refs["Table"], CHARGER)}
 
 
 @contextmanager

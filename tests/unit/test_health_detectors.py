@@ -21,11 +21,17 @@ import pytest
 from chargelog.logic.charger_health.detectors import AlertChange, Observation, evaluate, observe
 from chargelog.models.alerts import MAX_EVIDENCE, Alert, HealthThresholds, alert_id_for
 from chargelog.models.health_state import ChargerHealthState
+from chargelog.models.keys import api_record_id
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 from chargelog.vendors import Vendor
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 THRESHOLDS = HealthThresholds()
+
+
+def api(record: LogRecord) -> str:
+    """How alerts and the state name a record: the API's id of it."""
+    return api_record_id(record.timestamp, record.record_id)
 
 
 def at(minutes: float) -> datetime:
@@ -274,7 +280,7 @@ def resolved(observation: Observation, kind: str | None = None) -> list[AlertCha
 
 
 def ids(records: Iterable[LogRecord]) -> list[str]:
-    return [record.record_id for record in records]
+    return [api(record) for record in records]
 
 
 def calls(records: Iterable[LogRecord]) -> list[LogRecord]:
@@ -311,7 +317,7 @@ def test_a_boot_loop_opens_once_with_its_boots_as_evidence(version: str) -> None
     assert alert.evidence == ids(calls(boots))
     assert alert.opened_at == at(12)
     assert alert.summary == "Boot loop: 3 BootNotifications in 12 minutes (from 02:00 UTC)"
-    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "boot_loop", None, boots[0].record_id)
+    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "boot_loop", None, api(boots[0]))
     assert (alert.vendor, alert.source_id, alert.charger_id, alert.site_id) == ("ocpplab", "CP-1", "CP-1", None)
     assert observation.state.open_alerts == {"boot_loop": alert.alert_id}
     assert observation.state.heartbeat_interval_seconds == 300
@@ -391,7 +397,11 @@ def test_plugchoice_boots_are_counted_once_whether_read_pending_or_answered() ->
     assert len(state.boots.events) == 2
     third = feed(state, charger.plugchoice_log(at(8), "BootNotification", request, None, log_id=108, status="pending"))
     [alert] = opened(third)
-    assert alert.evidence == ["plugchoice:100", "plugchoice:105", "plugchoice:108"]
+    assert [evidence.split("~")[1] for evidence in alert.evidence] == [
+        "plugchoice:100",
+        "plugchoice:105",
+        "plugchoice:108",
+    ]
 
 
 def test_a_plugchoice_boot_answered_with_a_callerror_is_still_a_boot() -> None:
@@ -404,7 +414,7 @@ def test_a_plugchoice_boot_answered_with_a_callerror_is_still_a_boot() -> None:
     ]
     state = feed(ChargerHealthState(), boots).state
     assert set(state.open_alerts) == {"boot_loop"}
-    assert state.errors.events == [(boot.timestamp, boot.record_id) for boot in boots]
+    assert state.errors.events == [(boot.timestamp, api(boot)) for boot in boots]
 
 
 # ---------------------------------------------------------------------------------------------- connector_faulted
@@ -420,14 +430,14 @@ def test_a_fault_opens_when_data_time_passes_fault_minutes_and_resolves_on_a_lat
     [alert] = opened(due, "connector_faulted")
     assert alert.connector_id == 2
     assert alert.opened_at == at(19)
-    assert alert.evidence == [fault.record_id]
+    assert alert.evidence == [api(fault)]
     expected = (
         "Connector 2 Faulted (GroundFailure) since 02:14 UTC"
         if version == "1.6"
         else "Connector 2 Faulted since 02:14 UTC"
     )
     assert alert.summary == expected
-    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "connector_faulted", 2, fault.record_id)
+    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "connector_faulted", 2, api(fault))
     assert due.state.open_alerts == {"connector_faulted#2": alert.alert_id}
     assert tick(charger, due.state, at(25)).changes == ()  # open already
 
@@ -441,7 +451,7 @@ def test_a_fault_opens_when_data_time_passes_fault_minutes_and_resolves_on_a_lat
         alert.alert_id,
     )
     assert change.resolved_at == at(31)
-    assert change.resolution_evidence == (recovery.record_id,)
+    assert change.resolution_evidence == (api(recovery),)
     assert change.resolution == "Connector 2 Available at 02:31 UTC, after 17 minutes Faulted"
     assert back.state.connectors[2].fault_since is None
     assert back.state.open_alerts == {}
@@ -500,13 +510,13 @@ def test_repeated_fault_reports_are_one_episode_and_a_new_fault_a_new_alert() ->
     state = feed(ChargerHealthState(), first, charger.status(at(3), 1, "Faulted", "GroundFailure")).state
     due = tick(charger, state, at(6))
     [alert] = opened(due)
-    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "connector_faulted", 1, first.record_id)
+    assert alert.alert_id == alert_id_for("ocpplab", "CP-1", "CP-1", "connector_faulted", 1, api(first))
     state = feed(due.state, charger.status(at(20), 1, "Available")).state
     second = charger.status(at(24 * 60), 1, "Faulted", "GroundFailure")
     again = tick(charger, feed(state, second).state, at(24 * 60 + 5))
     [new] = opened(again)
     assert new.alert_id != alert.alert_id
-    assert new.evidence == [second.record_id]
+    assert new.evidence == [api(second)]
 
 
 def test_an_older_status_read_late_does_not_overwrite_the_latest() -> None:
@@ -542,7 +552,7 @@ def test_offline_opens_after_the_longer_of_heartbeats_and_offline_minutes_of_sil
     back = charger.heartbeat(at(130))
     online = feed(silent.state, back, charger.heartbeat(at(135)))
     [change] = online.changes
-    assert (change.action, change.kind, change.resolution_evidence) == ("resolve", "offline", (back.record_id,))
+    assert (change.action, change.kind, change.resolution_evidence) == ("resolve", "offline", (api(back),))
     assert change.resolution == "Records again from 04:10 UTC, after 75 minutes of silence"
     assert online.state.offline_since is None
     assert online.state.open_alerts == {}
@@ -662,7 +672,7 @@ def test_plugchoice_failed_logs_are_callerrors() -> None:
     ]
     [alert] = opened(feed(ChargerHealthState(), failed))
     assert alert.kind == "error_burst"
-    assert alert.evidence == [f"plugchoice:{i + 1}" for i in range(5)]
+    assert alert.evidence == [api(record) for record in failed]
 
 
 # ---------------------------------------------------------------------------------------------- authorization_failures
@@ -687,7 +697,7 @@ def test_refused_id_tags_open_once_and_an_accepted_one_resolves(version: str) ->
     assert (change.action, change.kind, change.resolution_evidence) == (
         "resolve",
         "authorization_failures",
-        (accepted[1].record_id,),
+        (api(accepted[1]),),
     )
     assert_nothing_changes(back.state, [*refused, *accepted])
 
@@ -750,7 +760,7 @@ def test_a_failed_firmware_update_opens_and_a_new_attempt_resolves_it(version: s
     observation = feed(ChargerHealthState(), charger.firmware(at(0), "Downloading", signed=signed), failed)
     [alert] = opened(observation)
     assert alert.kind == "firmware_failed"
-    assert alert.evidence == [failed.record_id]
+    assert alert.evidence == [api(failed)]
     assert alert.opened_at == at(10)
     assert alert.summary == f"Firmware update failed: {failure} at 02:10 UTC"
     idle = feed(observation.state, charger.firmware(at(20), "Idle", signed=signed))
@@ -761,7 +771,7 @@ def test_a_failed_firmware_update_opens_and_a_new_attempt_resolves_it(version: s
     assert (change.action, change.kind, change.resolution_evidence) == (
         "resolve",
         "firmware_failed",
-        (retry.record_id,),
+        (api(retry),),
     )
     assert change.resolution == "Downloading at 02:30 UTC, after the failure at 02:10 UTC"
     assert_nothing_changes(back.state, [failed, retry])
@@ -779,7 +789,7 @@ def test_a_firmware_failure_expires_after_failure_alert_hours_of_data_time() -> 
     assert_nothing_changes(expired.state, [failed])
     later = charger.firmware(at(2 * 24 * 60), "InstallationFailed")
     [alert] = opened(feed(expired.state, later))
-    assert alert.evidence == [later.record_id]
+    assert alert.evidence == [api(later)]
 
 
 def test_installed_firmware_and_a_failure_older_than_the_latest_status_open_nothing() -> None:
@@ -814,11 +824,11 @@ def test_a_failed_diagnostics_upload_opens_and_a_later_upload_resolves_it(versio
     [alert] = opened(observation)
     request = " (request 7)" if version == "2.0.1" else ""
     assert alert.kind == "diagnostics_failed"
-    assert alert.evidence == [failed.record_id]
+    assert alert.evidence == [api(failed)]
     assert alert.summary == f"Diagnostics upload failed{request}: {failure} at 02:03 UTC"
     uploaded = charger.diagnostics(at(40), "Uploaded")
     [change] = feed(observation.state, charger.diagnostics(at(30), "Idle"), uploaded).changes
-    assert (change.kind, change.resolution_evidence) == ("diagnostics_failed", (uploaded.record_id,))
+    assert (change.kind, change.resolution_evidence) == ("diagnostics_failed", (api(uploaded),))
 
 
 def test_a_diagnostics_failure_expires_after_failure_alert_hours() -> None:
@@ -848,7 +858,7 @@ def test_a_session_without_energy_progress_for_stuck_session_hours_opens_and_its
     due = tick(charger, state, records[1].timestamp + timedelta(hours=24))
     [alert] = opened(due)
     assert (alert.kind, alert.connector_id) == ("stuck_session", 1)
-    assert alert.evidence == [records[1].record_id]
+    assert alert.evidence == [api(records[1])]
     assert (
         alert.summary == "Stuck session: transaction 42 on connector 1 open since 2026-03-02 02:00 UTC, "
         "no energy progress at 10.0 kWh since 2026-03-02 02:00 UTC"
@@ -857,7 +867,7 @@ def test_a_session_without_energy_progress_for_stuck_session_hours_opens_and_its
     stop = charger.stop(at(25 * 60), 42, 10_000)
     ended = feed(due.state, stop)
     [change] = ended.changes
-    assert (change.kind, change.connector_id, change.resolution_evidence) == ("stuck_session", 1, (stop.record_id,))
+    assert (change.kind, change.connector_id, change.resolution_evidence) == ("stuck_session", 1, (api(stop),))
     assert ended.state.sessions == {}
     assert_nothing_changes(ended.state, [*records, stop])  # an ended session's records never reopen it
     assert tick(charger, ended.state, at(60 * 60)).changes == ()
@@ -885,12 +895,12 @@ def test_a_rise_of_the_register_resolves_a_stuck_session_and_a_later_stall_is_a_
     rise = charger.meter(at(24 * 60 + 10), 1, 42, 12_000)
     back = feed(due.state, rise)
     [change] = back.changes
-    assert (change.kind, change.resolution_evidence) == ("stuck_session", (rise.record_id,))
+    assert (change.kind, change.resolution_evidence) == ("stuck_session", (api(rise),))
     assert change.resolution == "Energy register rose to 12.0 kWh at 02:10 UTC (from 10.0 kWh at 02:00 UTC)"
     again = tick(charger, back.state, at(48 * 60 + 10))
     [second] = opened(again)
     assert second.alert_id != alert.alert_id
-    assert second.evidence == [records[1].record_id, rise.record_id]
+    assert second.evidence == [api(records[1]), api(rise)]
 
 
 @pytest.mark.parametrize("ending", ["Ended", "superseded", "Available"])
@@ -903,7 +913,7 @@ def test_2_0_1_sessions_follow_transaction_events(ending: str) -> None:
     due = tick(charger, state, at(24 * 60))
     [alert] = opened(due)
     assert alert.connector_id == 2
-    assert alert.evidence == [started.record_id]
+    assert alert.evidence == [api(started)]
     if ending == "Ended":
         end = charger.transaction_event(at(24 * 60 + 5), "Ended", "tx-1", 2, 5_000)
     elif ending == "superseded":  # the end was never logged: the connector's next transaction ends it
@@ -916,7 +926,7 @@ def test_2_0_1_sessions_follow_transaction_events(ending: str) -> None:
         assert "tx-1" in observation.state.sessions
     else:
         [change] = observation.changes
-        assert (change.kind, change.resolution_evidence) == ("stuck_session", (end.record_id,))
+        assert (change.kind, change.resolution_evidence) == ("stuck_session", (api(end),))
 
 
 def test_a_1_6_connector_available_again_ends_its_session() -> None:

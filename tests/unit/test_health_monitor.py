@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from test_health_detectors import Charger
+from test_health_detectors import Charger, api
 from test_health_detectors import at as minutes
 
 import health_monitor_handler
@@ -61,7 +61,7 @@ def test_a_stored_boot_loop_opens_one_alert_with_one_notice_and_reading_it_again
     (alert,) = every_alert()
     assert alert.kind == "boot_loop"
     assert alert.state == "open"
-    assert alert.evidence == [r.record_id for r in records if r.message_type == "CALL"]
+    assert alert.evidence == [api(r) for r in records if r.message_type == "CALL"]
     assert notices(stack) == [{"alert_id": alert.alert_id, "state": "open"}]
 
     stored = stores.charger_health().get("ocpplab", charger.source_id, charger.charger_id)
@@ -103,7 +103,7 @@ def test_the_health_monitor_opens_offline_at_the_collectors_data_time_and_a_reco
     _collected(charger, back, mark=minutes(81))
     (resolved,) = every_alert()
     assert resolved.state == "resolved"
-    assert resolved.resolution_evidence == [back[0].record_id]
+    assert resolved.resolution_evidence == [api(back[0])]
     assert notices(stack) == [{"alert_id": alert.alert_id, "state": "resolved"}]
 
 

@@ -30,6 +30,7 @@ from chargelog.dal.secrets import Secret
 from chargelog.errors import ChargelogError, NotFoundError
 from chargelog.logic.cursors import decode_cursor, encode_cursor, query_digest
 from chargelog.models.keys import (
+    API_ID_SEPARATOR,
     charger_partition,
     fleet_action_partition,
     timestamp_key,
@@ -39,7 +40,7 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 MAX_FLEET_DAYS = 92
 DEFAULT_FLEET_HOURS = 24
-ID_SEPARATOR = "~"
+ID_SEPARATOR = API_ID_SEPARATOR
 _HIGHEST = "\U0010ffff"  # sorts after every record id, so an inclusive `to` takes the whole last instant
 
 

@@ -33,6 +33,16 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
+# Between a record's time and its record id in the id the API gives a record (``GET /chargers/{c}/logs/{id}``).
+API_ID_SEPARATOR: Final = "~"
+
+
+def api_record_id(moment: datetime, record_id: str) -> str:
+    """A record's id in the API: its time (as its sort key holds it) and its record id, which find it with one
+    GetItem. Alerts name their evidence so, and the viewer opens it."""
+    return f"{timestamp_key(moment)}{API_ID_SEPARATOR}{record_id}"
+
+
 def charger_partition(charger_id: str) -> str:
     return f"CHARGER#{charger_id}"
 

@@ -43,6 +43,7 @@ from chargelog.models.health_state import (
     StatusTrack,
     WindowState,
 )
+from chargelog.models.keys import api_record_id
 from chargelog.models.records import LogRecord
 
 # A session's energy progress is recorded at most this often (or a quarter of stuck_session_hours, if shorter).
@@ -318,7 +319,9 @@ class _Run:
     def read(self, record: LogRecord) -> None:
         state = self.state
         at = record.timestamp
-        record_id = record.record_id
+        # Evidence and the state name records by the API's id (time and record id): GET /chargers/{c}/logs/{id}
+        # and the viewer open them as they are.
+        record_id = api_record_id(at, record.record_id)
         if state.latest_at is None or at > state.latest_at:
             self.tick(at)  # time passes up to the record before it is read
             state.latest_at = at
