@@ -419,7 +419,9 @@ export function healthStrip(api, chargerId, { onEvidence, current = "" }) {
       const heartbeat = health.heartbeat_interval_seconds ? `heartbeat every ${formatDuration(health.heartbeat_interval_seconds)}` : "heartbeat interval not known yet";
       facts.replaceChildren(
         "Last record ",
-        health.last_record_at ? [h("time", { datetime: health.last_record_at }, ago(health.last_record_at)), ` (${formatTime(health.last_record_at).replace(/\.\d+$/, "")} UTC)`] : "not known",
+        health.last_record_at
+          ? h("span", {}, h("time", { datetime: health.last_record_at }, ago(health.last_record_at)), ` (${formatTime(health.last_record_at).replace(/\.\d+$/, "")} UTC)`)
+          : "not known",
         ` · ${heartbeat}`,
         health.vendor ? ` · ${health.vendor}` : "",
         health.site_id ? ` · site ${health.site_id}` : "",

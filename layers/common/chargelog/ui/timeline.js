@@ -673,7 +673,7 @@ export async function render(main, context) {
     evidenceBar.hidden = false;
     evidenceBar.replaceChildren(
       h("h2", { id: "timeline-evidence-title" }, `Evidence: ${kindLabel(alert.kind)} `, h("code", { class: "muted" }, alert.kind), ` (${where})`),
-      h("p", {}, alert.summary, alert.resolution ? ` Resolved: ${alert.resolution}` : ""),
+      h("p", {}, alert.summary, alert.resolution ? ` · Resolved: ${alert.resolution}` : ""),
       evidenceCount,
       h("p", { class: "evidence-actions" },
         evidence.first ? h("button", { type: "button", id: "timeline-evidence-first", onclick: () => focusEvidence() }, "First evidence record") : null,
