@@ -7,6 +7,7 @@ show on request; a failing or refusing API call leaves one line in its panel whi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -197,7 +198,7 @@ def test_recently_resolved_alerts_show_on_request_and_the_url_keeps_them(
     assert resolved.resolved_at is not None
     assert resolved.resolved_at.strftime("%Y-%m-%d %H:%M:%S UTC") in text
     assert "opened in the last 24 h" in chrome.find_element(By.ID, "alerts-resolved-summary").text
-    chrome.execute_script("document.getElementById('fleet-alerts').scrollIntoView()")
+    chrome.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
     screenshot(chrome, "alerts")
     assert_no_console_errors(chrome)
 
@@ -243,7 +244,6 @@ def test_the_evidence_link_opens_the_timeline_with_the_evidence_highlighted_and_
     assert chrome.find_element(By.ID, "timeline-evidence-count").text.startswith("2 of 2 evidence records loaded")
     pressed = chrome.find_element(By.CSS_SELECTOR, f'#health-open-table button[data-alert-id="{faulted.alert_id}"]')
     assert pressed.get_attribute("aria-pressed") == "true"
-    screenshot(chrome, "alert-evidence")
     assert_no_console_errors(chrome)
 
     # Clear: no highlight, no alert in the URL; the range stays.
@@ -278,7 +278,7 @@ def test_the_charger_health_strip_shows_connectors_and_alerts_and_opens_resolved
     assert "ago" in connectors[0][2]
     assert "record" in connectors[0][2]  # a link to the record that reported it
     facts = chrome.find_element(By.ID, "health-facts").text
-    assert facts.startswith("Last record ")
+    assert re.match(r"Last record [\w ]+ ago \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) · ", facts), facts
     assert "heartbeat every 5 min" in facts
     assert f"site {alerts.site_id}" in facts
     assert listed_alerts(chrome, "#health-open-table") == [a["alert_id"] for a in health["open_alerts"]]
@@ -304,6 +304,14 @@ def test_the_charger_health_strip_shows_connectors_and_alerts_and_opens_resolved
     assert params["alert"] == [resolved.alert_id]
     assert "to" in params  # resolved: the range ends a little after it did
     assert wait_for(chrome, "#timeline-rows tr.selected").get_attribute("data-record-id") == resolved.evidence[0]
+    wait_until(chrome, lambda d: in_view(d, "#timeline-rows tr.selected"), "the first evidence record is not in view")
+    chrome.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    screenshot(chrome, "charger-health")  # the strip, the resolved alert's button pressed, the evidence bar
+    chrome.execute_script(
+        "const row = document.querySelector('#timeline-rows tr.selected');"
+        "window.scrollTo(0, row.getBoundingClientRect().top + window.scrollY - 160)"
+    )
+    screenshot(chrome, "alert-evidence")  # its records highlighted, the first selected
     # Pressing it again clears the evidence.
     button.click()
     wait_until(chrome, lambda d: not evidence_rows(d), "pressing again did not clear the evidence")
