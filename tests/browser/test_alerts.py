@@ -51,7 +51,12 @@ def open_alerts(stack: ViewerStack, **filters: str) -> list[dict[str, Any]]:
 
 
 def listed_alerts(driver: WebDriver, table: str = "#alerts-table") -> list[str]:
-    return [row.get_attribute("data-alert-id") for row in driver.find_elements(By.CSS_SELECTOR, f"{table} tbody tr")]
+    """The alert ids a table lists, read at once (the panel redraws its table when more alerts come)."""
+    return list(
+        driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0] + ' tbody tr')].map((row) => row.dataset.alertId)", table
+        )
+    )
 
 
 def wait_for_alerts(driver: WebDriver, expected: list[str], table: str = "#alerts-table") -> None:
@@ -376,3 +381,60 @@ def test_a_failing_alerts_api_leaves_one_line_and_the_pages_still_render(
     assert "\n" not in health_error.text
     wait_until(chrome, lambda d: "0 records loaded" in d.find_element(By.ID, "timeline-status").text, "no timeline")
     assert_no_console_errors(chrome, expected=[r"/chargers/NO-SUCH-CHARGER/health - Failed to load resource: .* 404"])
+
+
+def test_the_alert_panels_fit_a_phone(viewer_stack: ViewerStack, phone_chrome: WebDriver) -> None:
+    alerts = seeded(viewer_stack)
+    faulted = next(a for a in alerts.open if a.kind == "connector_faulted")
+    for route, ready in (
+        ("#/fleet?resolved=1", "#alerts-resolved-table tbody tr"),
+        (f"#/chargers/{alerts.charger_id}?alert={faulted.alert_id}", EVIDENCE_ROWS),
+    ):
+        open_viewer(phone_chrome, viewer_stack, route)
+        wait_for(phone_chrome, ready)
+        wait_for(phone_chrome, "#health-open-table" if "chargers" in route else ALERT_ROWS)
+        assert phone_chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), (
+            f"{route} is wider than the phone"
+        )
+    assert_no_console_errors(phone_chrome)
+
+
+# Open alerts as a fleet with more than the panel reads at once: 200 on the first read, with a cursor, and one more
+# after it (the API's own answers, each copied with another id).
+MANY_ALERTS = """
+const real = window.fetch;
+window.fetch = async (input, init) => {
+  const url = new URL(String(input), location.href);
+  if (!url.pathname.endsWith('/alerts') || url.searchParams.get('state') !== 'open') return real(input, init);
+  const plain = new URL(url);
+  plain.searchParams.delete('cursor');  // the API's own first page (it would refuse the stand-in cursor)
+  const base = (await (await real(plain, init)).json()).alerts[0];
+  const copy = (n) => ({...base, alert_id: 'alert_' + n.toString(16).padStart(24, '0')});
+  const body = url.searchParams.get('cursor') === 'more'
+    ? {alerts: [copy(1000)], next_cursor: null}
+    : {alerts: Array.from({length: Number(url.searchParams.get('limit'))}, (_, n) => copy(n)), next_cursor: 'more'};
+  return new Response(JSON.stringify(body), {status: 200, headers: {'content-type': 'application/json'}});
+};
+"""
+
+
+def test_more_open_alerts_than_the_panel_reads_at_once_are_read_on_request(
+    viewer_stack: ViewerStack, chrome: WebDriver
+) -> None:
+    open_viewer(chrome, viewer_stack, "#/no-such-view")
+    chrome.execute_script(MANY_ALERTS)
+    chrome.execute_script("location.hash = '#/fleet'")
+    wait_until(chrome, lambda d: len(listed_alerts(d)) == 200, "the panel did not list 200 alerts")
+    assert chrome.find_element(By.ID, "alerts-count").text == "200+"
+    assert chrome.find_element(By.ID, "alerts-summary").text.startswith("The newest 200 open alerts; more are open")
+    more = wait_for(chrome, "#alerts-more")
+    more.send_keys(Keys.ENTER)
+    wait_until(chrome, lambda d: len(listed_alerts(d)) == 201, "More… did not read the next alerts")
+    assert chrome.find_element(By.ID, "alerts-count").text == "201"
+    assert not more.is_displayed()
+    # The panel's table scrolls inside its box: the fleet table stays within reach below it.
+    box = chrome.execute_script(
+        "const w = document.querySelector('#alerts-open .table-wrap'); return [w.clientHeight, w.scrollHeight]"
+    )
+    assert box[0] < box[1]
+    assert_no_console_errors(chrome)
