@@ -225,8 +225,7 @@ def seed_alerts(stack: ViewerStack) -> SeededAlerts:
     other_charger = next(
         charger
         for charger in sorted(stack.get("/chargers")["chargers"], key=lambda c: (not c.get("site_id"), c["charger_id"]))
-        if charger["vendor"] != "ocpplab"
-        and stack.get(f"/chargers/{charger['charger_id']}/logs", limit=1)["records"]
+        if charger["vendor"] != "ocpplab" and stack.get(f"/chargers/{charger['charger_id']}/logs", limit=1)["records"]
     )
     latest = stack.get(f"/chargers/{other_charger['charger_id']}/logs", order="desc", limit=1)["records"]
     offline = _alert(
