@@ -438,3 +438,45 @@ def test_more_open_alerts_than_the_panel_reads_at_once_are_read_on_request(
     )
     assert box[0] < box[1]
     assert_no_console_errors(chrome)
+
+
+def test_evidence_named_by_bare_record_ids_is_found_too(viewer_stack: ViewerStack, chrome: WebDriver) -> None:
+    """Evidence ids without the time ("<vendor>:h:..." as LogRecord.record_id has them, not the API's
+    "<time>~<record id>"): matched by their record id part, in a range from the alert's own times."""
+    from datetime import datetime
+
+    from chargelog.dal.alerts import AlertStore
+    from chargelog.models.alerts import Alert, alert_id_for
+
+    other = seeded(viewer_stack).other
+    records = viewer_stack.get(f"/chargers/{other.charger_id}/logs", order="desc", limit=20)["records"]
+    assert len(records) >= 6, "the other vendor's charger has too few records"
+    picked = sorted(records[2:5], key=lambda r: r["id"])  # oldest first
+    bare = [record["id"].partition("~")[2] for record in picked]
+    alert = Alert(
+        alert_id=alert_id_for(other.vendor, other.source_id, other.charger_id, "error_burst", None, bare[0]),
+        kind="error_burst",
+        state="open",
+        charger_id=other.charger_id,
+        vendor=other.vendor,
+        source_id=other.source_id,
+        site_id=other.site_id,
+        opened_at=datetime.fromisoformat(picked[-1]["timestamp"]),
+        summary="3 errors within 10 min (bare record ids)",
+        evidence=bare,
+    )
+    store = AlertStore(viewer_stack.refs["Table"], alert_retention_days=400)
+    assert store.open(alert)
+    try:
+        open_viewer(chrome, viewer_stack, f"#/chargers/{other.charger_id}?alert={alert.alert_id}")
+        wait_until(
+            chrome,
+            lambda d: sorted(evidence_rows(d)) == sorted(record["id"] for record in picked),
+            "the bare ids' records were not highlighted",
+        )
+        assert wait_for(chrome, "#timeline-rows tr.selected").get_attribute("data-record-id") == picked[0]["id"]
+        assert chrome.find_element(By.ID, "timeline-evidence-count").text.startswith("3 of 3 evidence records")
+        assert hash_params(chrome)["from"][0] < picked[0]["id"]
+        assert_no_console_errors(chrome)
+    finally:
+        store.resolve(alert.alert_id, alert.opened_at, "test over")
