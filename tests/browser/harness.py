@@ -3,7 +3,9 @@ Selenium, and the helpers every view's tests use.
 
 - `ViewerStack`: `chargelog local` (`LocalRunner`) on 127.0.0.1 after one collection pass over the four vendor
   simulators (chargers, records, connector status and transactions exist), with `seed_charger_records` to write
-  many records for one charger fast (through the worker's `RecordWriter`, into moto).
+  many records for one charger fast (through the worker's `RecordWriter`, into moto), and charger health alerts
+  (`seed_alerts`, `ViewerStack.alerts`): a charger of seeded records with two open alerts, one resolved alert and a
+  health state, and an open alert on a simulator charger of another vendor, each alert's evidence records that exist.
 - `chrome`: Debian's chromium through its chromium-driver (never Selenium Manager, which would download one),
   headless, 1280x800, with the browser console kept for `assert_no_console_errors`.
 - `open_viewer` gives the API key through the page's own key form (never in a URL); `wait_for` waits for a
@@ -38,6 +40,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from chargelog import aws
+from chargelog.models.alerts import Alert, alert_id_for
 from chargelog.settings import get_settings
 from chargelog_local.runner import LocalOptions, LocalRunner
 from simulated_records import ocpp_records
@@ -73,12 +76,27 @@ class SeededCharger:
 
 
 @dataclass
+class SeededAlerts:
+    """The alerts `seed_alerts` wrote: ``charger_id`` (at ``site_id``) has ``open`` (connector_faulted on connector 1,
+    error_burst) and ``resolved`` (authorization_failures, opened and resolved within the last day) and a health state;
+    ``other`` is an open alert on a simulator charger of another vendor."""
+
+    charger_id: str
+    site_id: str
+    open: list[Alert]
+    resolved: list[Alert]
+    other: Alert
+    health_state: dict[str, Any]
+
+
+@dataclass
 class ViewerStack:
     """The local stack the browser talks to: the API (and the viewer at /ui/) and the upload API on 127.0.0.1."""
 
     runner: LocalRunner
     api_key: str
     refs: dict[str, str] = field(default_factory=dict)  # the template's resources in moto, by logical id
+    alerts: SeededAlerts | None = None  # what seed_alerts wrote (start_viewer_stack seeds them)
 
     @property
     def api_url(self) -> str:
@@ -130,6 +148,123 @@ class ViewerStack:
             last = batch[-1].timestamp
         return SeededCharger(charger_id, written, first or begin, last)
 
+    def charger_records(self, charger_id: str) -> list[dict[str, Any]]:
+        """Every record of a charger as the API lists them, oldest first."""
+        found: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"order": "asc", "limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = self.get(f"/chargers/{charger_id}/logs", **params)
+            found.extend(page["records"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found
+
+
+ALERTS_CHARGER = "CP-ALERTS-01"
+ALERTS_SITE = "SITE-ALERTS"
+ALERTS_RECORDS = 600  # about 80 minutes of seeded traffic, ending now
+
+
+def _at(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["timestamp"])
+
+
+def _alert(
+    record: dict[str, Any], kind: str, connector_id: int | None, evidence: list[dict[str, Any]], summary: str
+) -> Alert:
+    """An open alert whose evidence is these records (API ids: "<time>~<record id>"), opened at the last one."""
+    return Alert(
+        alert_id=alert_id_for(
+            record["vendor"], record["source_id"], record["charger_id"], kind, connector_id, evidence[0]["id"]
+        ),
+        kind=kind,
+        state="open",
+        charger_id=record["charger_id"],
+        vendor=record["vendor"],
+        source_id=record["source_id"],
+        site_id=record.get("site_id"),
+        connector_id=connector_id,
+        opened_at=_at(evidence[-1]),
+        summary=summary,
+        evidence=[one["id"] for one in evidence],
+    )
+
+
+def seed_alerts(stack: ViewerStack) -> SeededAlerts:
+    """Alerts and a health state as the detectors would write them (`AlertStore.open` / `resolve`,
+    `HealthStore.put`), on records that exist: ``ALERTS_CHARGER``'s seeded records and a simulator charger's."""
+    from chargelog.dal.alerts import AlertStore, HealthStore
+
+    stack.seed_charger_records(ALERTS_CHARGER, ALERTS_RECORDS, site_id=ALERTS_SITE, seed=404)
+    records = stack.charger_records(ALERTS_CHARGER)
+    statuses = [r for r in records if r.get("action") == "StatusNotification" and r.get("message_type") == "CALL"]
+    on_one = [r for r in statuses if r.get("connector_id") == 1]
+    on_two = [r for r in statuses if r.get("connector_id") == 2]
+    errors = [r for r in records if r.get("message_type") == "CALLERROR"]
+    calls = [r for r in records if r.get("message_type") == "CALL"]
+    assert len(on_one) >= 4, "the seeded traffic has too few status notifications on connector 1"
+    assert on_two, "the seeded traffic has no status notification on connector 2"
+    assert len(calls) > 40, "the seeded traffic has too few CALLs"
+    middle = len(on_one) // 2
+    faulted = on_one[middle : middle + 2]
+    # The burst: CALLERRORs where the traffic has them, otherwise CALLs late in the span.
+    burst = (errors if len(errors) >= 2 else calls[-12:-7])[-5:]
+    refused = calls[len(calls) // 4 : len(calls) // 4 + 3]
+    accepted = calls[len(calls) // 4 + 6]
+
+    connector_faulted = _alert(
+        faulted[0],
+        "connector_faulted",
+        1,
+        faulted,
+        f"Connector 1 Faulted (GroundFailure) since {_at(faulted[0]):%H:%M} UTC",
+    )
+    error_burst = _alert(burst[0], "error_burst", None, burst, f"{len(burst)} CALLERRORs within 10 min")
+    authorization = _alert(refused[0], "authorization_failures", None, refused, "3 id tags refused within 15 min")
+    other_charger = next(
+        charger
+        for charger in sorted(stack.get("/chargers")["chargers"], key=lambda c: (not c.get("site_id"), c["charger_id"]))
+        if charger["vendor"] != "ocpplab" and stack.get(f"/chargers/{charger['charger_id']}/logs", limit=1)["records"]
+    )
+    latest = stack.get(f"/chargers/{other_charger['charger_id']}/logs", order="desc", limit=1)["records"]
+    offline = _alert(
+        latest[0], "offline", None, latest, f"No record since {_at(latest[0]):%H:%M} UTC (3 heartbeats missed)"
+    )
+
+    alerts = AlertStore(stack.refs["Table"], alert_retention_days=400)
+    for alert in (authorization, connector_faulted, error_burst, offline):
+        assert alerts.open(alert), f"{alert.alert_id} was open already"
+    resolved = alerts.resolve(
+        authorization.alert_id, _at(accepted), f"An id tag was accepted at {_at(accepted):%H:%M} UTC", [accepted["id"]]
+    )
+    assert resolved is not None
+    state = {
+        "connectors": {
+            "1": {
+                "status": "Faulted",
+                "error_code": "GroundFailure",
+                "at": faulted[0]["timestamp"],
+                "record_id": faulted[0]["id"],
+            },
+            "2": {"status": "Available", "at": on_two[-1]["timestamp"], "record_id": on_two[-1]["id"]},
+        },
+        "heartbeat_interval_seconds": 300,
+        "open_alerts": {"connector_faulted#1": connector_faulted.alert_id, "error_burst": error_burst.alert_id},
+    }
+    written = HealthStore(stack.refs["Table"]).put(
+        "ocpplab", ALERTS_CHARGER, ALERTS_CHARGER, ALERTS_SITE, json.dumps(state), expected_version=None
+    )
+    assert written == 1
+    return SeededAlerts(
+        charger_id=ALERTS_CHARGER,
+        site_id=ALERTS_SITE,
+        open=sorted([connector_faulted, error_burst], key=lambda a: a.opened_at, reverse=True),
+        resolved=[resolved],
+        other=offline,
+        health_state=state,
+    )
+
 
 @dataclass
 class _Restore:
@@ -161,6 +296,7 @@ def start_viewer_stack() -> tuple[ViewerStack, _Restore]:
         assert runner.stack is not None
         stack = ViewerStack(runner, runner.api_key, dict(runner.stack.refs))
         _wait_for_first_pass(stack)
+        stack.alerts = seed_alerts(stack)
     except BaseException:
         stop_viewer_stack(runner, restore)
         raise

@@ -39,7 +39,8 @@ def api(stack: LocalStack, template: dict[str, Any]) -> Iterator[Api]:
 
 
 def test_the_viewer_ships_its_page_and_modules(files: dict[str, bytes]) -> None:
-    assert {"index.html", "app.js", "api.js", "dom.js", "style.css"} <= set(files)
+    modules = {"app.js", "api.js", "dom.js", "fleet.js", "timeline.js", "alerts.js"}
+    assert {"index.html", "style.css", *modules} <= set(files)
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}], ids=["no-key", "wrong-key"])

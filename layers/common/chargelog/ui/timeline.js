@@ -9,10 +9,16 @@
 // Flags (badge with text, row edge in colour): CALLERROR, an unanswered CALL (judged only when the view holds the
 // whole pairing window and no filter hides answers), Rejected-like answers, Faulted connectors, error codes.
 //
+// Alert evidence (#/chargers/<id>?alert=<alert id>, and the health strip's "Show evidence"): the range is set around
+// the alert's evidence records (oldest first, other filters cleared), every evidence record loaded is highlighted
+// (class "evidence", and a badge saying so), and the first one is selected and scrolled to; "Clear" drops the
+// highlight. The health strip at the top (alerts.js) shows the charger's connectors, open and resolved alerts.
+//
 // Free text is matched in the browser over the records loaded so far (payloads, results, ids, actions): the API
 // has no text search (DynamoDB cannot search text without reading everything), so the page says how many of the
 // loaded records match and "Load more" reads further pages. Every other filter is an API parameter.
 
+import { evidenceRange, healthStrip, kindLabel, recordPart, when } from "./alerts.js";
 import { ApiError } from "./api.js";
 import { hashFor } from "./app.js";
 import { clear, errorBox, field, formatTime, h, inputToIso, isoToInput, jsonBlock } from "./dom.js";
@@ -122,6 +128,7 @@ function readFilters(params) {
     order: params.get("order") === "asc" ? "asc" : "desc",
     live: params.get("live") === "1" ? "1" : "",
     record: params.get("record") ?? "",
+    alert: params.get("alert") ?? "",
   };
 }
 
@@ -200,7 +207,7 @@ export async function render(main, context) {
     h("button", { type: "submit", class: "primary" }, "Apply"),
   );
 
-  const status = h("p", { class: "muted", id: "timeline-status", "aria-live": "polite" });
+  const status = h("p", { class: "muted", id: "timeline-status", "aria-live": "polite", tabindex: -1 });
   const pinned = h("div", { id: "timeline-pinned" });
   const body = h("tbody", { id: "timeline-rows" });
   const table = h(
@@ -225,6 +232,13 @@ export async function render(main, context) {
   }
   drawExportLink();
 
+  // The health strip and the evidence of an alert.
+  const strip = healthStrip(api, chargerId, {
+    current: state.alert,
+    onEvidence: (alert, shown) => (shown ? clearEvidence() : showEvidence(alert)),
+  });
+  const evidenceBar = h("section", { class: "evidence-bar", id: "timeline-evidence", "aria-labelledby": "timeline-evidence-title", hidden: true });
+
   main.append(
     h("h1", {}, "Charger ", h("span", { class: "mono" }, chargerId)),
     h("p", { class: "links" },
@@ -234,11 +248,13 @@ export async function render(main, context) {
       h("a", { href: hashFor("diagnostics", [], { charger: chargerId }) }, "Diagnostics"), " · ",
       exportLink,
     ),
+    strip.element,
     form,
     h("p", { class: "muted legend" },
       h("span", { class: "swatch to-charger" }, "CSMS → CP"), " ", h("span", { class: "swatch from-charger" }, "CP → CSMS"),
       " rows by direction. Free text searches the records loaded so far; other filters ask the API. Times are UTC."),
     status,
+    evidenceBar,
     pinned,
     h("div", { class: "table-wrap" }, table),
     sentinel,
@@ -257,6 +273,7 @@ export async function render(main, context) {
   let liveBehind = 0;
   let stopped = false;
   let firstRendered = false;
+  let evidence = null; // the alert whose evidence is shown: {alert, roles: Map(record id -> "evidence" | "resolution"), first}
 
   function apiParams() {
     const params = { order: state.order, limit: PAGE_SIZE, action: state.action };
@@ -367,7 +384,10 @@ export async function render(main, context) {
         }, record.message_type === "CALL" ? "find reply" : "find call"));
       }
     }
-    flagCell.replaceChildren(...flags.map((flag) => h("span", { class: `badge ${flag.level}` }, flag.text)));
+    flagCell.replaceChildren(
+      ...evidenceBadges(entry),
+      ...flags.map((flag) => h("span", { class: `badge ${flag.level}` }, flag.text)),
+    );
     entry.row.classList.toggle("flag-bad", flags.some((f) => f.level === "bad"));
     entry.row.classList.toggle("flag-warn", !flags.some((f) => f.level === "bad") && flags.length > 0);
   }
@@ -393,6 +413,7 @@ export async function render(main, context) {
       entry.replyCell,
       entry.flagCell,
     );
+    markEvidence(entry);
     return entry;
   }
 
@@ -441,6 +462,7 @@ export async function render(main, context) {
       body.append(...fresh.map((e) => e.row));
     }
     redrawPairs(fresh);
+    if (evidence && fresh.some((entry) => entry.evidenceRole)) drawEvidenceBar();
     return fresh;
   }
 
@@ -538,15 +560,21 @@ export async function render(main, context) {
     if (focus) entry.openButton.focus({ preventScroll: true });
   }
 
-  // Load pages in the list's order until the record is loaded, or it is certainly not coming.
-  async function ensureLoaded(id, at) {
-    const wanted = timeOf(at);
-    for (let pages = 0; !byId.has(id) && !exhausted && pages < JUMP_PAGES_AT_MOST && !stopped; pages += 1) {
+  // Load pages in the list's order until found() finds an entry, or it is certainly not coming (past `at`, when
+  // known; the end of the list; JUMP_PAGES_AT_MOST pages).
+  async function ensureFound(found, at) {
+    const wanted = at === undefined ? null : timeOf(at);
+    for (let pages = 0; !found() && !exhausted && pages < JUMP_PAGES_AT_MOST && !stopped; pages += 1) {
       const last = records[records.length - 1];
-      if (last && (state.order === "desc" ? timeOf(last.timestamp) < wanted : timeOf(last.timestamp) > wanted)) break;
+      if (wanted !== null && last && (state.order === "desc" ? timeOf(last.timestamp) < wanted : timeOf(last.timestamp) > wanted)) break;
       await loadPage();
     }
-    return byId.get(id) ?? null;
+    return found() ?? null;
+  }
+
+  // Load pages in the list's order until the record is loaded, or it is certainly not coming.
+  function ensureLoaded(id, at) {
+    return ensureFound(() => byId.get(id), at);
   }
 
   function pin(record, why) {
@@ -594,7 +622,153 @@ export async function render(main, context) {
     }
   }
 
+  // ---- alert evidence ----
+  function setEvidence(alert) {
+    const roles = new Map();
+    for (const id of alert.evidence ?? []) roles.set(id, "evidence");
+    for (const id of alert.resolution_evidence ?? []) if (!roles.has(id)) roles.set(id, "resolution");
+    evidence = { alert, roles, first: alert.evidence?.[0] ?? alert.resolution_evidence?.[0] ?? null };
+    state.alert = alert.alert_id;
+    strip.mark(alert.alert_id);
+    buildEvidenceBar();
+  }
+
+  // "evidence", "resolution" or null: a record's part in the shown alert. An evidence id is the API's record id
+  // ("<time>~<record id>") or a bare record id, matched by the record id part.
+  function roleOf(record) {
+    if (!evidence) return null;
+    return evidence.roles.get(record.id) ?? evidence.roles.get(recordPart(record.id)) ?? null;
+  }
+
+  function evidenceBadges(entry) {
+    if (entry.evidenceRole === "evidence") return [h("span", { class: "badge evidence" }, "evidence")];
+    if (entry.evidenceRole === "resolution") return [h("span", { class: "badge evidence" }, "resolved it")];
+    return [];
+  }
+
+  function markEvidence(entry) {
+    const role = roleOf(entry.record);
+    const changed = role !== (entry.evidenceRole ?? null);
+    entry.evidenceRole = role;
+    entry.row.classList.toggle("evidence", role !== null);
+    entry.row.classList.toggle("evidence-resolution", role === "resolution");
+    return changed;
+  }
+
+  function markAllEvidence() {
+    for (const entry of byId.values()) if (markEvidence(entry)) drawReply(entry);
+    drawEvidenceBar();
+  }
+
+  // The bar above the list: which alert, how many of its records are loaded, "First evidence record", "Clear".
+  const evidenceCount = h("p", { class: "muted", id: "timeline-evidence-count", "aria-live": "polite" });
+  function buildEvidenceBar() {
+    if (!evidence) {
+      evidenceBar.hidden = true;
+      evidenceBar.replaceChildren();
+      return;
+    }
+    const { alert } = evidence;
+    const where = [alert.connector_id != null ? `connector ${alert.connector_id}` : null, alert.state].filter(Boolean).join(", ");
+    evidenceBar.hidden = false;
+    evidenceBar.replaceChildren(
+      h("h2", { id: "timeline-evidence-title" }, `Evidence: ${kindLabel(alert.kind)} `, h("code", { class: "muted" }, alert.kind), ` (${where})`),
+      h("p", {}, alert.summary, alert.resolution ? ` · Resolved: ${alert.resolution}` : ""),
+      evidenceCount,
+      h("p", { class: "evidence-actions" },
+        evidence.first ? h("button", { type: "button", id: "timeline-evidence-first", onclick: () => focusEvidence() }, "First evidence record") : null,
+        " ",
+        h("button", { type: "button", id: "timeline-evidence-clear", onclick: () => clearEvidence() }, "Clear evidence")),
+    );
+    drawEvidenceBar();
+  }
+
+  function drawEvidenceBar() {
+    if (!evidence) return;
+    const { alert, roles } = evidence;
+    let inView = 0;
+    for (const entry of byId.values()) if (entry.evidenceRole) inView += 1;
+    evidenceCount.textContent = roles.size
+      ? `${inView} of ${roles.size} evidence record${roles.size === 1 ? "" : "s"} loaded, highlighted and marked “evidence”${alert.resolution_evidence?.length ? " (“resolved it”: the records that ended it)" : ""}.`
+      : "This alert names no evidence records.";
+  }
+
+  // The range around the alert's evidence, oldest first, no other filter (a filter could hide evidence).
+  function evidenceView(alert) {
+    const range = evidenceRange(alert);
+    if (range) {
+      state.from = range.from;
+      state.to = range.to;
+    }
+    state.order = "asc";
+    for (const name of ["direction", "message_type", "transaction_id", "connector_status", "kind", "q"]) state[name] = "";
+    state.action = [];
+    state.live = "";
+    fillForm();
+  }
+
+  // Select the first evidence record: loaded, or loaded page by page, or beside the list when it is not in it.
+  async function focusEvidence() {
+    const wanted = evidence;
+    const first = wanted?.first;
+    if (!first) return;
+    const matches = () => byId.get(first) ?? [...byId.values()].find((entry) => recordPart(entry.record.id) === recordPart(first));
+    const at = first.includes("~") ? first.split("~")[0] : undefined;
+    const found = await ensureFound(matches, at);
+    if (wanted !== evidence || stopped) return;
+    if (found) {
+      selectRecord(found);
+      return;
+    }
+    if (!first.includes("~")) {
+      context.notice("The alert's first evidence record is not in this view.");
+      return;
+    }
+    try {
+      pin(await api.get(`${logsPath}/${encodeURIComponent(first)}`), "The alert's first evidence record is not in the list as filtered and loaded.");
+    } catch (error) {
+      context.notice(`The alert's first evidence record: ${error.message}`);
+    }
+  }
+
+  async function showEvidence(alert) {
+    setEvidence(alert);
+    evidenceView(alert);
+    state.record = "";
+    writeUrl(true);
+    setLive();
+    await reload();
+    await focusEvidence();
+  }
+
+  function clearEvidence() {
+    const hadFocus = evidenceBar.contains(document.activeElement);
+    evidence = null;
+    state.alert = "";
+    strip.mark("");
+    markAllEvidence();
+    buildEvidenceBar();
+    writeUrl();
+    if (hadFocus) status.focus();
+  }
+
   // ---- filters ----
+  function fillForm() {
+    fromInput.value = isoToInput(state.from);
+    toInput.value = isoToInput(state.to);
+    orderSelect.value = state.order;
+    directionSelect.value = state.direction;
+    typeSelect.value = state.message_type;
+    kindSelect.value = state.kind;
+    transactionInput.value = state.transaction_id;
+    connectorInput.value = state.connector_status;
+    textInput.value = state.q;
+    liveInput.checked = state.live === "1";
+    chosenActions.clear();
+    for (const name of state.action) chosenActions.add(name);
+    drawActions();
+  }
+
   function readForm() {
     state.from = inputToIso(fromInput.value) ?? "";
     state.to = inputToIso(toInput.value) ?? "";
@@ -716,9 +890,30 @@ export async function render(main, context) {
   );
   loadMore.addEventListener("click", () => loadPage()?.catch((error) => context.notice(error.message)));
 
+  // An alert in the address: its evidence, in the range around it unless the address gives a range.
+  let alertProblem = "";
+  if (state.alert) {
+    try {
+      const alert = await api.get(`/alerts/${encodeURIComponent(state.alert)}`);
+      if (alert.charger_id !== chargerId) throw new Error(`it is an alert of charger ${alert.charger_id}`);
+      setEvidence(alert);
+      if (!state.from && !state.to) {
+        evidenceView(alert);
+        writeUrl();
+      }
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) throw error;
+      alertProblem = `The alert in the address: ${error.message}`;
+      state.alert = "";
+      strip.mark("");
+      writeUrl();
+    }
+  }
+
   await reload();
   observer.observe(sentinel);
   setLive();
+  if (alertProblem) context.notice(alertProblem);
 
   if (state.record) {
     const wanted = state.record;
@@ -732,6 +927,8 @@ export async function render(main, context) {
         context.notice(`The record in the address: ${error.message}`);
       }
     }
+  } else if (evidence) {
+    await focusEvidence();
   }
 
   return () => {
