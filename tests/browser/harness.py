@@ -196,7 +196,7 @@ def seed_alerts(stack: ViewerStack) -> SeededAlerts:
     `HealthStore.put`), on records that exist: ``ALERTS_CHARGER``'s seeded records and a simulator charger's."""
     from chargelog.dal.alerts import AlertStore, HealthStore
 
-    stack.seed_charger_records(ALERTS_CHARGER, ALERTS_RECORDS, site_id=ALERTS_SITE, seed=404)
+    stack.seed_charger_records(ALERTS_CHARGER, ALERTS_RECORDS, site_id=ALERTS_SITE, seed=407)
     records = stack.charger_records(ALERTS_CHARGER)
     statuses = [r for r in records if r.get("action") == "StatusNotification" and r.get("message_type") == "CALL"]
     on_one = [r for r in statuses if r.get("connector_id") == 1]
