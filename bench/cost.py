@@ -29,7 +29,9 @@ Lambda: the wall time of each handler invocation times the function's MemorySize
 request per invocation. The handlers run in this process (moto and the simulators in their own), so the process
 time (time.process_time) around an invocation is the function's CPU; both times include the bench's own
 accounting in its hooks (sizing items, reading an updated item back), which is measured and reported apart
-(``worker``: per 1,000 records, without it; the GB-s figures keep it, an upper bound). Secrets Manager: the
+(``worker``: per 1,000 records, without it; the GB-s figures keep it, an upper bound). Before each invocation the
+bench's own heap is frozen out of the garbage collector (gc.freeze), so a collection inside it scans the function's
+objects, not the items the bench recorded (a full collection of those took over half a second). Secrets Manager: the
 worker caches a vendor's secret for 5 minutes, so the cache is cleared at every pass (one warm worker per vendor,
 as on AWS with one pass every 5 minutes).
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import math
 import os
@@ -483,6 +486,10 @@ class Recorder:
     def invocation(self, function: str, memory_mb: int) -> Iterator[None]:
         """One invocation of ``function``: its wall time (billed as GB-s) and its process time (CPU). Both include
         the bench's accounting in these hooks, which is also kept apart (``accounting_*``) to be taken off."""
+        # The bench's own heap (the items it recorded, other runs' objects) is frozen out of the garbage collector,
+        # so that a collection during the invocation scans what the function made (as in its own Lambda process),
+        # not this process's bookkeeping: a full collection of it took over half a second.
+        gc.freeze()
         began, began_cpu = time.perf_counter(), time.process_time()
         accounted = tuple(self._accounting)
         self._active_invocations += 1
