@@ -5,7 +5,11 @@ vendor's simulator (own process, the vendor's realistic traffic at the simulator
 - scheduled collection as deployed: every ScheduleMinutes (template.yaml) the dispatcher's handler runs with the
   schedule's event, and the worker's handler runs each job from the vendor's work queue (as Lambda's SQS event
   source mapping does: receive, invoke, delete), through JobRunner and the stores of chargelog.stores. The first
-  pass collects the new sources' initial history; the passes after it are the steady state the figures come from;
+  pass collects the new sources' initial history; the passes after it are the steady state the figures come from.
+  As deployed, the worker runs the charger health detectors on every page it stores (docs/health.md) and the health
+  monitor's handler runs every ScheduleMinutes too (after each pass's jobs; reported apart, per pass). With
+  ``--no-detectors`` the worker's environment lacks CHARGELOG_ALERT_QUEUE_URL (so chargelog.stores.collection()
+  gives it no detectors) and the health monitor does not run: bench/health.py compares the two;
 - the API's main queries in-process (api_handler, API Gateway proxy events): a charger's time range, its commonest
   and rarest action, a site, the fleet by those actions, one record.
 
@@ -16,20 +20,31 @@ are computed from the items' sizes by DynamoDB's documented rules (bench/cost_mo
 wrote (the requests themselves), the items as stored after an update (read back, uncounted), and the items a read
 returned. What moto reported is printed beside them. Item layout and index names are not assumed: the key
 schema and indexes come from template.yaml, the items from what the code writes. Record items are the items
-written with BatchWriteItem (how RecordWriter stores records); everything else is bookkeeping.
+written with BatchWriteItem (how RecordWriter stores records); the charger health detectors' items are their own
+kinds, by partition key: ``health`` (``pk = "HEALTH"``, a charger's state) and ``alerts`` (``pk = "ALERT#<id>"``);
+everything else is bookkeeping. SQS requests are also counted per queue (the AlertQueue's: alert notices). The
+simulators' traffic is healthy by default (chargelog_simulators.traffic.Behaviour), so alerts should be about none.
 
 Lambda: the wall time of each handler invocation times the function's MemorySize (template.yaml), plus one
-request per invocation. Secrets Manager: the worker caches a vendor's secret for 5 minutes, so the cache is
-cleared at every pass (one warm worker per vendor, as on AWS with one pass every 5 minutes).
+request per invocation. The handlers run in this process (moto and the simulators in their own), so the process
+time (time.process_time) around an invocation is the function's CPU; both times include the bench's own
+accounting in its hooks (sizing items, reading an updated item back), which is measured and reported apart
+(``worker``: per 1,000 records, without it; the GB-s figures keep it, an upper bound). Before each invocation the
+bench's own heap is frozen out of the garbage collector (gc.freeze), so a collection inside it scans the function's
+objects, not the items the bench recorded (a full collection of those took over half a second). Secrets Manager: the
+worker caches a vendor's secret for 5 minutes, so the cache is cleared at every pass (one warm worker per vendor,
+as on AWS with one pass every 5 minutes).
 
     .venv/bin/python bench/cost.py                              # 1,000 records per vendor
     .venv/bin/python bench/cost.py --records-per-vendor 500 --json
+    .venv/bin/python bench/cost.py --no-detectors                # the worker without charger health detection
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import math
 import os
@@ -189,6 +204,8 @@ class Tally:
     calls: Counter[str] = field(default_factory=Counter)  # "service.Operation" -> requests
     write_units: Counter[str] = field(default_factory=Counter)  # "records/table", "records/gsi1", "other/table"...
     read_units: Counter[str] = field(default_factory=Counter)
+    read_units_by_kind: Counter[str] = field(default_factory=Counter)  # "health", "alerts", "other"
+    read_requests_by_kind: Counter[str] = field(default_factory=Counter)  # (a batch get: each item)
     s3_bytes: Counter[str] = field(default_factory=Counter)  # "PUT <bucket>/<tier>" -> bytes
     s3_objects: Counter[str] = field(default_factory=Counter)
     reported_units: float = 0.0  # what moto put in ConsumedCapacity
@@ -197,6 +214,33 @@ class Tally:
     items_returned: int = 0
     lambda_seconds: Counter[str] = field(default_factory=Counter)
     lambda_invocations: Counter[str] = field(default_factory=Counter)
+    # Process time (CPU, every thread of this process) of each function's invocations; and of it, and of their wall
+    # time, what the bench's own accounting took (these hooks, reading an updated item back): not the function's.
+    lambda_cpu_seconds: Counter[str] = field(default_factory=Counter)
+    accounting_seconds: Counter[str] = field(default_factory=Counter)
+    accounting_cpu_seconds: Counter[str] = field(default_factory=Counter)
+    item_writes: Counter[str] = field(default_factory=Counter)  # "<kind> <operation>" -> items written (succeeded)
+    failed_writes: Counter[str] = field(default_factory=Counter)  # ... whose condition failed
+    sqs_by_queue: Counter[str] = field(default_factory=Counter)  # "<Operation> <queue logical id>" -> billed requests
+
+
+def write_kind(key: dict[str, Any], *, record: bool = False) -> str:
+    """The kind of a written item, by its partition key (wire form): the charger health detectors' state items
+    (``HEALTH``) and alert items (``ALERT#<id>``, docs/health.md); everything else not a record is bookkeeping."""
+    pk = next(iter(key.get("pk", {}).values()), "") if isinstance(key.get("pk"), dict) else ""
+    if pk == "HEALTH":
+        return "health"
+    if isinstance(pk, str) and pk.startswith("ALERT#"):
+        return "alerts"
+    return "records" if record else "bookkeeping"
+
+
+def _read_kind(key: dict[str, Any]) -> str:
+    kind = write_kind(key)
+    return "other" if kind == "bookkeeping" else kind
+
+
+_ACTIVE: list[Recorder] = []  # the recorder the hooks report to (health.py measures with several, one at a time)
 
 
 class Recorder:
@@ -206,6 +250,9 @@ class Recorder:
         self.layout = layout
         self._inspect = inspect  # an unhooked DynamoDB client, to read an item back after an update
         self._bucket_names = bucket_names  # physical bucket name -> template logical id
+        self.queue_names: dict[str, str] = {}  # queue URL -> template logical id
+        self._active_invocations = 0
+        self._accounting = [0.0, 0.0]  # wall, CPU seconds the hooks took while an invocation ran
         self._lock = threading.RLock()
         self.phase = "setup"
         self.tallies: dict[str, Tally] = defaultdict(Tally)
@@ -215,23 +262,29 @@ class Recorder:
 
     # ------------------------------------------------------------------ hooks
     def install(self) -> None:
+        """Hook every boto3 session created from now on, reporting to this recorder (to the latest installed: a
+        session made while another recorder was installed reports to this one from now on too)."""
         import boto3
         import boto3.session
 
-        recorder = self
+        first = not _ACTIVE
+        _ACTIVE[:] = [self]
+        boto3.DEFAULT_SESSION = None
+        if not first:
+            return
         original = boto3.session.Session.__init__
 
         def hooked(session: Any, *args: Any, **kwargs: Any) -> None:
             original(session, *args, **kwargs)
-            recorder.register(session.events)
+            Recorder.register(session.events)
 
         boto3.session.Session.__init__ = hooked  # type: ignore[method-assign]
-        boto3.DEFAULT_SESSION = None
 
-    def register(self, events: Any) -> None:
-        events.register("before-parameter-build.dynamodb", self._ask_for_capacity)
-        events.register("before-call", self._before_call)
-        events.register("after-call", self._after_call)
+    @staticmethod
+    def register(events: Any) -> None:
+        events.register("before-parameter-build.dynamodb", Recorder._ask_for_capacity)
+        events.register("before-call", Recorder._before_call)
+        events.register("after-call", lambda **kwargs: _ACTIVE[0]._after_call(**kwargs))
 
     @staticmethod
     def _ask_for_capacity(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -243,6 +296,7 @@ class Recorder:
         params["context"]["cost_request"] = params
 
     def _after_call(self, http_response: Any, parsed: dict[str, Any], model: Any, context: Any, **_: Any) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
         request = context.get("cost_request") or {}
         service = model.service_model.service_name
         operation = model.name
@@ -255,9 +309,23 @@ class Recorder:
             elif service == "s3":
                 self._s3(tally, operation, request, http_response)
             elif service == "sqs":
-                tally.usage.sqs_requests += sqs_billed_requests(len(_body_bytes(request)))
+                body = _body_bytes(request)
+                billed = sqs_billed_requests(len(body))
+                tally.usage.sqs_requests += billed
+                tally.sqs_by_queue[f"{operation} {self._queue_of(body)}"] += billed
             elif service == "secretsmanager":
                 tally.usage.secrets_calls += 1
+            if self._active_invocations:
+                self._accounting[0] += time.perf_counter() - wall
+                self._accounting[1] += time.process_time() - cpu
+
+    def _queue_of(self, body: bytes) -> str:
+        """The template's name of the queue a request is for (the JSON protocol's QueueUrl)."""
+        try:
+            url = str(json.loads(body or b"{}").get("QueueUrl", ""))
+        except ValueError:
+            return "?"
+        return self.queue_names.get(url, url.rsplit("/", 1)[-1] or "?")
 
     # ------------------------------------------------------------------ S3
     def _s3(self, tally: Tally, operation: str, request: dict[str, Any], response: Any) -> None:
@@ -314,13 +382,15 @@ class Recorder:
                 elif kind in ("Update", "Delete"):
                     self._write(tally, table, spec["Key"], kind.lower(), ok, transactional=True)
                 else:  # ConditionCheck: a read of the item, billed as a write
-                    self._count_write(tally, table, "check", item_write_cost(self.layout, None, None, succeeded=False))
+                    kind = write_kind(spec["Key"])
+                    group = "check" if kind == "bookkeeping" else kind
+                    self._count_write(tally, table, group, item_write_cost(self.layout, None, None, succeeded=False))
         elif operation == "GetItem":
             item = answer.get("Item")
             stored = self.shadow.get((body["TableName"], self.layout.key_of(body["Key"]))) if item else None
             size = item_size(stored or item) if item else 0
             units = read_units(size, body.get("ConsistentRead", False))
-            self._count_read(tally, body["TableName"], "table", units, 1 if item else 0)
+            self._count_read(tally, body["TableName"], "table", units, 1 if item else 0, _read_kind(body["Key"]))
         elif operation in ("Query", "Scan") and ok:
             self._query(tally, body, answer)
         elif operation == "BatchGetItem" and ok:
@@ -330,7 +400,7 @@ class Recorder:
                 for item in items:
                     stored = self.shadow.get((table, self.layout.key_of(item)))
                     units = read_units(item_size(stored or item), consistent)
-                    self._count_read(tally, table, "table (batch get)", units, 1)
+                    self._count_read(tally, table, "table (batch get)", units, 1, _read_kind(item))
 
     def _query(self, tally: Tally, body: dict[str, Any], answer: dict[str, Any]) -> None:
         table = body["TableName"]
@@ -345,7 +415,10 @@ class Recorder:
         average = sum(sizes) / len(sizes) if sizes else self._average_record(index)
         total = sum(sizes) + unseen * average
         units = read_units(math.ceil(total), body.get("ConsistentRead", False))
-        self._count_read(tally, table, index.name if index else "table", units, scanned)
+        # The partition read: the key condition's values (a Query of HEALTH reads the health states).
+        values = [v for v in body.get("ExpressionAttributeValues", {}).values() if isinstance(v, dict) and "S" in v]
+        kind = next((k for v in values if (k := _read_kind({"pk": v})) != "other"), "other")
+        self._count_read(tally, table, index.name if index else "table", units, scanned, kind)
 
     def _average_record(self, index: Any) -> float:
         sizes = []
@@ -382,15 +455,15 @@ class Recorder:
                 self.shadow.pop(key, None)
             else:
                 self.shadow[key] = after
-        if record:
+        group = write_kind(item_or_key, record=record)
+        if group == "records":
             if key not in self.record_keys:
                 self.record_keys.add(key)
                 self.first_written[self.phase].add(key)
                 group = "records (first write)"
             else:
                 group = "records (rewrite)"
-        else:
-            group = "bookkeeping"
+        (tally.item_writes if ok else tally.failed_writes)[f"{group} {kind}"] += 1
         self._count_write(tally, table, group, cost)
 
     @staticmethod
@@ -401,22 +474,37 @@ class Recorder:
         tally.usage.write_units += cost.total
 
     @staticmethod
-    def _count_read(tally: Tally, table: str, where: str, units: float, read: int) -> None:
+    def _count_read(tally: Tally, table: str, where: str, units: float, read: int, kind: str = "other") -> None:
         tally.read_units[where] += units
+        tally.read_units_by_kind[kind] += units
+        tally.read_requests_by_kind[kind] += 1
         tally.usage.read_units += units
         tally.items_read += read
 
     # ------------------------------------------------------------------ Lambda
     @contextmanager
     def invocation(self, function: str, memory_mb: int) -> Iterator[None]:
-        began = time.perf_counter()
+        """One invocation of ``function``: its wall time (billed as GB-s) and its process time (CPU). Both include
+        the bench's accounting in these hooks, which is also kept apart (``accounting_*``) to be taken off."""
+        # The bench's own heap (the items it recorded, other runs' objects) is frozen out of the garbage collector,
+        # so that a collection during the invocation scans what the function made (as in its own Lambda process),
+        # not this process's bookkeeping: a full collection of it took over half a second.
+        gc.freeze()
+        began, began_cpu = time.perf_counter(), time.process_time()
+        accounted = tuple(self._accounting)
+        self._active_invocations += 1
         try:
             yield
         finally:
+            self._active_invocations -= 1
             seconds = time.perf_counter() - began
+            cpu = time.process_time() - began_cpu
             with self._lock:
                 tally = self.tallies[self.phase]
                 tally.lambda_seconds[function] += seconds
+                tally.lambda_cpu_seconds[function] += cpu
+                tally.accounting_seconds[function] += self._accounting[0] - accounted[0]
+                tally.accounting_cpu_seconds[function] += self._accounting[1] - accounted[1]
                 tally.lambda_invocations[function] += 1
                 tally.usage.lambda_gb_seconds += seconds * memory_mb / 1024
                 tally.usage.lambda_requests += 1
@@ -499,6 +587,8 @@ class VendorRun:
     steady_records_served: int
     records: dict[str, int]  # phase -> new records stored
     record_items: list[dict[str, Any]]  # every record item as stored (wire form)
+    detectors: bool = True  # the charger health detectors ran (the worker had CHARGELOG_ALERT_QUEUE_URL)
+    chargers: int = 0  # chargers in the charger index at the end
 
 
 def _proxy_event(method: str, path: str, query: dict[str, str]) -> dict[str, Any]:
@@ -511,11 +601,28 @@ def _proxy_event(method: str, path: str, query: dict[str, str]) -> dict[str, Any
     return event
 
 
-def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str, Any], moto_url: str) -> VendorRun:
+def run_vendor(
+    vendor: str,
+    records: int,
+    recorder: Recorder,
+    template: dict[str, Any],
+    moto_url: str,
+    *,
+    detectors: bool = True,
+    queries: bool = True,
+    stack_name: str | None = None,
+) -> VendorRun:
+    """Scheduled collection from ``vendor``'s simulator (a first pass, then PASSES steady ones), then the queries.
+
+    ``detectors``: as deployed, the worker runs the charger health detectors on every stored page (its environment
+    names the AlertQueue: CHARGELOG_ALERT_QUEUE_URL) and the health monitor function runs every ScheduleMinutes too
+    (after each pass's jobs; phase ``<vendor>/monitor``, apart from the passes' figures). False: the worker's
+    environment without CHARGELOG_ALERT_QUEUE_URL (detection off) and no health monitor."""
     from aws_lambda_powertools.utilities import parameters
     from processes import stop_child
 
     import dispatcher_handler
+    import health_monitor_handler
     import worker_handler
     from chargelog import aws, stores
     from chargelog.logic import sources
@@ -533,14 +640,19 @@ def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str
     )
     try:
         recorder.phase = "setup"
-        stack = provision(template, f"cost-{vendor}", REGION)
+        stack = provision(template, stack_name or f"cost-{vendor}", REGION)
         os.environ.update(function_environment(template, stack))
+        if not detectors:
+            os.environ["CHARGELOG_ALERT_QUEUE_URL"] = ""  # stores.collection(): no health detectors in the worker
         get_settings.cache_clear()
         aws.reset()
         buckets = {
             stack.refs[name]: name for name, r in template["Resources"].items() if r["Type"] == "AWS::S3::Bucket"
         }
         recorder._bucket_names = lambda: buckets
+        recorder.queue_names.update(
+            {stack.refs[name]: name for name, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+        )
         prefix = vendor.capitalize()
         secret = {"base_url": info["url"], **info["credentials"], "requests_per_second": 10_000, "burst": 10_000}
         aws.client("secretsmanager").put_secret_value(
@@ -553,6 +665,7 @@ def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str
         queue, arn = stack.refs[f"{prefix}WorkQueue"], stack.attributes[(f"{prefix}WorkQueue", "Arn")]
         sqs = aws.client("sqs")
         dispatcher_mb, worker_mb = _memory_mb(template, "DispatcherFunction"), _memory_mb(template, "WorkerFunction")
+        monitor_mb = _memory_mb(template, "HealthMonitorFunction")
         for n in range(PASSES + 1):
             recorder.phase = f"{vendor}/first" if n == 0 else f"{vendor}/steady"
             parameters.clear_caches()  # a pass every 5 minutes: the worker's 5-minute secret cache has run out
@@ -572,9 +685,16 @@ def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str
                 if result.get("batchItemFailures"):
                     raise RuntimeError(f"{vendor}: a job failed: {result}")
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=messages[0]["ReceiptHandle"])
-        recorder.phase = f"{vendor}/queries"
-        _queries(vendor, recorder, template)
+            if detectors:  # the health monitor's schedule: every ScheduleMinutes, like the dispatcher's
+                recorder.phase = f"{vendor}/first" if n == 0 else f"{vendor}/monitor"
+                context = LocalLambdaContext("HealthMonitorFunction", monitor_mb, 120, REGION)
+                with recorder.invocation("HealthMonitorFunction", monitor_mb):
+                    health_monitor_handler.lambda_handler(scheduled_event("cost-health", REGION, now), context)
+        if queries:
+            recorder.phase = f"{vendor}/queries"
+            _queries(vendor, recorder, template)
         recorder.phase = "setup"
+        chargers = sum(1 for _ in stores.records().charger_index())
         table = stack.refs["Table"]
         items = [
             item for (name, _), item in recorder.shadow.items() if name == table and (name, _) in recorder.record_keys
@@ -584,7 +704,7 @@ def run_vendor(vendor: str, records: int, recorder: Recorder, template: dict[str
     counts = {
         phase.split("/")[1]: len(keys) for phase, keys in recorder.first_written.items() if phase.startswith(vendor)
     }
-    return VendorRun(vendor, len(info["sources"]), info["steady_records"], counts, items)
+    return VendorRun(vendor, len(info["sources"]), info["steady_records"], counts, items, detectors, chargers)
 
 
 QUERY_NAMES = (
@@ -661,10 +781,18 @@ def _merge(tallies: dict[str, Tally], predicate: Callable[[str], bool]) -> Tally
             "calls",
             "write_units",
             "read_units",
+            "read_units_by_kind",
+            "read_requests_by_kind",
             "s3_bytes",
             "s3_objects",
             "lambda_seconds",
             "lambda_invocations",
+            "lambda_cpu_seconds",
+            "accounting_seconds",
+            "accounting_cpu_seconds",
+            "item_writes",
+            "failed_writes",
+            "sqs_by_queue",
         ):
             getattr(merged, name).update(getattr(tally, name))
         merged.reported_units += tally.reported_units
@@ -693,6 +821,83 @@ def _item_figures(layout: TableLayout, items: list[dict[str, Any]]) -> dict[str,
     }
 
 
+HEALTH_KINDS = ("health", "alerts")  # write-unit kinds of the charger health detectors (write_kind)
+WORKER = "WorkerFunction"
+MONITOR = "HealthMonitorFunction"
+
+
+def _worker_figures(steady: Tally, records: int) -> dict[str, Any]:
+    """The worker's invocations in the steady passes: wall and process (CPU) time, with and without the bench's
+    accounting (its hooks run inside the invocations), per 1,000 records stored."""
+    wall, cpu = steady.lambda_seconds[WORKER], steady.lambda_cpu_seconds[WORKER]
+    net_wall, net_cpu = wall - steady.accounting_seconds[WORKER], cpu - steady.accounting_cpu_seconds[WORKER]
+    per_1000 = 1000 / records if records else 0.0
+    return {
+        "jobs": steady.lambda_invocations[WORKER],
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
+        "accounting_wall_seconds": steady.accounting_seconds[WORKER],
+        "accounting_cpu_seconds": steady.accounting_cpu_seconds[WORKER],
+        "net_wall_seconds_per_1000_records": net_wall * per_1000,
+        "net_cpu_seconds_per_1000_records": net_cpu * per_1000,
+    }
+
+
+def _health_figures(
+    runs: list[VendorRun], steady: Tally, monitor: Tally, records: int, prices: Prices, schedule_seconds: int
+) -> dict[str, Any]:
+    """What the charger health detectors asked of AWS in the steady passes (the worker's share, per record and per
+    job), and the health monitor's passes (per pass and per charger)."""
+    write_units = sum(v for k, v in steady.write_units.items() if k.split("/")[0] in HEALTH_KINDS)
+    read_units = sum(steady.read_units_by_kind[k] for k in HEALTH_KINDS)
+    notices = sum(v for k, v in steady.sqs_by_queue.items() if k.endswith(" AlertQueue"))
+    jobs = steady.lambda_invocations[WORKER]
+    chargers = sum(run.chargers for run in runs)
+    days = PASSES * schedule_seconds / 86400
+    dollars = {
+        "dynamodb": write_units * prices.dynamodb_write_unit + read_units * prices.dynamodb_read_unit,
+        "sqs": notices * prices.sqs_request,
+    }
+    passes = monitor.lambda_invocations[MONITOR]
+    charger_passes = sum(run.chargers for run in runs) * PASSES if passes else 0  # each vendor's stack its own pass
+    monitor_dollars = request_dollars(monitor.usage, prices)
+    passes_per_month = 30.4 * 86400 / schedule_seconds
+    return {
+        "detectors": all(run.detectors for run in runs),
+        "chargers": chargers,
+        "write_units_per_record": write_units / records if records else None,
+        "write_units_by_kind_per_record": {
+            k: v / records for k, v in sorted(steady.write_units.items()) if k.split("/")[0] in HEALTH_KINDS
+        }
+        if records
+        else {},
+        "read_units_per_record": read_units / records if records else None,
+        "state_reads": steady.read_requests_by_kind["health"],
+        "state_writes": steady.item_writes["health put"],
+        "state_write_conflicts": steady.failed_writes["health put"],
+        "state_writes_per_job": steady.item_writes["health put"] / jobs if jobs else None,
+        "state_writes_per_charger_day": steady.item_writes["health put"] / chargers / days if chargers else None,
+        "alerts_opened": steady.item_writes["alerts put"],
+        "alerts_resolved": steady.item_writes["alerts update"],
+        "alert_queue_requests": notices,
+        "dollars_per_million_records": per_million(dollars, records),
+        "monitor": {
+            "passes": passes,
+            "write_units_per_pass": monitor.usage.write_units / passes if passes else None,
+            "read_units_per_pass": monitor.usage.read_units / passes if passes else None,
+            "lambda_seconds_per_pass": monitor.lambda_seconds[MONITOR] / passes if passes else None,
+            "state_writes": monitor.item_writes["health put"],
+            "alerts_opened": monitor.item_writes["alerts put"],
+            "alerts_resolved": monitor.item_writes["alerts update"],
+            "dollars_per_pass": {k: v / passes for k, v in monitor_dollars.items()} if passes else {},
+            # With this bench's few chargers a pass's invocation (and its queries' minimum units) dominates.
+            "dollars_per_charger_month": sum(monitor_dollars.values()) / charger_passes * passes_per_month
+            if charger_passes
+            else None,
+        },
+    }
+
+
 def figures(
     name: str,
     recorder: Recorder,
@@ -700,9 +905,11 @@ def figures(
     layout: TableLayout,
     prices: Prices,
     retention_days: dict[str, int],
+    schedule_seconds: int = 300,
 ) -> dict[str, Any]:
     vendors = {run.vendor for run in runs}
     steady = _merge(recorder.tallies, lambda p: p.split("/")[0] in vendors and p.endswith("/steady"))
+    monitor = _merge(recorder.tallies, lambda p: p.split("/")[0] in vendors and p.endswith("/monitor"))
     collection = _merge(
         recorder.tallies, lambda p: p.split("/")[0] in vendors and p.split("/")[1] in ("first", "steady")
     )
@@ -754,8 +961,15 @@ def figures(
         "lambda": {
             "invocations": dict(steady.lambda_invocations),
             "seconds": dict(steady.lambda_seconds),
+            "cpu_seconds": dict(steady.lambda_cpu_seconds),
             "gb_seconds_per_record": steady.usage.lambda_gb_seconds / new_steady if new_steady else None,
         },
+        "worker": _worker_figures(steady, new_steady),
+        "health": _health_figures(runs, steady, monitor, new_steady, prices, schedule_seconds),
+        "read_units_by_kind_per_record": {k: v / new_steady for k, v in sorted(steady.read_units_by_kind.items())}
+        if new_steady
+        else {},
+        "sqs_requests_by_queue": dict(steady.sqs_by_queue),
         "usage_steady": asdict(steady.usage),
         "dollars_per_million_records": per_million(dollars, new_steady),
         "storage_dollars_per_million_records_per_month": storage_month,
@@ -770,6 +984,37 @@ def figures(
             "dynamodb_calls": sum(v for k, v in steady.calls.items() if k.startswith("dynamodb.")),
         },
     }
+
+
+def _render_health(health: dict[str, Any]) -> list[str]:
+    if not health["detectors"]:
+        return ["  charger health: detectors off (the worker without CHARGELOG_ALERT_QUEUE_URL; no health monitor)"]
+    per_job = health["state_writes_per_job"]
+    per_day = health["state_writes_per_charger_day"]
+    alerts = health["alerts_opened"] + health["alerts_resolved"] + health["monitor"]["alerts_opened"]
+    lines = [
+        f"  charger health (worker): {health['write_units_per_record']:.3f} WRU, {health['read_units_per_record']:.3f} "
+        f"RRU per record; {health['state_reads']} state reads, {health['state_writes']} state writes "
+        f"({per_job if per_job is None else round(per_job, 2)} per job, "
+        f"{per_day if per_day is None else round(per_day)} per charger-day, {health['chargers']} chargers), "
+        f"{health['state_write_conflicts']} conflicts; alerts opened {health['alerts_opened']}, resolved "
+        f"{health['alerts_resolved']}; AlertQueue requests {health['alert_queue_requests']}; $ per million records "
+        + ", ".join(f"{k} {v:.3f}" for k, v in health["dollars_per_million_records"].items()),
+        "    the simulators' traffic is healthy by default (chargelog_simulators.traffic.Behaviour): alerts are "
+        + ("~0 as expected" if alerts <= 1 else f"{alerts}, not ~0: look at them"),
+    ]
+    monitor = health["monitor"]
+    if monitor["passes"]:
+        per_charger = monitor["dollars_per_charger_month"]
+        lines.append(
+            f"  health monitor: {monitor['passes']} passes, per pass {monitor['write_units_per_pass']:.2f} WRU, "
+            f"{monitor['read_units_per_pass']:.2f} RRU, {monitor['lambda_seconds_per_pass']:.3f} s; "
+            f"{monitor['state_writes']} state writes, alerts opened {monitor['alerts_opened']}, resolved "
+            f"{monitor['alerts_resolved']}; $ per charger-month "
+            f"{per_charger if per_charger is None else round(per_charger, 5)} (this bench's few chargers: the "
+            "invocation dominates)"
+        )
+    return lines
 
 
 def render(result: dict[str, Any]) -> str:
@@ -799,6 +1044,14 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"  AWS requests per record: {per_record}")
     lam = result["lambda"]
     lines.append(f"  Lambda GB-s per record {lam['gb_seconds_per_record']:.5f} (invocations {lam['invocations']})")
+    worker = result["worker"]
+    lines.append(
+        f"  worker per 1,000 records: CPU {worker['net_cpu_seconds_per_1000_records']:.3f} s, wall "
+        f"{worker['net_wall_seconds_per_1000_records']:.3f} s (without the bench's accounting: "
+        f"{worker['accounting_cpu_seconds']:.2f} s CPU, {worker['accounting_wall_seconds']:.2f} s wall of "
+        f"{worker['cpu_seconds']:.2f} s, {worker['wall_seconds']:.2f} s)"
+    )
+    lines.extend(_render_health(result["health"]))
     cost = result["dollars_per_million_records"]
     lines.append("  $ per million records collected: " + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
     storage = result["storage_dollars_per_million_records_per_month"]
@@ -825,6 +1078,27 @@ def render(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def function_paths() -> None:
+    """The handlers' folders on sys.path (as Lambda has a function's code at the root)."""
+    for path in ("functions/api", "functions/dispatcher", "functions/worker", "functions/health_monitor"):
+        if str(REPO / path) not in sys.path:
+            sys.path.insert(0, str(REPO / path))
+
+
+def aws_environment(moto_url: str) -> dict[str, str]:
+    """The process's environment for AWS (moto's server) and Powertools (quiet: no traces, metrics, info logs)."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "chargelog",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+
+
 def main() -> int:
     if len(sys.argv) == 7 and sys.argv[1] == "--serve-simulator":
         vendor, records, *moments = sys.argv[2:]
@@ -835,25 +1109,19 @@ def main() -> int:
     parser.add_argument("--records-per-vendor", type=int, default=1000, help="records in each vendor's steady passes")
     parser.add_argument("--vendors", nargs="+", default=list(VENDORS), choices=VENDORS)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--no-detectors",
+        action="store_true",
+        help="without the charger health detectors: the worker's environment without CHARGELOG_ALERT_QUEUE_URL, "
+        "and no health monitor passes (bench/health.py compares both)",
+    )
     args = parser.parse_args()
 
-    for path in ("functions/api", "functions/dispatcher", "functions/worker"):
-        sys.path.insert(0, str(REPO / path))
+    function_paths()
     from processes import start_moto, stop_child
 
     moto, moto_url = start_moto()
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": moto_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_METRICS_NAMESPACE": "chargelog",
-            "POWERTOOLS_LOG_LEVEL": "ERROR",
-        }
-    )
+    os.environ.update(aws_environment(moto_url))
     template = _template()
     layout = _table_layout(template)
     prices = Prices()
@@ -869,19 +1137,25 @@ def main() -> int:
         runs = []
         for vendor in args.vendors:
             began = time.perf_counter()
-            runs.append(run_vendor(vendor, args.records_per_vendor, recorder, template, moto_url))
+            runs.append(
+                run_vendor(
+                    vendor, args.records_per_vendor, recorder, template, moto_url, detectors=not args.no_detectors
+                )
+            )
             if not args.json:
                 print(f"[{vendor} done in {time.perf_counter() - began:.0f} s]", file=sys.stderr, flush=True)
     finally:
         stop_child(moto)
     retention = _retention_days(template)
-    results = [figures(run.vendor, recorder, [run], layout, prices, retention) for run in runs]
-    results.append(figures("overall", recorder, runs, layout, prices, retention))
+    interval = _schedule_seconds(template)
+    results = [figures(run.vendor, recorder, [run], layout, prices, retention, interval) for run in runs]
+    results.append(figures("overall", recorder, runs, layout, prices, retention, interval))
     report = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "records_per_vendor": args.records_per_vendor,
+        "detectors": not args.no_detectors,
         "schedule_seconds": _schedule_seconds(template),
         "steady_passes": PASSES,
         "retention_days": retention,
