@@ -89,17 +89,19 @@ def metrics_of(blobs: list[Blob]) -> list[Metric]:
         assert all(name in blob for name in dimensions), f"a dimension without its value: {blob}"
         for definition in directive["Metrics"]:
             value = blob[definition["Name"]]
-            (single,) = value if isinstance(value, list) else [value]  # one value per name and blob here
-            found.append(
-                Metric(
-                    name=definition["Name"],
-                    unit=definition["Unit"],
-                    namespace=directive["Namespace"],
-                    dimensions=frozenset(dimensions),
-                    values={name: blob[name] for name in dimensions},
-                    value=single,
+            # A function writing a metric more than once in an invocation (the alert notifier, once per notification
+            # of its batch) leaves one blob with every value, as EMF allows: each value is a metric here.
+            for single in value if isinstance(value, list) else [value]:
+                found.append(
+                    Metric(
+                        name=definition["Name"],
+                        unit=definition["Unit"],
+                        namespace=directive["Namespace"],
+                        dimensions=frozenset(dimensions),
+                        values={name: blob[name] for name in dimensions},
+                        value=single,
+                    )
                 )
-            )
     return found
 
 
@@ -380,7 +382,11 @@ def check_metrics(stack: Stack) -> None:
     assert service_values("UploadsDenied") == [1]
     assert service_values("ExportsRequested") == [1]
     assert service_values("ExportsFailed") == []  # written when an export fails: none did
-    assert service_values("AlertNotificationsSent") == [1]
+    # This run's alert, and any the detectors opened on the local fleet's misbehaving chargers (chargelog_simulators'
+    # local_behaviours): one value per notification sent.
+    sent = service_values("AlertNotificationsSent")
+    assert sent
+    assert set(sent) == {1}
 
     # --- ColdStart: once per function this run invoked, with the function's name as a dimension
     cold = [m for m in metrics if m.name == "ColdStart"]
