@@ -31,7 +31,7 @@ import pytest
 from chargelog import aws
 from chargelog.collectors import vendor_http
 from chargelog.dal.alert_notices import AlertNotices
-from chargelog.dal.alert_notifications import alert_key
+from chargelog.dal.alerts import alert_key
 from chargelog.metric_names import NAMESPACE, ServiceMetric, VendorMetric, catalog
 from chargelog.models.alerts import Alert, alert_id_for
 from chargelog.settings import get_settings

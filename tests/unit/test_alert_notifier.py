@@ -23,7 +23,7 @@ import alert_notifier_handler
 from chargelog import aws
 from chargelog.dal.alert_channels import WebhookError, slack_escaped, webhook_payload, webhook_target
 from chargelog.dal.alert_notices import AlertNotices
-from chargelog.dal.alert_notifications import alert_key
+from chargelog.dal.alerts import alert_key
 from chargelog.logic.alert_notifications import notification_subject, render
 from chargelog.models.alert_notices import AlertNotice
 from chargelog.models.alerts import Alert, alert_id_for

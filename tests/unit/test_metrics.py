@@ -29,7 +29,7 @@ from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.collectors.vendor_http import RateLimiter, VendorHttpClient, VendorResponseError
 from chargelog.dal.alert_notices import AlertNotices
-from chargelog.dal.alert_notifications import alert_key
+from chargelog.dal.alerts import alert_key
 from chargelog.dal.state import CollectorStateStore, Counts
 from chargelog.logic import sources
 from chargelog.metric_names import NAMESPACE, ServiceMetric, VendorMetric, catalog

@@ -249,7 +249,4 @@ def alert_notifier() -> AlertNotifierStores:
     and claimed on its own item; chargelog.dal.alerts' AlertStore, which writes it, answers the same calls."""
     from chargelog.logic.alert_notifications import AlertNotifierStores
 
-    notifications = alert_notifications()
-    return AlertNotifierStores(
-        alerts=notifications, claims=notifications, rate=notifications, channels=alert_channels()
-    )
+    return AlertNotifierStores(alerts=alerts(), claims=alerts(), rate=alert_notifications(), channels=alert_channels())

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from chargelog.dal import TableStore, is_condition_failure
-from chargelog.models.alerts import Alert
+from chargelog.dal.alerts import alert_key
 
-ALERT_PARTITION_PREFIX: Final = "ALERT#"
-ALERT_SORT_KEY: Final = "ALERT"
 NOTIFY_PARTITION: Final = "ALERTNOTIFY"
 NOTIFIED_FIELD: Final = "notified"
 SUPPRESSED_SUFFIX: Final = ":suppressed"
@@ -34,10 +31,6 @@ SUPPRESSED_SUFFIX: Final = ":suppressed"
 RATE_ITEM_SECONDS: Final = 2 * 24 * 3600
 # Conditional writes one slot may take when other notifiers race for the same charger's item.
 MAX_SLOT_ATTEMPTS: Final = 5
-
-
-def alert_key(alert_id: str) -> dict[str, str]:
-    return {"pk": f"{ALERT_PARTITION_PREFIX}{alert_id}", "sk": ALERT_SORT_KEY}
 
 
 def rate_key(charger_id: str) -> dict[str, str]:
@@ -60,43 +53,11 @@ class NotificationSlot:
     Not allowed: how many are held back now, this one included."""
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB's numbers as int or float, in lists and maps too."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
 class AlertNotificationStore(TableStore):
-    """Claims, the per-charger rate and the alert read the notifier needs, on the table."""
+    """The per-charger rate and the held-back marks the notifier keeps, on the table (the alert itself and its claims:
+    chargelog.dal.alerts.AlertStore)."""
 
-    # ---------------------------------------------------------------------------------------------- the alert
-
-    def get(self, alert_id: str) -> Alert | None:
-        """The alert as stored (a consistent read), or None if there is none (expired, never written)."""
-        item = self._table.get_item(Key=alert_key(alert_id), ConsistentRead=True).get("Item")
-        if item is None:
-            return None
-        return Alert.model_validate({name: _plain(item[name]) for name in Alert.model_fields if name in item})
-
-    # ---------------------------------------------------------------------------------------------- claims
-
-    def claim_notification(self, alert_id: str, state: str) -> bool:
-        """Claim the notification of ``state`` for the alert: True only the first time (for an alert that exists)."""
-        return self._update_alert(
-            alert_id,
-            "ADD #notified :states",
-            {":states": {state}, ":state": state},
-            condition="attribute_exists(pk) AND NOT contains(#notified, :state)",
-        )
-
-    def release_notification(self, alert_id: str, state: str) -> None:
-        """Give the claim back (sending failed): the next delivery of the notice claims it again."""
-        self._update_alert(alert_id, "DELETE #notified :states", {":states": {state}}, condition="attribute_exists(pk)")
+    # ---------------------------------------------------------------------------------------------- suppressed
 
     def mark_suppressed(self, alert_id: str, state: str) -> None:
         """Note on the alert that the rate limit held back its notification of ``state`` (its claim stays: it is
