@@ -13,7 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ class LocalFunction:
         module = importlib.import_module(module_name)
         self._handler: Callable[[dict[str, Any], Any], Any] = getattr(module, function_name)
         self._container = ThreadPoolExecutor(max_workers=1, thread_name_prefix=spec.logical_id)
+        self._in_flight: set[Future[Any]] = set()
 
     @property
     def name(self) -> str:
@@ -62,7 +63,10 @@ class LocalFunction:
 
     def submit(self, event: dict[str, Any]) -> Future[Any]:
         """Start one invocation; the future holds the handler's return value or its exception."""
-        return self._container.submit(self._invoke, event)
+        future = self._container.submit(self._invoke, event)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return future
 
     def invoke(self, event: dict[str, Any]) -> Any:
         """Invoke and wait, at most the function's timeout (TimeoutError past it)."""
@@ -78,4 +82,10 @@ class LocalFunction:
         return self._handler(event, context)
 
     def shutdown(self) -> None:
+        """Take no more invocations and cancel the queued ones; the running one goes on (see `wait_idle`)."""
         self._container.shutdown(wait=False, cancel_futures=True)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait, at most `timeout` seconds, for the running invocation to end; True when none runs."""
+        _, running = wait(list(self._in_flight), timeout=max(0.0, timeout))
+        return not running

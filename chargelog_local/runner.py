@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,8 @@ from chargelog_local.provision import LocalStack, function_environment, provisio
 from chargelog_local.triggers import ScheduleTrigger, SqsTrigger
 
 VENDOR_TAG = "chargelog:vendor"
+# How long Ctrl-C waits for the invocations under way to end before it stops the services they call.
+STOP_GRACE_SECONDS = 10.0
 # Environment variable suffix -> key in the vendor's secret.
 CREDENTIAL_VARIABLES = {
     "URL": "base_url",
@@ -311,6 +314,14 @@ class LocalRunner:
         self._stop.set()
         for function in self.functions.values():
             function.shutdown()
+        # An invocation under way ends before the services it calls stop, and before "stopped." is printed: its
+        # last lines (logs, metrics) come out before that line, never after it.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for function in self.functions.values():
+            if not function.wait_idle(deadline - time.monotonic()):
+                print(
+                    f"chargelog local: {function.name} still running after {STOP_GRACE_SECONDS:.0f} s; stopping anyway"
+                )
         for stopper in reversed(self._stoppers):
             try:
                 stopper()
