@@ -1,0 +1,279 @@
+"""The collection scheduler: which sources a scheduled pass polls, spending each vendor's request budget where the
+records are (docs/scheduling.md).
+
+Pure: no AWS, no clock, no I/O. Every decision is a function of the sources' collector state, the pass's time and
+the policy, so the dispatcher (chargelog.logic.collection.dispatch) and the freshness benchmark (bench/freshness.py)
+run the very same `plan`, the one on a table, the other on a simulated clock.
+
+What a source's state holds for it (written by the job's one finishing write, `observe`):
+- ``activity_rate``: records stored per hour, a moving average that rises fast (a charger starting a session is
+  polled again soon) and falls slowly (a busy charger in a lull is not forgotten): `RATE_RISE`, `RATE_FALL`;
+- ``activity_records``: what the last scheduled job stored (a job that found records is followed by another);
+- ``last_record_at``: the newest record's time seen so far;
+- ``poked_at``: another signal said the source woke (a discovery registering it, an alert): it is polled first.
+
+A pass (`plan`) polls a source when one of these holds, and never plans more requests than the vendor's budget for
+the pass (`Budget`, from its documented rate limit and the workers' pace):
+1. ``new``: it was never collected; ``poked``: poked after the point it was read up to;
+2. ``starving``: by the next pass it would have waited ``max_poll_interval`` (the starvation bound);
+3. ``producing``: its last job stored records; ``expected``: its rate times the time since it was read up to
+   reaches ``min_expected_records``.
+When the budget is short, groups 1 and 2 come first (group 2 oldest first), then group 3 by expected wait saved per
+request. The chosen jobs are sent most-records-per-request first, so a quiet source polled only to keep the
+starvation bound never delays a busy one's records. ``every-pass`` (today's policy before this scheduler) polls every
+source every pass, with no budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from chargelog.collectors.base import DEFAULT_WORKERS, VendorProfile
+from chargelog.dal.state import Activity
+
+if TYPE_CHECKING:
+    from chargelog.dal.state import CollectorState
+
+PolicyName = Literal["adaptive", "every-pass"]
+POLICIES: tuple[PolicyName, ...] = ("adaptive", "every-pass")
+Reason = Literal["poked", "new", "starving", "producing", "expected", "every-pass"]
+
+# The rate estimate's time constants: a higher rate is taken up within minutes, a lower one over hours.
+RATE_RISE = timedelta(minutes=10)
+RATE_FALL = timedelta(hours=6)
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a vendor's sources are scheduled. ``page_size``, ``lookback`` and ``settle_delay`` are the vendor's
+    (a poll re-reads its lookback, so its pages count those records too)."""
+
+    name: PolicyName = "adaptive"
+    pass_interval: timedelta = timedelta(minutes=5)  # ScheduleMinutes
+    max_poll_interval: timedelta = timedelta(minutes=60)  # MaxPollIntervalMinutes: the starvation bound
+    min_expected_records: float = 1.0  # a job is worth it once this many records are expected to wait
+    page_size: int = 25
+    lookback: timedelta = timedelta(0)
+    settle_delay: timedelta = timedelta(0)
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown scheduling policy {self.name!r}: one of {', '.join(POLICIES)}")
+        if self.pass_interval <= timedelta(0) or self.max_poll_interval <= timedelta(0) or self.page_size < 1:
+            raise ValueError(f"a policy needs positive intervals and page size, got {self!r}")
+
+    @classmethod
+    def for_vendor(
+        cls,
+        profile: VendorProfile,
+        name: PolicyName,
+        pass_interval: timedelta,
+        max_poll_interval: timedelta,
+    ) -> Policy:
+        """A vendor's policy: its profile's paging, lookback and settle delay, and its own starvation bound if the
+        profile sets one (the secret's ``max_poll_interval_minutes``), else the deployment's."""
+        return cls(
+            name=name,
+            pass_interval=pass_interval,
+            max_poll_interval=profile.max_poll_interval or max_poll_interval,
+            page_size=profile.page_size,
+            lookback=profile.lookback,
+            settle_delay=profile.settle_delay,
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Requests a pass may plan: ``per_pass`` (what the vendor's workers make in one pass interval, paced to its
+    limit) less what jobs still queued or running will make (``in_flight``)."""
+
+    per_pass: float
+    in_flight: float = 0.0
+
+    @property
+    def available(self) -> float:
+        return max(0.0, self.per_pass - self.in_flight)
+
+    @classmethod
+    def of(cls, profile: VendorProfile, pass_interval: timedelta, workers: int = DEFAULT_WORKERS) -> Budget:
+        """A vendor's budget for one pass: its workers' paced capacity (`VendorProfile.capacity_per_second`) over the
+        pass interval, so what a pass plans is made before the next pass."""
+        return cls(per_pass=profile.capacity_per_second(workers) * pass_interval.total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """What the scheduler knows of one source (`view`): where it was read up to (its high-water mark; None: never
+    collected), its activity, its poke, and whether a job of it is queued or running (``in_flight``: not polled
+    again, but its requests count against the pass's budget)."""
+
+    source_id: str
+    read_through: datetime | None = None
+    rate_per_hour: float = 0.0
+    last_job_records: int = 0
+    poked_at: datetime | None = None
+    in_flight: bool = False
+
+
+def view(state: CollectorState | None, source_id: str, *, in_flight: bool = False) -> SourceView:
+    """A source's view from its collector state (None: no state yet, a new source)."""
+    if state is None:
+        return SourceView(source_id, in_flight=in_flight)
+    return SourceView(
+        source_id,
+        read_through=state.high_water_mark,
+        rate_per_hour=state.activity_rate or 0.0,
+        last_job_records=state.activity_records or 0,
+        poked_at=state.poked_at,
+        in_flight=in_flight,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    source_id: str
+    reason: Reason
+    expected_records: float  # records expected to wait unread
+    expected_requests: int  # requests the job is expected to make (its window's records in pages; at least 1)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A pass's plan for one vendor: the polls in the order to send them, the due sources the budget left for a later
+    pass (``deferred``) and how many are not due yet (``waiting``)."""
+
+    polls: tuple[Poll, ...]
+    deferred: tuple[str, ...] = ()
+    waiting: int = 0
+    budget: Budget = field(default_factory=lambda: Budget(per_pass=math.inf))
+
+    @property
+    def planned_requests(self) -> int:
+        return sum(poll.expected_requests for poll in self.polls)
+
+
+def unread_seconds(source: SourceView, now: datetime, policy: Policy) -> float:
+    """How long the source has gone unread: from its read point to the end of a window read now."""
+    if source.read_through is None:
+        return 0.0
+    return max(0.0, (now - policy.settle_delay - source.read_through).total_seconds())
+
+
+def expected_requests(source: SourceView, now: datetime, policy: Policy, cap: float = math.inf) -> int:
+    """The requests a job of the source would make now: the records of its window (the lookback and what came
+    since) in pages, at least one; at most ``cap`` (a job bigger than a whole pass's budget spans passes, its
+    worker pacing it, and counts as that budget)."""
+    span = unread_seconds(source, now, policy) + policy.lookback.total_seconds()
+    records = source.rate_per_hour * span / HOUR
+    pages = max(1, math.ceil(records / policy.page_size - 1e-9))
+    return int(min(pages, max(1, cap)))
+
+
+def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Policy) -> Decision:
+    """Which of a vendor's sources to poll in the pass at ``now`` (module docstring). Sources ``in_flight`` are never
+    polled; their expected requests are taken from the budget."""
+    cap = budget.per_pass
+    in_flight = float(sum(expected_requests(s, now, policy, cap) for s in sources if s.in_flight))
+    budget = Budget(per_pass=budget.per_pass, in_flight=budget.in_flight + in_flight)
+    free = [source for source in sources if not source.in_flight]
+    if policy.name == "every-pass":
+        polls = tuple(_poll(s, "every-pass", now, policy, cap) for s in free)
+        return Decision(polls=polls, budget=budget)
+
+    bound = (policy.max_poll_interval - policy.pass_interval).total_seconds()
+    urgent: list[Poll] = []  # poked or new
+    starving: list[tuple[float, Poll]] = []
+    due: list[tuple[float, Poll]] = []
+    waiting = 0
+    for source in free:
+        read = source.read_through
+        if read is None:
+            urgent.append(_poll(source, "new", now, policy, cap))
+            continue
+        if source.poked_at is not None and source.poked_at >= read:
+            urgent.append(_poll(source, "poked", now, policy, cap))
+            continue
+        waited = (now - read).total_seconds()
+        if waited > bound:
+            starving.append((waited, _poll(source, "starving", now, policy, cap)))
+            continue
+        poll = _poll(source, "producing" if source.last_job_records > 0 else "expected", now, policy, cap)
+        if source.last_job_records > 0 or poll.expected_records >= policy.min_expected_records:
+            # The records' expected wait that polling now saves, per request: rate x unread time squared / 2.
+            due.append((poll.expected_records * unread_seconds(source, now, policy) / poll.expected_requests, poll))
+        else:
+            waiting += 1
+    starving.sort(key=lambda item: -item[0])
+    due.sort(key=lambda item: -item[0])
+
+    chosen: list[Poll] = []
+    deferred: list[str] = []
+    left = budget.available
+    blocked = False
+    for poll in [*urgent, *(poll for _, poll in starving)]:
+        # In order: once one does not fit, the rest wait too, so a big job is not passed over pass after pass.
+        if not blocked and poll.expected_requests <= left:
+            chosen.append(poll)
+            left -= poll.expected_requests
+        else:
+            blocked = True
+            deferred.append(poll.source_id)
+    for _, poll in due:
+        if not blocked and poll.expected_requests <= left:
+            chosen.append(poll)
+            left -= poll.expected_requests
+        else:
+            deferred.append(poll.source_id)
+    return Decision(
+        polls=tuple(sorted(chosen, key=_send_order)), deferred=tuple(deferred), waiting=waiting, budget=budget
+    )
+
+
+def _poll(source: SourceView, reason: Reason, now: datetime, policy: Policy, cap: float) -> Poll:
+    expected = source.rate_per_hour * unread_seconds(source, now, policy) / HOUR
+    return Poll(source.source_id, reason, expected, expected_requests(source, now, policy, cap))
+
+
+def _send_order(poll: Poll) -> tuple[int, float]:
+    """Poked sources first, then the most records expected per request (a busy source's records before a quiet one
+    polled for the starvation bound); new sources, whose first job reads their whole initial history, last."""
+    rank = 0 if poll.reason == "poked" else 2 if poll.reason == "new" else 1
+    return rank, -poll.expected_records / poll.expected_requests
+
+
+# ---------------------------------------------------------------------------------------------- what a job observed
+NO_ACTIVITY = Activity(rate_per_hour=None, records=0, last_record_at=None)
+
+
+def activity_of(state: CollectorState) -> Activity:
+    return Activity(state.activity_rate, state.activity_records or 0, state.last_record_at)
+
+
+def observe(
+    before: Activity,
+    *,
+    read_from: datetime,
+    read_to: datetime,
+    records: int,
+    newest_record_at: datetime | None,
+) -> Activity:
+    """The activity after a scheduled job stored ``records`` while moving the source's read point from ``read_from``
+    to ``read_to``: the rate moves towards ``records`` per hour of that span, quickly up (`RATE_RISE`) and slowly
+    down (`RATE_FALL`); a span of no length leaves the rate alone."""
+    last = before.last_record_at
+    if newest_record_at is not None and (last is None or newest_record_at > last):
+        last = newest_record_at
+    span = (read_to - read_from).total_seconds()
+    rate = before.rate_per_hour
+    if span > 0:
+        sample = records * HOUR / span
+        if rate is None:
+            rate = sample
+        else:
+            tau = (RATE_RISE if sample > rate else RATE_FALL).total_seconds()
+            rate += (1 - math.exp(-span / tau)) * (sample - rate)
+    return Activity(rate_per_hour=rate, records=records, last_record_at=last)
