@@ -44,7 +44,7 @@ from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.records import LogRecord
 from chargelog.observability import logger
 from chargelog.settings import Settings, get_settings
-from chargelog.vendors import VENDORS
+from chargelog.vendors import VENDORS, Vendor
 
 MAX_CHUNK_RECORDS = 10_000
 MAX_PASSES = 3
@@ -140,7 +140,7 @@ def dispatch(
     discoveries, discovery_failures = _dispatch_discovery(queues, now) if settings.discover_sources else (0, 0)
     known = {(s.vendor, s.source_id): s for s in states.list()}
     pending_for = timedelta(seconds=settings.job_pending_seconds)
-    views: dict[str, list[scheduling.SourceView]] = defaultdict(list)
+    views: dict[Vendor, list[scheduling.SourceView]] = defaultdict(list)
     without_adapter = not_due = pending = enabled = 0
     lag: dict[str, float] = {}
     backing_off: dict[str, int] = defaultdict(int)

@@ -45,6 +45,9 @@ Reason = Literal["poked", "new", "starving", "producing", "expected", "every-pas
 RATE_RISE = timedelta(minutes=10)
 RATE_FALL = timedelta(hours=6)
 HOUR = 3600.0
+# A job expected to make more requests than this share of a pass's budget counts as this share: it spans passes (its
+# worker paces it), and so fits beside the pass's other jobs instead of waiting for a pass of its own.
+BIG_JOB_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -165,8 +168,7 @@ def unread_seconds(source: SourceView, now: datetime, policy: Policy) -> float:
 
 def expected_requests(source: SourceView, now: datetime, policy: Policy, cap: float = math.inf) -> int:
     """The requests a job of the source would make now: the records of its window (the lookback and what came
-    since) in pages, at least one; at most ``cap`` (a job bigger than a whole pass's budget spans passes, its
-    worker pacing it, and counts as that budget)."""
+    since) in pages, at least one; at most ``cap`` (`BIG_JOB_SHARE`)."""
     span = unread_seconds(source, now, policy) + policy.lookback.total_seconds()
     records = source.rate_per_hour * span / HOUR
     pages = max(1, math.ceil(records / policy.page_size - 1e-9))
@@ -176,7 +178,7 @@ def expected_requests(source: SourceView, now: datetime, policy: Policy, cap: fl
 def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Policy) -> Decision:
     """Which of a vendor's sources to poll in the pass at ``now`` (module docstring). Sources ``in_flight`` are never
     polled; their expected requests are taken from the budget."""
-    cap = budget.per_pass
+    cap = budget.per_pass * BIG_JOB_SHARE
     in_flight = float(sum(expected_requests(s, now, policy, cap) for s in sources if s.in_flight))
     budget = Budget(per_pass=budget.per_pass, in_flight=budget.in_flight + in_flight)
     free = [source for source in sources if not source.in_flight]
