@@ -66,6 +66,7 @@ def test_new_poked_starving_producing_and_expected_sources_are_due_and_a_quiet_o
             source("busy", rate=40),  # 40 an hour: 3 expected in 5 minutes
             source("quiet", read_ago=timedelta(minutes=10), rate=2),  # 0.3 expected
             source("idle", read_ago=timedelta(minutes=50), rate=0.0),
+            SourceView("unmeasured", read_through=NOW - PASS),  # collected before the scheduler: measured first
         ],
         PLENTY,
         POLICY,
@@ -76,6 +77,7 @@ def test_new_poked_starving_producing_and_expected_sources_are_due_and_a_quiet_o
         "starving": "starving",
         "producing": "producing",
         "busy": "expected",
+        "unmeasured": "new",
     }
     assert decision.waiting == 2
     assert decision.deferred == ()

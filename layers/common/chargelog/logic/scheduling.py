@@ -14,7 +14,8 @@ What a source's state holds for it (written by the job's one finishing write, `o
 
 A pass (`plan`) polls a source when one of these holds, and never plans more requests than the vendor's budget for
 the pass (`Budget`, from its documented rate limit and the workers' pace):
-1. ``new``: it was never collected; ``poked``: poked after the point it was read up to;
+1. ``new``: it was never collected, or its activity never measured (a state from before the scheduler);
+   ``poked``: poked after the point it was read up to;
 2. ``starving``: by the next pass it would have waited ``max_poll_interval`` (the starvation bound);
 3. ``producing``: its last job stored records; ``expected``: its rate times the time since it was read up to
    reaches ``min_expected_records``.
@@ -116,7 +117,7 @@ class SourceView:
 
     source_id: str
     read_through: datetime | None = None
-    rate_per_hour: float = 0.0
+    rate_per_hour: float | None = None  # None: never measured (a state from before the scheduler)
     last_job_records: int = 0
     poked_at: datetime | None = None
     in_flight: bool = False
@@ -129,7 +130,7 @@ def view(state: CollectorState | None, source_id: str, *, in_flight: bool = Fals
     return SourceView(
         source_id,
         read_through=state.high_water_mark,
-        rate_per_hour=state.activity_rate or 0.0,
+        rate_per_hour=state.activity_rate,
         last_job_records=state.activity_records or 0,
         poked_at=state.poked_at,
         in_flight=in_flight,
@@ -170,7 +171,7 @@ def expected_requests(source: SourceView, now: datetime, policy: Policy, cap: fl
     """The requests a job of the source would make now: the records of its window (the lookback and what came
     since) in pages, at least one; at most ``cap`` (`BIG_JOB_SHARE`)."""
     span = unread_seconds(source, now, policy) + policy.lookback.total_seconds()
-    records = source.rate_per_hour * span / HOUR
+    records = (source.rate_per_hour or 0.0) * span / HOUR
     pages = max(1, math.ceil(records / policy.page_size - 1e-9))
     return int(min(pages, max(1, cap)))
 
@@ -193,7 +194,7 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     waiting = 0
     for source in free:
         read = source.read_through
-        if read is None:
+        if read is None or source.rate_per_hour is None:
             urgent.append(_poll(source, "new", now, policy, cap))
             continue
         if source.poked_at is not None and source.poked_at >= read:
@@ -236,7 +237,7 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
 
 
 def _poll(source: SourceView, reason: Reason, now: datetime, policy: Policy, cap: float) -> Poll:
-    expected = source.rate_per_hour * unread_seconds(source, now, policy) / HOUR
+    expected = (source.rate_per_hour or 0.0) * unread_seconds(source, now, policy) / HOUR
     return Poll(source.source_id, reason, expected, expected_requests(source, now, policy, cap))
 
 
