@@ -24,7 +24,7 @@ from test_collection_engine import (  # the in-memory vendor and its fixture
 )
 
 from chargelog import aws, collectors, stores
-from chargelog.collectors.base import RateLimit, VendorConnection, VendorProfile
+from chargelog.collectors.base import RateLimit, VendorCalls, VendorConnection, VendorProfile
 from chargelog.dal.state import Activity, CollectorStateStore, Counts
 from chargelog.logic import collection, discovery
 from chargelog.metric_names import VendorMetric
@@ -157,7 +157,7 @@ def test_a_discovery_job_pokes_each_source_it_registers(stack: LocalStack, monke
     from chargelog.collectors.base import DiscoveredSource
 
     class Listing:
-        calls = FakeAdapter(FakeVendor(), None).calls  # type: ignore[arg-type]
+        calls = VendorCalls()
 
         def discover(self) -> Any:
             yield DiscoveredSource("cp-found", "charger")

@@ -229,6 +229,7 @@ def test_the_rate_rises_fast_and_falls_slowly() -> None:
     assert (busy.records, busy.last_record_at) == (30, NOW + PASS)
     # Then nothing for 5 minutes: it falls by 1 - e^(-5/360) only, and the last record stays.
     lull = observe(busy, read_from=NOW + PASS, read_to=NOW + 2 * PASS, records=0, newest_record_at=None)
+    assert busy.rate_per_hour is not None
     assert lull.rate_per_hour == pytest.approx(busy.rate_per_hour * math.exp(-5 / 360))
     assert (lull.records, lull.last_record_at) == (0, NOW + PASS)
     # A job that could not move the read point leaves the rate alone.
