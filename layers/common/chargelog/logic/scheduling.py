@@ -59,7 +59,7 @@ class Policy:
     name: PolicyName = "adaptive"
     pass_interval: timedelta = timedelta(minutes=5)  # ScheduleMinutes
     max_poll_interval: timedelta = timedelta(minutes=60)  # MaxPollIntervalMinutes: the starvation bound
-    min_expected_records: float = 1.0  # a job is worth it once this many records are expected to wait
+    min_expected_records: float = 3.0  # a job is worth it once this many records are expected to wait
     page_size: int = 25
     lookback: timedelta = timedelta(0)
     settle_delay: timedelta = timedelta(0)
@@ -143,6 +143,7 @@ class Poll:
     reason: Reason
     expected_records: float  # records expected to wait unread
     expected_requests: int  # requests the job is expected to make (its window's records in pages; at least 1)
+    rate_per_hour: float = 0.0  # the source's rate estimate
 
 
 @dataclass(frozen=True)
@@ -188,13 +189,15 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
         return Decision(polls=polls, budget=budget)
 
     bound = (policy.max_poll_interval - policy.pass_interval).total_seconds()
+    settle = policy.settle_delay.total_seconds()
+    threshold = policy.min_expected_records
     urgent: list[Poll] = []  # poked or new
     starving: list[tuple[float, Poll]] = []
     due: list[tuple[float, Poll]] = []
     waiting = 0
     for source in free:
-        read = source.read_through
-        if read is None or source.rate_per_hour is None:
+        read, rate = source.read_through, source.rate_per_hour
+        if read is None or rate is None:
             urgent.append(_poll(source, "new", now, policy, cap))
             continue
         if source.poked_at is not None and source.poked_at >= read:
@@ -204,10 +207,12 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
         if waited > bound:
             starving.append((waited, _poll(source, "starving", now, policy, cap)))
             continue
-        poll = _poll(source, "producing" if source.last_job_records > 0 else "expected", now, policy, cap)
-        if source.last_job_records > 0 or poll.expected_records >= policy.min_expected_records:
+        unread = max(0.0, waited - settle)
+        producing = source.last_job_records >= threshold
+        if producing or rate * unread / HOUR >= threshold:
+            poll = _poll(source, "producing" if producing else "expected", now, policy, cap)
             # The records' expected wait that polling now saves, per request: rate x unread time squared / 2.
-            due.append((poll.expected_records * unread_seconds(source, now, policy) / poll.expected_requests, poll))
+            due.append((poll.expected_records * unread / poll.expected_requests, poll))
         else:
             waiting += 1
     starving.sort(key=lambda item: -item[0])
@@ -237,15 +242,17 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
 
 
 def _poll(source: SourceView, reason: Reason, now: datetime, policy: Policy, cap: float) -> Poll:
-    expected = (source.rate_per_hour or 0.0) * unread_seconds(source, now, policy) / HOUR
-    return Poll(source.source_id, reason, expected, expected_requests(source, now, policy, cap))
+    rate = source.rate_per_hour or 0.0
+    expected = rate * unread_seconds(source, now, policy) / HOUR
+    return Poll(source.source_id, reason, expected, expected_requests(source, now, policy, cap), rate)
 
 
 def _send_order(poll: Poll) -> tuple[int, float]:
-    """Poked sources first, then the most records expected per request (a busy source's records before a quiet one
-    polled for the starvation bound); new sources, whose first job reads their whole initial history, last."""
+    """Poked sources first, then the busiest (the most records expected an hour): a busy source's records wait the
+    least, and a quiet one polled for the starvation bound, whose records have waited long already, loses little
+    by going after it; new sources, whose first job reads their whole initial history, last."""
     rank = 0 if poll.reason == "poked" else 2 if poll.reason == "new" else 1
-    return rank, -poll.expected_records / poll.expected_requests
+    return rank, -poll.rate_per_hour
 
 
 # ---------------------------------------------------------------------------------------------- what a job observed
