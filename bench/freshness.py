@@ -51,21 +51,18 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "layers" / "common"))
 
 from chargelog import collectors  # noqa: E402
-from chargelog.collectors.base import VendorProfile  # noqa: E402
 from chargelog.dal.state import Activity  # noqa: E402
 from chargelog.logic import scheduling  # noqa: E402
 from chargelog.logic.scheduling import Budget, Policy, SourceView  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-MIN_EXPECTED: float | None = None
-DEBUG: list[tuple[float, float]] | None = None
 EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 HOUR = 3600.0
 INITIAL_HISTORY = 24 * HOUR  # InitialHistoryHours
@@ -101,10 +98,17 @@ class Fleet:
 
 PLUGCHOICE_KINDS = (
     Kind("busy", 0.20, heartbeat_seconds=600, session_gap_hours=40 / 60, session_rate=60, session_burst=5),
-    Kind("quiet", 0.65, heartbeat_seconds=3600, session_gap_hours=16, session_rate=30, session_burst=5,
-         error_burst_every_hours=72),
+    Kind(
+        "quiet",
+        0.65,
+        heartbeat_seconds=3600,
+        session_gap_hours=16,
+        session_rate=30,
+        session_burst=5,
+        error_burst_every_hours=72,
+    ),
     Kind("offline", 0.15, heartbeat_seconds=None),
-)  # fmt: skip
+)
 EVENERGY_KINDS = (
     Kind("busy", 0.20, heartbeat_seconds=1800, session_gap_hours=2, session_hours=3, session_rate=12),
     Kind("quiet", 0.65, heartbeat_seconds=4 * 3600, session_gap_hours=48, session_hours=2, session_rate=12),
@@ -285,6 +289,7 @@ def simulate(
     latency: float,
     overhead: float,
     schedule_minutes: float,
+    min_expected_records: float | None = None,
 ) -> Outcome:
     profile = collectors.profile_for(fleet.vendor)
     rate, burst = profile.pacing(workers)
@@ -295,8 +300,8 @@ def simulate(
         timedelta(seconds=pass_seconds),
         timedelta(minutes=fleet.max_poll_minutes),
     )
-    if MIN_EXPECTED is not None:
-        policy = replace(policy, min_expected_records=MIN_EXPECTED)
+    if min_expected_records is not None:
+        policy = replace(policy, min_expected_records=min_expected_records)
     budget = Budget.of(profile, policy.pass_interval, workers)
     lookback = profile.lookback.total_seconds()
     settle = profile.settle_delay.total_seconds()
@@ -330,8 +335,6 @@ def simulate(
                     for created in new
                     if source.woke_at <= created <= source.woke_at + 60 and created >= measured_from
                 )
-            if DEBUG is not None and source.kind == "busy":
-                DEBUG.extend((job.scheduled - created, ends - job.scheduled) for created in new if created >= measured_from)
         state.stored = max(state.stored, upto)
         read_to = job.scheduled - settle
         read_from = state.read_through if state.read_through is not None else job.scheduled - INITIAL_HISTORY
@@ -467,7 +470,7 @@ def _longest_gap(sources: list[Source], states: list[State], kind: str, since: f
         if source.kind != kind:
             continue
         polls = [p for p in state.polls if p >= since]
-        longest = max([longest, *(b - a for a, b in zip(polls, polls[1:], strict=False))])
+        longest = max([longest, *(b - a for a, b in pairwise(polls))])
     return round(longest / 60, 1)
 
 
@@ -494,20 +497,29 @@ def table(outcomes: list[Outcome]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fleet", choices=sorted(FLEETS), action="append", help="default: all")
-    parser.add_argument("--policy", choices=["adaptive", "every-pass", "bound"], action="append", help="default: all")
-    parser.add_argument("--hours", type=float, default=36.0, help="simulated hours (default 36)")
-    parser.add_argument("--warmup", type=float, default=6.0, help="hours before measuring (default 6)")
+    parser.add_argument(
+        "--policy",
+        choices=["adaptive", "every-pass", "bound", "ideal"],
+        action="append",
+        help="default: adaptive, every-pass, bound",
+    )
+    parser.add_argument("--sources", type=int, help="the fleets' size instead of their own")
+    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    parser.add_argument("--warmup", type=float, default=4.0, help="hours before measuring (default 4)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="VendorWorkerConcurrency (default 2)")
     parser.add_argument("--schedule-minutes", type=float, default=5.0, help="ScheduleMinutes (default 5)")
     parser.add_argument("--latency", type=float, default=0.2, help="seconds a vendor request takes (default 0.2)")
     parser.add_argument("--overhead", type=float, default=0.1, help="seconds a job takes besides (default 0.1)")
+    parser.add_argument("--min-expected-records", type=float, help="the policy's, instead of its default")
     parser.add_argument("--json", type=Path, default=RESULTS / "freshness.json", help="where to write the results")
     args = parser.parse_args()
     outcomes: list[Outcome] = []
     began = time.monotonic()
     for name in args.fleet or list(FLEETS):
         fleet = FLEETS[name]
+        if args.sources:
+            fleet = replace(fleet, name=f"{fleet.vendor}-{args.sources}", sources=args.sources)
         sources = make_fleet(fleet, args.hours * HOUR, args.seed)
         for policy in args.policy or ["adaptive", "every-pass", "bound"]:
             clock = time.monotonic()
@@ -521,6 +533,7 @@ def main() -> None:
                 latency=args.latency,
                 overhead=args.overhead,
                 schedule_minutes=args.schedule_minutes,
+                min_expected_records=args.min_expected_records,
             )
             outcomes.append(outcome)
             print(f"{name} {policy}: {time.monotonic() - clock:.1f} s", file=sys.stderr)
@@ -540,8 +553,6 @@ def main() -> None:
     )
     print(f"\n{len(outcomes)} runs in {time.monotonic() - began:.0f} s; results in {args.json}", file=sys.stderr)
 
-
-_ = (replace, VendorProfile)  # re-exported for callers tuning a profile
 
 if __name__ == "__main__":
     main()

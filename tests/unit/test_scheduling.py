@@ -92,14 +92,16 @@ def test_a_poke_older_than_the_read_point_is_spent() -> None:
 
 
 def test_a_quiet_source_is_polled_once_its_expected_records_reach_the_threshold() -> None:
-    # 3 records an hour: one expected after 20 minutes (from the read point to now less the settle delay).
+    # 12 records an hour: three (the policy's min_expected_records) expected after 15 minutes unread (from the read
+    # point to now less the settle delay).
+    assert POLICY.min_expected_records == 3
     polled_at = [
         minutes
         for minutes in range(5, 61, 5)
-        if plan(NOW, [source("q", read_ago=timedelta(minutes=minutes), rate=3)], PLENTY, POLICY).polls
+        if plan(NOW, [source("q", read_ago=timedelta(minutes=minutes), rate=12)], PLENTY, POLICY).polls
     ]
-    assert polled_at[0] == 25  # 24.5 minutes unread: 1.2 records expected; 19.5 minutes: 0.98
-    assert polled_at == list(range(25, 61, 5))
+    assert polled_at[0] == 20  # 19.5 minutes unread: 3.9 records expected; 14.5 minutes: 2.9
+    assert polled_at == list(range(20, 61, 5))
 
 
 def test_in_flight_sources_are_never_polled_and_their_requests_count_against_the_budget() -> None:
@@ -157,7 +159,7 @@ def test_a_starving_source_that_does_not_fit_holds_back_everything_after_it() ->
     assert [(p.source_id, p.expected_requests) for p in polls] == [("big-starving", 20), ("busy", 1)]
 
 
-def test_jobs_are_sent_poked_first_then_most_records_per_request_new_last() -> None:
+def test_jobs_are_sent_poked_first_then_the_busiest_new_last() -> None:
     sources = [
         source("new", read_ago=None),
         source("starving-quiet", read_ago=timedelta(minutes=59), rate=0.5),
@@ -166,7 +168,7 @@ def test_jobs_are_sent_poked_first_then_most_records_per_request_new_last() -> N
         source("poked", poked_ago=timedelta(minutes=1)),
     ]
     order = [poll.source_id for poll in plan(NOW, sources, PLENTY, POLICY).polls]
-    assert order == ["poked", "busy", "busier", "starving-quiet", "new"]
+    assert order == ["poked", "busier", "busy", "starving-quiet", "new"]
 
 
 @pytest.mark.parametrize("seed", range(20))

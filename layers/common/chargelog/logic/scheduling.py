@@ -171,8 +171,11 @@ def unread_seconds(source: SourceView, now: datetime, policy: Policy) -> float:
 def expected_requests(source: SourceView, now: datetime, policy: Policy, cap: float = math.inf) -> int:
     """The requests a job of the source would make now: the records of its window (the lookback and what came
     since) in pages, at least one; at most ``cap`` (`BIG_JOB_SHARE`)."""
-    span = unread_seconds(source, now, policy) + policy.lookback.total_seconds()
-    records = (source.rate_per_hour or 0.0) * span / HOUR
+    return _requests(source.rate_per_hour or 0.0, unread_seconds(source, now, policy), policy, cap)
+
+
+def _requests(rate: float, unread: float, policy: Policy, cap: float) -> int:
+    records = rate * (unread + policy.lookback.total_seconds()) / HOUR
     pages = max(1, math.ceil(records / policy.page_size - 1e-9))
     return int(min(pages, max(1, cap)))
 
@@ -185,7 +188,7 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     budget = Budget(per_pass=budget.per_pass, in_flight=budget.in_flight + in_flight)
     free = [source for source in sources if not source.in_flight]
     if policy.name == "every-pass":
-        polls = tuple(_poll(s, "every-pass", now, policy, cap) for s in free)
+        polls = tuple(_poll(s, "every-pass", unread_seconds(s, now, policy), policy, cap) for s in free)
         return Decision(polls=polls, budget=budget)
 
     bound = (policy.max_poll_interval - policy.pass_interval).total_seconds()
@@ -198,19 +201,19 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     for source in free:
         read, rate = source.read_through, source.rate_per_hour
         if read is None or rate is None:
-            urgent.append(_poll(source, "new", now, policy, cap))
-            continue
-        if source.poked_at is not None and source.poked_at >= read:
-            urgent.append(_poll(source, "poked", now, policy, cap))
+            urgent.append(_poll(source, "new", 0.0 if read is None else _unread(now, read, settle), policy, cap))
             continue
         waited = (now - read).total_seconds()
-        if waited > bound:
-            starving.append((waited, _poll(source, "starving", now, policy, cap)))
-            continue
         unread = max(0.0, waited - settle)
+        if source.poked_at is not None and source.poked_at >= read:
+            urgent.append(_poll(source, "poked", unread, policy, cap))
+            continue
+        if waited > bound:
+            starving.append((waited, _poll(source, "starving", unread, policy, cap)))
+            continue
         producing = source.last_job_records >= threshold
         if producing or rate * unread / HOUR >= threshold:
-            poll = _poll(source, "producing" if producing else "expected", now, policy, cap)
+            poll = _poll(source, "producing" if producing else "expected", unread, policy, cap)
             # The records' expected wait that polling now saves, per request: rate x unread time squared / 2.
             due.append((poll.expected_records * unread / poll.expected_requests, poll))
         else:
@@ -241,10 +244,13 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     )
 
 
-def _poll(source: SourceView, reason: Reason, now: datetime, policy: Policy, cap: float) -> Poll:
+def _unread(now: datetime, read: datetime, settle: float) -> float:
+    return max(0.0, (now - read).total_seconds() - settle)
+
+
+def _poll(source: SourceView, reason: Reason, unread: float, policy: Policy, cap: float) -> Poll:
     rate = source.rate_per_hour or 0.0
-    expected = rate * unread_seconds(source, now, policy) / HOUR
-    return Poll(source.source_id, reason, expected, expected_requests(source, now, policy, cap), rate)
+    return Poll(source.source_id, reason, rate * unread / HOUR, _requests(rate, unread, policy, cap), rate)
 
 
 def _send_order(poll: Poll) -> tuple[int, float]:
