@@ -91,7 +91,7 @@ def test_a_pass_polls_what_the_plan_chooses_poked_first(stack: LocalStack, vendo
     for source_id in ("cp-new", "cp-busy", "cp-quiet", "cp-stale", "cp-poked", "cp-producing"):
         add_source(source_id)
     finished(stack, "cp-busy", read_ago=timedelta(minutes=5), rate=60)
-    finished(stack, "cp-quiet", read_ago=timedelta(minutes=5), rate=0.5)
+    finished(stack, "cp-quiet", read_ago=timedelta(minutes=5), rate=0.0)  # silent: no spare poll either
     finished(stack, "cp-stale", read_ago=timedelta(minutes=58), rate=0.5)
     finished(stack, "cp-poked", read_ago=timedelta(minutes=5), rate=0.0)
     finished(stack, "cp-producing", read_ago=timedelta(minutes=5), rate=0.5, records=4)

@@ -27,6 +27,7 @@ POLICY = Policy(
     settle_delay=timedelta(seconds=30),
 )
 PLENTY = Budget(per_pass=10_000)
+NO_SPARE = Budget(per_pass=10_000, in_flight=5_000)  # plenty, but half of it taken: no spare polls
 
 
 def source(
@@ -68,7 +69,7 @@ def test_new_poked_starving_producing_and_expected_sources_are_due_and_a_quiet_o
             source("idle", read_ago=timedelta(minutes=50), rate=0.0),
             SourceView("unmeasured", read_through=NOW - PASS),  # collected before the scheduler: measured first
         ],
-        PLENTY,
+        NO_SPARE,
         POLICY,
     )
     assert chosen(decision) == {
@@ -98,10 +99,24 @@ def test_a_quiet_source_is_polled_once_its_expected_records_reach_the_threshold(
     polled_at = [
         minutes
         for minutes in range(5, 61, 5)
-        if plan(NOW, [source("q", read_ago=timedelta(minutes=minutes), rate=12)], PLENTY, POLICY).polls
+        if plan(NOW, [source("q", read_ago=timedelta(minutes=minutes), rate=12)], NO_SPARE, POLICY).polls
     ]
     assert polled_at[0] == 20  # 19.5 minutes unread: 3.9 records expected; 14.5 minutes: 2.9
     assert polled_at == list(range(20, 61, 5))
+
+
+def test_a_pass_with_budget_to_spare_polls_the_sources_making_records_busiest_first_up_to_half_of_it() -> None:
+    sources = [
+        source("busy", rate=40),  # due: 3 expected
+        *(source(f"q{rate}", rate=rate) for rate in (2, 6, 4)),  # making records, not due
+        source("silent", rate=0.0),
+    ]
+    decision = plan(NOW, sources, Budget(per_pass=6), POLICY)
+    assert [(p.source_id, p.reason) for p in decision.polls] == [("busy", "expected"), ("q6", "spare"), ("q4", "spare")]
+    assert decision.waiting == 2  # q2 (half the pass's budget used) and the silent one
+    assert decision.planned_requests == 3
+    # Already half used by the jobs still in flight: no spare polls.
+    assert [p.source_id for p in plan(NOW, sources, Budget(per_pass=6, in_flight=3), POLICY).polls] == ["busy"]
 
 
 def test_in_flight_sources_are_never_polled_and_their_requests_count_against_the_budget() -> None:

@@ -20,7 +20,8 @@ the pass (`Budget`, from its documented rate limit and the workers' pace):
 3. ``producing``: its last job stored records; ``expected``: its rate times the time since it was read up to
    reaches ``min_expected_records``.
 When the budget is short, groups 1 and 2 come first (group 2 oldest first), then group 3 by expected wait saved per
-request. The chosen jobs are sent most-records-per-request first, so a quiet source polled only to keep the
+request. When it is not (the due sources use less than `SPARE_SHARE` of it), the sources making records that are not
+due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent most-records-per-request first, so a quiet source polled only to keep the
 starvation bound never delays a busy one's records. ``every-pass`` (today's policy before this scheduler) polls every
 source every pass, with no budget.
 """
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 PolicyName = Literal["adaptive", "every-pass"]
 POLICIES: tuple[PolicyName, ...] = ("adaptive", "every-pass")
-Reason = Literal["poked", "new", "starving", "producing", "expected", "every-pass"]
+Reason = Literal["poked", "new", "starving", "producing", "expected", "spare", "every-pass"]
 
 # The rate estimate's time constants: a higher rate is taken up within minutes, a lower one over hours.
 RATE_RISE = timedelta(minutes=10)
@@ -49,6 +50,9 @@ HOUR = 3600.0
 # A job expected to make more requests than this share of a pass's budget counts as this share: it spans passes (its
 # worker paces it), and so fits beside the pass's other jobs instead of waiting for a pass of its own.
 BIG_JOB_SHARE = 0.5
+# A pass whose due sources leave its budget less than this share used polls the sources that make records but are
+# not due yet, busiest first, up to it: spare requests buy freshness, not more of the limit.
+SPARE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     starving: list[tuple[float, Poll]] = []
     due: list[tuple[float, Poll]] = []
     waiting = 0
+    spare: list[tuple[float, SourceView, float]] = []  # not due, but making records: for a pass with budget to spare
     for source in free:
         read, rate = source.read_through, source.rate_per_hour
         if read is None or rate is None:
@@ -216,6 +221,8 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
             poll = _poll(source, "producing" if producing else "expected", unread, policy, cap)
             # The records' expected wait that polling now saves, per request: rate x unread time squared / 2.
             due.append((poll.expected_records * unread / poll.expected_requests, poll))
+        elif rate > 0:
+            spare.append((rate, source, unread))
         else:
             waiting += 1
     starving.sort(key=lambda item: -item[0])
@@ -239,6 +246,18 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
             left -= poll.expected_requests
         else:
             deferred.append(poll.source_id)
+    # Budget to spare: the sources making records that are not due yet, busiest first, while the pass stays under
+    # SPARE_SHARE of its budget (the rest is kept for what the estimate misses: slow requests, a job's own work).
+    spare.sort(key=lambda item: -item[0])
+    spare_left = left - budget.available + budget.per_pass * SPARE_SHARE - budget.in_flight
+    for _, source, unread in spare:
+        poll = _poll(source, "spare", unread, policy, cap)
+        if blocked or poll.expected_requests > min(left, spare_left):
+            waiting += 1
+            continue
+        chosen.append(poll)
+        left -= poll.expected_requests
+        spare_left -= poll.expected_requests
     return Decision(
         polls=tuple(sorted(chosen, key=_send_order)), deferred=tuple(deferred), waiting=waiting, budget=budget
     )
