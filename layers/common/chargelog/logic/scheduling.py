@@ -17,13 +17,13 @@ the pass (`Budget`, from its documented rate limit and the workers' pace):
 1. ``new``: it was never collected, or its activity never measured (a state from before the scheduler);
    ``poked``: poked after the point it was read up to;
 2. ``starving``: by the next pass it would have waited ``max_poll_interval`` (the starvation bound);
-3. ``producing``: its last job stored records; ``expected``: its rate times the time since it was read up to
-   reaches ``min_expected_records``.
+3. ``producing``: its last job stored at least ``min_expected_records``; ``expected``: its rate times the time since
+   it was read up to reaches ``min_expected_records``.
 When the budget is short, groups 1 and 2 come first (group 2 oldest first), then group 3 by expected wait saved per
 request. When it is not (the due sources use less than `SPARE_SHARE` of it), the sources making records that are not
-due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent most-records-per-request first, so a quiet source polled only to keep the
-starvation bound never delays a busy one's records. ``every-pass`` (today's policy before this scheduler) polls every
-source every pass, with no budget.
+due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent poked first, then the
+busiest, so a quiet source polled only to keep the starvation bound never delays a busy one's records.
+``every-pass`` (the policy before this scheduler) polls every source every pass, with no budget.
 """
 
 from __future__ import annotations
