@@ -408,6 +408,7 @@ def test_the_worker_writes_every_job_metric_on_the_paths_that_count_them(
     job_metrics = {str(name) for name in VendorMetric} - {
         "CollectorLagSeconds",  # the dispatcher's (test above)
         "SourcesBackingOff",
+        "SourcesOverBudget",
         "SourcesRegistered",  # discovery's
         "ReplayRecordsWritten",  # a replay's
     }
