@@ -93,7 +93,7 @@ class Fleet:
     wake_share: float = 0.5  # of the offline: they wake during the run, with a boot burst
     wake_burst: int = 10
     poke_share: float = 0.5  # of the wakes: another signal pokes the source a minute after
-    max_poll_minutes: float = 60.0  # MaxPollIntervalMinutes (or the vendor's own, from its secret)
+    max_poll_minutes: float = 45.0  # MaxPollIntervalMinutes (or the vendor's own, from its secret)
 
 
 PLUGCHOICE_KINDS = (

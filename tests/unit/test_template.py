@@ -1160,6 +1160,13 @@ def test_the_scheduling_parameters_reach_the_dispatcher_and_the_worker_with_the_
     assert tuple(parameters["SchedulingPolicy"]["AllowedValues"]) == POLICIES
     # A bound shorter than a pass polls every source every pass (still within the budget): allowed, not useful.
     assert parameters["MaxPollIntervalMinutes"]["MinValue"] >= 5
+    # A quiet source's mark falls up to the bound behind by design, and its job takes up to a pass to run: by default
+    # the lag alarm (and the health monitor's trust in a collector's mark) stays for collectors that stopped.
+    from chargelog.logic.charger_health.sweep import STALE_COLLECTOR_AFTER
+
+    worst = parameters["MaxPollIntervalMinutes"]["Default"] + parameters["ScheduleMinutes"]["Default"]
+    assert worst < parameters["LagAlarmMinutes"]["Default"]
+    assert worst < STALE_COLLECTOR_AFTER.total_seconds() / 60
 
 
 def test_the_health_monitor_runs_on_the_collection_schedule(template: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ class Settings(BaseModel):
     scheduling_policy: Literal["adaptive", "every-pass"] = Field(
         default="adaptive", alias="CHARGELOG_SCHEDULING_POLICY"
     )
-    max_poll_interval_minutes: float = Field(default=60, gt=0, alias="CHARGELOG_MAX_POLL_INTERVAL_MINUTES")
+    max_poll_interval_minutes: float = Field(default=45, gt=0, alias="CHARGELOG_MAX_POLL_INTERVAL_MINUTES")
     worker_concurrency: int = Field(default=2, ge=1, alias="CHARGELOG_WORKER_CONCURRENCY")
     # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
     discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")

@@ -62,7 +62,7 @@ class Policy:
 
     name: PolicyName = "adaptive"
     pass_interval: timedelta = timedelta(minutes=5)  # ScheduleMinutes
-    max_poll_interval: timedelta = timedelta(minutes=60)  # MaxPollIntervalMinutes: the starvation bound
+    max_poll_interval: timedelta = timedelta(minutes=45)  # MaxPollIntervalMinutes: the starvation bound
     min_expected_records: float = 3.0  # a job is worth it once this many records are expected to wait
     page_size: int = 25
     lookback: timedelta = timedelta(0)
