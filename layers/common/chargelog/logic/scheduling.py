@@ -19,8 +19,9 @@ the pass (`Budget`, from its documented rate limit and the workers' pace):
 2. ``starving``: by the next pass it would have waited ``max_poll_interval`` (the starvation bound);
 3. ``producing``: its last job stored at least ``min_expected_records``; ``expected``: its rate times the time since
    it was read up to reaches ``min_expected_records``.
-When the budget is short, groups 1 and 2 come first (group 2 oldest first), then group 3 by expected wait saved per
-request. When it is not (the due sources use less than `SPARE_SHARE` of it), the sources making records that are not
+When the budget is short, groups 1 and 2 come first (group 2 oldest first; the first of them that does not fit keeps
+its requests from group 3 and holds the rest of 1 and 2 back, so a big job is not passed over), then group 3 busiest
+first. When it is not (the due sources use less than `SPARE_SHARE` of it), the sources making records that are not
 due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent poked first, then the
 busiest, so a quiet source polled only to keep the starvation bound never delays a busy one's records.
 ``every-pass`` (the policy before this scheduler) polls every source every pass, with no budget.
@@ -219,8 +220,7 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
         producing = source.last_job_records >= threshold
         if producing or rate * unread / HOUR >= threshold:
             poll = _poll(source, "producing" if producing else "expected", unread, policy, cap)
-            # The records' expected wait that polling now saves, per request: rate x unread time squared / 2.
-            due.append((poll.expected_records * unread / poll.expected_requests, poll))
+            due.append((rate, poll))
         elif rate > 0:
             spare.append((rate, source, unread))
         else:
@@ -233,15 +233,18 @@ def plan(now: datetime, sources: list[SourceView], budget: Budget, policy: Polic
     left = budget.available
     blocked = False
     for poll in [*urgent, *(poll for _, poll in starving)]:
-        # In order: once one does not fit, the rest wait too, so a big job is not passed over pass after pass.
+        # In order: once one does not fit, the other new, poked and starving ones wait too, and its requests are kept
+        # from the due ones, so a big job is not passed over pass after pass.
         if not blocked and poll.expected_requests <= left:
             chosen.append(poll)
             left -= poll.expected_requests
         else:
+            if not blocked:
+                left = max(0.0, left - poll.expected_requests)
             blocked = True
             deferred.append(poll.source_id)
     for _, poll in due:
-        if not blocked and poll.expected_requests <= left:
+        if poll.expected_requests <= left:
             chosen.append(poll)
             left -= poll.expected_requests
         else:
