@@ -22,8 +22,9 @@ the pass (`Budget`, from its documented rate limit and the workers' pace):
 When the budget is short, groups 1 and 2 come first (group 2 oldest first; the first of them that does not fit keeps
 its requests from group 3 and holds the rest of 1 and 2 back, so a big job is not passed over), then group 3 most
 expected records first. When it is not (the due sources use less than `SPARE_SHARE` of it), the sources making
-records that are not due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent poked first, then the
-busiest, so a quiet source polled only to keep the starvation bound never delays a busy one's records.
+records that are not due yet are polled too, busiest first, up to that share: ``spare``. The chosen jobs are sent
+poked first, then the busiest, so a quiet source polled only to keep the starvation bound never delays a busy one's
+records.
 ``every-pass`` (the policy before this scheduler) polls every source every pass, with no budget.
 """
 
