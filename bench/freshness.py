@@ -5,7 +5,7 @@ It drives the dispatcher's own decision function (chargelog.logic.scheduling.pla
 lookback, settle delay), with no HTTP and no AWS, for:
 - 2,500 and 10,000 Plugchoice chargers (500 requests a minute per user, 25 records a page, 30 minutes of lookback);
 - 1,000 ev.energy EVSEs (1,000 requests a rolling hour, 100 a page, 6 hours of lookback), with the default starvation
-  bound and with the vendor's own (``max_poll_interval_minutes`` 240 in its secret).
+  bound and with a bound of its own (``VendorProfile.max_poll_interval`` 240 minutes).
 
 The fleet (seeded, the same for every policy): a fifth of the sources busy (frequent sessions: a record a minute
 while charging, bursts when one starts and stops), about two thirds quiet (a heartbeat or two an hour, a session now

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -277,7 +278,7 @@ def test_a_policy_takes_the_vendors_paging_and_its_own_starvation_bound() -> Non
         timedelta(hours=6),
         timedelta(hours=1),
     )
-    tuned = profile.tuned({"max_poll_interval_minutes": 240})
+    tuned = replace(profile, max_poll_interval=timedelta(hours=4))
     assert Policy.for_vendor(tuned, "adaptive", PASS, timedelta(minutes=60)).max_poll_interval == timedelta(hours=4)
     with pytest.raises(ValueError, match="unknown scheduling policy"):
         Policy(name="sometimes")  # type: ignore[arg-type]

@@ -146,8 +146,6 @@ class VendorProfile:
                 int(secret.get("rate_limit_requests", base.requests)),
                 timedelta(seconds=float(secret.get("rate_limit_window_seconds", base.window.total_seconds()))),
             )
-        if "max_poll_interval_minutes" in secret:
-            changes["max_poll_interval"] = timedelta(minutes=float(secret["max_poll_interval_minutes"]))
         return replace(self, **changes)
 
     def pacing(self, workers: int = DEFAULT_WORKERS) -> tuple[float, int]:

@@ -85,7 +85,7 @@ class Policy:
         max_poll_interval: timedelta,
     ) -> Policy:
         """A vendor's policy: its profile's paging, lookback and settle delay, and its own starvation bound if the
-        profile sets one (the secret's ``max_poll_interval_minutes``), else the deployment's."""
+        profile sets one (in code: the dispatcher reads no vendor secret), else the deployment's."""
         return cls(
             name=name,
             pass_interval=pass_interval,
