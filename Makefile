@@ -69,6 +69,7 @@ bench: install  ## benchmarks (see bench/)
 	$(VENV)/bin/python bench/query.py --records 20000 --runs 30
 	$(VENV)/bin/python bench/upload.py --runs 5 --decisions 100
 	$(VENV)/bin/python bench/viewer.py --records 20000 --runs 3
+	$(VENV)/bin/python bench/freshness.py
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

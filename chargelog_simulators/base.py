@@ -103,6 +103,7 @@ class Counters:
     requests: int = 0
     errors: int = 0  # 500/502/503 from error_rate
     throttled: int = 0  # 429 from throttle_rate
+    rate_limited: int = 0  # 429 because a client went over the vendor's rate limit (the simulators that keep one)
     slowed: int = 0
     inserts_while_paging: int = 0  # requests before which records were inserted
     late_records: int = 0  # records added late

@@ -20,7 +20,10 @@ Served under ``/api`` (the vendor's base URL is ``https://app.plugchoice.com/api
   unauthorized."}`` (another user's charger), 404 for an unknown charger or route, 422 ``{"message",
   "errors": {field: [..]}}``. Every answer carries ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining``; over
   ``rate_limit_per_minute`` requests of one token in a minute (wall clock) it answers 429 ``{"message": "Too
-  Many Attempts."}`` with ``Retry-After``, as it does for the ``throttle_rate`` fault.
+  Many Attempts."}`` with ``Retry-After`` (counted in ``counters.rate_limited``), as it does for the
+  ``throttle_rate`` fault. ``rate_window_seconds`` shrinks the minute for tests (the limit is then per that
+  window); ``max_in_window`` is the most requests one token sent in any rolling window of that length, the
+  strictest reading of the limit.
 - Faults (``base.Faults``): 5xx, 429, slow answers, records inserted into the requested range while a client
   pages (timed at most ``late_seconds`` before now), late records (visible ``late_seconds`` after their
   ``created_at``), broken bodies. Besides:
@@ -35,10 +38,12 @@ Served under ``/api`` (the vendor's base URL is ``https://app.plugchoice.com/api
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import time
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -150,6 +155,7 @@ class PlugchoiceSimulator(VendorSimulator):
         faults: Faults | None = None,
         flat_paging: bool = False,
         rate_limit_per_minute: int | None = RATE_LIMIT_PER_MINUTE,
+        rate_window_seconds: float = 60.0,
         string_params_rate: float = 0.1,
         slow_answer_rate: float = 0.0,
         slow_answer_seconds: float = 120.0,
@@ -157,13 +163,16 @@ class PlugchoiceSimulator(VendorSimulator):
         super().__init__(seed=seed, clock=clock, faults=faults)
         self.flat_paging = flat_paging
         self.rate_limit_per_minute = rate_limit_per_minute
+        self.rate_window_seconds = rate_window_seconds
+        self.max_in_window = 0  # the most requests of one token in any rolling window (rate_window_seconds)
+        self._recent: dict[str, deque[float]] = {}  # token -> its requests' times (monotonic) in the last window
         self.string_params_rate = string_params_rate
         self.slow_answer_rate = slow_answer_rate
         self.slow_answer_seconds = slow_answer_seconds
         self._tokens: dict[str, str] = {}
         self._chargers: dict[str, _Charger] = {}
         self._next_id = 1
-        self._minute: dict[str, tuple[int, int]] = {}  # token -> (wall-clock minute, requests in it)
+        self._minute: dict[str, tuple[int, int]] = {}  # token -> (wall-clock window, requests in it)
         self._routes = Map(
             [
                 Rule("/api/v3/chargers", endpoint="chargers", methods=["GET"]),
@@ -317,7 +326,10 @@ class PlugchoiceSimulator(VendorSimulator):
             return json_response({"message": "Unauthenticated."}, 401)
         limited, remaining = self._count(token)
         if limited:
-            response = self.throttled_response(60 - int(time.time()) % 60)
+            with self.lock:
+                self.counters.rate_limited += 1
+            window = self.rate_window_seconds
+            response = self.throttled_response(max(1, math.ceil(window - time.time() % window)))
         else:
             response = self.transport_fault() or self._route(request, user, endpoint, arguments)
         response.headers["X-RateLimit-Limit"] = str(self.rate_limit_per_minute or RATE_LIMIT_PER_MINUTE)
@@ -325,13 +337,20 @@ class PlugchoiceSimulator(VendorSimulator):
         return response
 
     def _count(self, token: str) -> tuple[bool, int]:
-        """Count the request against the token's minute; returns (over the limit, requests left)."""
+        """Count the request against the token's minute (its wall-clock window) and its rolling window; returns (over
+        the limit, requests left)."""
         limit = self.rate_limit_per_minute
-        minute = int(time.time()) // 60
+        minute = int(time.time() // self.rate_window_seconds)
+        at = time.monotonic()
         with self.lock:
             current, used = self._minute.get(token, (minute, 0))
             used = used + 1 if current == minute else 1
             self._minute[token] = (minute, used)
+            recent = self._recent.setdefault(token, deque())
+            recent.append(at)
+            while recent[0] <= at - self.rate_window_seconds:
+                recent.popleft()
+            self.max_in_window = max(self.max_in_window, len(recent))
         if limit is None:
             return False, RATE_LIMIT_PER_MINUTE
         return used > limit, max(0, limit - used)

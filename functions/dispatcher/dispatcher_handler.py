@@ -30,6 +30,9 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         "not_due": summary.not_due,
         "pending": summary.pending,
     }
+    over_budget = sum(summary.over_budget.values())
+    if summary.waiting or over_budget:  # the adaptive scheduler left sources for later passes
+        result |= {"waiting": summary.waiting, "over_budget": over_budget}
     if summary.discoveries or summary.discovery_failures:  # source discovery is on (DiscoverSources)
         result |= {"discoveries": summary.discoveries, "discovery_failures": summary.discovery_failures}
     logger.info("Dispatched collection jobs", extra=result)

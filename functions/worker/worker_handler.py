@@ -79,6 +79,7 @@ def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
         sources=stores.sources(),
         secrets=stores.vendor_secrets(),
         queues=stores.work_queues(),
+        states=stores.collector_states(),
     )
     publish_vendor_metrics(job.vendor, outcome.metrics())
     extra = {

@@ -8,6 +8,7 @@ log's params and result validate against the OCPP 1.6 JSON schemas shipped with 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -275,6 +276,23 @@ def test_over_500_requests_a_minute_is_a_429_with_retry_after(
     assert throttled[0].json() == {"message": "Too Many Attempts."}
     assert 0 < int(throttled[0].headers["Retry-After"]) <= 60
     assert throttled[0].headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_the_rolling_window_counts_the_most_requests_of_one_token_and_429s_are_counted(
+    client: httpx.Client, simulator: PlugchoiceSimulator
+) -> None:
+    simulator.rate_limit_per_minute, simulator.rate_window_seconds = None, 0.5
+    for _ in range(3):
+        client.get("/v3/chargers")
+    assert (simulator.max_in_window, simulator.counters.rate_limited) == (3, 0)
+    time.sleep(0.6)  # the rolling window has moved past them
+    client.get("/v3/chargers")
+    assert simulator.max_in_window == 3
+    simulator.rate_limit_per_minute = 2  # 8 quick requests: one wall-clock window of two holds 4 or more
+    statuses = [client.get("/v3/chargers").status_code for _ in range(8)]
+    assert simulator.max_in_window >= 5
+    assert simulator.counters.rate_limited == statuses.count(429) > 0
+    assert simulator.counters.throttled == 0  # the throttle fault's count is apart
 
 
 # ---------------------------------------------------------------------------------------------- faults

@@ -299,6 +299,7 @@ def test_the_dispatcher_writes_its_counts_and_each_vendors_lag_every_run(emf: Bl
     assert 3 * 3600 - 5 <= values[("CollectorLagSeconds", "ocpplab")] <= 3 * 3600 + 60
     assert 100 <= values[("CollectorLagSeconds", "plugchoice")] <= 200
     assert values[("SourcesBackingOff", "ocpplab")] == 0
+    assert values[("SourcesOverBudget", "ocpplab")] == 0
     assert ("CollectorLagSeconds", "evenergy") not in values  # no enabled source: no datapoint
     check_against_catalogue(emf())
 
@@ -407,6 +408,7 @@ def test_the_worker_writes_every_job_metric_on_the_paths_that_count_them(
     job_metrics = {str(name) for name in VendorMetric} - {
         "CollectorLagSeconds",  # the dispatcher's (test above)
         "SourcesBackingOff",
+        "SourcesOverBudget",
         "SourcesRegistered",  # discovery's
         "ReplayRecordsWritten",  # a replay's
     }

@@ -478,7 +478,9 @@ def test_each_vendor_queue_has_a_dead_letter_queue_and_outlasts_its_worker(
     assert [name for name, _, _ in consumers] == ["WorkerFunction"]
     # The per-vendor cap on concurrent workers, so a vendor's rate limit holds however many sources it has.
     (_, _, event) = consumers[0]
-    assert event["ScalingConfig"]["MaximumConcurrency"] == 2
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "VendorWorkerConcurrency"}
+    assert variables["CHARGELOG_WORKER_CONCURRENCY"] == {"Ref": "VendorWorkerConcurrency"}  # each paces at its share
+    assert template["Parameters"]["VendorWorkerConcurrency"]["MinValue"] == 2  # the least SQS allows
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
     queue = _props(queues[work_queue])
@@ -1136,6 +1138,35 @@ def test_the_health_thresholds_are_parameters_the_worker_and_the_monitor_both_ge
     assert notifier["CHARGELOG_CHARGER_ALERT_TOPIC_ARN"] == {"Ref": "ChargerAlertTopic"}
     assert notifier["CHARGELOG_ALERT_WEBHOOK_SECRET_ARN"] == {"Ref": "AlertWebhookSecretArn"}
     assert parameters["AlertWebhookSecretArn"]["Default"] == ""
+
+
+def test_the_scheduling_parameters_reach_the_dispatcher_and_the_worker_with_the_models_defaults(
+    template: dict[str, Any],
+) -> None:
+    from chargelog.logic.scheduling import POLICIES
+    from chargelog.settings import Settings
+
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    parameters = template["Parameters"]
+    settings = {f.alias: f.default for f in Settings.model_fields.values()}
+    for alias, parameter in {
+        "CHARGELOG_SCHEDULE_MINUTES": "ScheduleMinutes",
+        "CHARGELOG_SCHEDULING_POLICY": "SchedulingPolicy",
+        "CHARGELOG_MAX_POLL_INTERVAL_MINUTES": "MaxPollIntervalMinutes",
+        "CHARGELOG_WORKER_CONCURRENCY": "VendorWorkerConcurrency",
+    }.items():
+        assert variables[alias] == {"Ref": parameter}, alias
+        assert str(parameters[parameter]["Default"]) == str(settings[alias]), alias
+    assert tuple(parameters["SchedulingPolicy"]["AllowedValues"]) == POLICIES
+    # A bound shorter than a pass polls every source every pass (still within the budget): allowed, not useful.
+    assert parameters["MaxPollIntervalMinutes"]["MinValue"] >= 5
+    # A quiet source's mark falls up to the bound behind by design, and its job takes up to a pass to run: by default
+    # the lag alarm (and the health monitor's trust in a collector's mark) stays for collectors that stopped.
+    from chargelog.logic.charger_health.sweep import STALE_COLLECTOR_AFTER
+
+    worst = parameters["MaxPollIntervalMinutes"]["Default"] + parameters["ScheduleMinutes"]["Default"]
+    assert worst < parameters["LagAlarmMinutes"]["Default"]
+    assert worst < STALE_COLLECTOR_AFTER.total_seconds() / 60
 
 
 def test_the_health_monitor_runs_on_the_collection_schedule(template: dict[str, Any]) -> None:

@@ -41,6 +41,9 @@ class VendorMetric(StrEnum):
     # counts from its registration: chargelog.logic.lag)
     COLLECTOR_LAG = "CollectorLagSeconds"
     SOURCES_BACKING_OFF = "SourcesBackingOff"  # dispatcher: sources waiting out a vendor's failures
+    # dispatcher: sources due that the vendor's request budget for the pass left for a later one (chargelog.logic
+    # .scheduling): above 0 pass after pass, the vendor's rate limit cannot keep up with its fleet at this freshness
+    SOURCES_OVER_BUDGET = "SourcesOverBudget"
     SOURCES_REGISTERED = "SourcesRegistered"  # discovery (job or POST /sources/discover): new sources registered
     REPLAY_RECORDS_WRITTEN = "ReplayRecordsWritten"  # replay jobs: records rebuilt from the raw archive and written
 

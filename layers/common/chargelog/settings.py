@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +43,16 @@ class Settings(BaseModel):
     archive_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_ARCHIVE_RETENTION_DAYS")
     # How long the raw archive keeps a fetched page (its bucket's lifecycle): the oldest a replay reaches.
     raw_retention_days: int = Field(default=400, ge=1, alias="CHARGELOG_RAW_RETENTION_DAYS")
+    # Collection scheduling (docs/scheduling.md). Minutes between scheduled passes (ScheduleMinutes); which sources a
+    # pass polls (SchedulingPolicy: "adaptive", or "every-pass" as before the scheduler); the longest a source goes
+    # unpolled under "adaptive" (MaxPollIntervalMinutes); how many workers run one vendor's jobs at once
+    # (VendorWorkerConcurrency, the work queues' MaximumConcurrency): they share the vendor's rate limit.
+    schedule_minutes: float = Field(default=5, gt=0, alias="CHARGELOG_SCHEDULE_MINUTES")
+    scheduling_policy: Literal["adaptive", "every-pass"] = Field(
+        default="adaptive", alias="CHARGELOG_SCHEDULING_POLICY"
+    )
+    max_poll_interval_minutes: float = Field(default=45, gt=0, alias="CHARGELOG_MAX_POLL_INTERVAL_MINUTES")
+    worker_concurrency: int = Field(default=2, ge=1, alias="CHARGELOG_WORKER_CONCURRENCY")
     # Each scheduled pass also discovers each vendor's sources and registers the new ones (DiscoverSources).
     discover_sources: bool = Field(default=False, alias="CHARGELOG_DISCOVER_SOURCES")
     max_json_body_bytes: int = Field(default=65_536, ge=1, alias="CHARGELOG_MAX_JSON_BODY_BYTES")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chargelog.collectors.base import AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
+from chargelog.collectors.base import DEFAULT_WORKERS, AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
 from chargelog.errors import VendorNotConfiguredError
 from chargelog.models.records import LogRecord
 
@@ -62,10 +62,19 @@ def has_adapter(vendor: str) -> bool:
     return vendor in _ADAPTERS
 
 
-def connection_for(vendor: str, secrets: VendorSecrets, require_credentials: bool = False) -> VendorConnection:
-    """The vendor's connection settings from its secret in ``secrets`` (cached for a few minutes). Raises
-    VendorNotConfiguredError (409) without a base_url, or (``require_credentials``) without each credential the
-    vendor's adapter needs."""
+def profile_for(vendor: str) -> VendorProfile:
+    """The vendor's profile as its module documents it (no secret's tuning): what the dispatcher plans with."""
+    _load_builtin_adapters()
+    profile, _ = _ADAPTERS[vendor]
+    return profile
+
+
+def connection_for(
+    vendor: str, secrets: VendorSecrets, require_credentials: bool = False, workers: int = DEFAULT_WORKERS
+) -> VendorConnection:
+    """The vendor's connection settings from its secret in ``secrets`` (cached for a few minutes), for one of
+    ``workers`` concurrent workers sharing the vendor's rate limit. Raises VendorNotConfiguredError (409) without a
+    base_url, or (``require_credentials``) without each credential the vendor's adapter needs."""
     _load_builtin_adapters()
     profile, _ = _ADAPTERS[vendor]
     stored = secrets.of(vendor)
@@ -80,7 +89,9 @@ def connection_for(vendor: str, secrets: VendorSecrets, require_credentials: boo
         )
     base_url = str(secret["base_url"])
     credentials = {k: str(v) for k, v in secret.items() if k != "base_url" and isinstance(v, str)}
-    return VendorConnection(vendor=vendor, base_url=base_url, credentials=credentials, profile=profile.tuned(secret))
+    return VendorConnection(
+        vendor=vendor, base_url=base_url, credentials=credentials, profile=profile.tuned(secret), workers=workers
+    )
 
 
 def adapter_for(connection: VendorConnection, remaining_seconds: Callable[[], float]) -> VendorAdapter:

@@ -85,14 +85,47 @@ class DiscoveredSource:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A vendor's documented request limit: at most ``requests`` in any ``window`` (per user or app: one vendor
+    secret is one budget, shared by every worker of the vendor's queue)."""
+
+    requests: int
+    window: timedelta
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or self.window <= timedelta(0):
+            raise ValueError(f"a rate limit needs requests >= 1 and a positive window, got {self!r}")
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.window.total_seconds()
+
+
+# Of a documented limit the workers together plan to use at most this share. A token bucket lets a worker make at
+# most ``burst + rate * window`` requests in any window, and the pacing below keeps the workers' sum of that to this
+# share; the rest absorbs a worker container replaced within a window (a new one starts with a full bucket), the
+# vendor's window and ours not lining up, and a few requests a process makes outside a job (discovery's list).
+RATE_LIMIT_SHARE = 0.95
+# How many workers share a vendor's budget when nothing says: the vendor queues' MaximumConcurrency in the template.
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True)
 class VendorProfile:
-    """How to collect from a vendor. Every field can be tuned per deployment in the vendor's secret."""
+    """How to collect from a vendor. Every field can be tuned per deployment in the vendor's secret (`tuned`)."""
 
     lookback: timedelta  # re-read this much before the high-water mark, to catch late records
     settle_delay: timedelta  # do not read closer to now than this
-    requests_per_second: float  # per worker; the queue's MaximumConcurrency caps the workers
+    # Per worker, for a vendor without a documented limit; with one (``rate_limit``), the pace is derived from the
+    # limit and the number of workers (`pacing`) unless the secret sets ``requests_per_second`` itself.
+    requests_per_second: float
     burst: int
     page_size: int
+    rate_limit: RateLimit | None = None  # the vendor's documented limit (docs: ../shared/vendor-docs/README.md)
+    # The longest a source may go unpolled under the adaptive scheduler; None: the deployment's
+    # MaxPollIntervalMinutes (chargelog.logic.scheduling).
+    max_poll_interval: timedelta | None = None
+    rate_set: bool = False  # requests_per_second came from the secret: it is the pace, whatever the limit
 
     def tuned(self, secret: dict[str, Any]) -> VendorProfile:
         changes: dict[str, Any] = {}
@@ -102,19 +135,53 @@ class VendorProfile:
             changes["settle_delay"] = timedelta(seconds=float(secret["settle_seconds"]))
         if "requests_per_second" in secret:
             changes["requests_per_second"] = float(secret["requests_per_second"])
+            changes["rate_set"] = True
+        if "burst" in secret:
+            changes["burst"] = int(secret["burst"])
         if "page_size" in secret:
             changes["page_size"] = int(secret["page_size"])
+        if "rate_limit_requests" in secret or "rate_limit_window_seconds" in secret:
+            base = self.rate_limit or RateLimit(1, timedelta(seconds=60))
+            changes["rate_limit"] = RateLimit(
+                int(secret.get("rate_limit_requests", base.requests)),
+                timedelta(seconds=float(secret.get("rate_limit_window_seconds", base.window.total_seconds()))),
+            )
         return replace(self, **changes)
+
+    def pacing(self, workers: int = DEFAULT_WORKERS) -> tuple[float, int]:
+        """(requests a second, burst) for one worker's token bucket, when ``workers`` run at once.
+
+        With a documented limit of L requests in a window of w seconds, each of W workers gets a bucket of burst b
+        and rate r = (L * RATE_LIMIT_SHARE / W - b) / w: in any window one worker makes at most b + r * w =
+        L * share / W requests, so all of them together at most L * share. The burst is cut so the rate stays
+        positive (at most a quarter of a worker's share)."""
+        limit = self.rate_limit
+        if limit is None or self.rate_set:
+            return self.requests_per_second, self.burst
+        share = limit.requests * RATE_LIMIT_SHARE / max(1, workers)
+        burst = max(1, min(self.burst, int(share / 4)))
+        return max(share - burst, share / 2) / limit.window.total_seconds(), burst
+
+    def capacity_per_second(self, workers: int = DEFAULT_WORKERS) -> float:
+        """Requests a second the vendor's workers make together at most, paced (`pacing`)."""
+        rate, _ = self.pacing(workers)
+        return rate * max(1, workers)
 
 
 @dataclass(frozen=True)
 class VendorConnection:
-    """The vendor's secret: base URL and credentials (never logged), plus optional tuning."""
+    """The vendor's secret: base URL and credentials (never logged), plus optional tuning; and how many workers
+    share the vendor's rate limit (the queue's MaximumConcurrency), which sets each one's pace."""
 
     vendor: str
     base_url: str
     credentials: dict[str, str] = field(repr=False)
     profile: VendorProfile
+    workers: int = DEFAULT_WORKERS
+
+    def pacing(self) -> tuple[float, int]:
+        """This worker's token bucket: (requests a second, burst)."""
+        return self.profile.pacing(self.workers)
 
 
 class VendorAdapter(Protocol):

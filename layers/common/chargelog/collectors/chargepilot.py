@@ -55,6 +55,7 @@ MAX_TAKE = 1000
 PROFILE = VendorProfile(
     lookback=timedelta(minutes=30),
     settle_delay=timedelta(seconds=30),
+    # ChargePilot's docs name no rate limit: 5 a second per worker (rate_limit_requests in the secret sets one).
     requests_per_second=5.0,
     burst=5,
     page_size=MAX_TAKE,
@@ -182,7 +183,7 @@ class ChargepilotAdapter(HttpAdapter):
             connection.base_url,
             headers={"Accept": "application/json"},
             auth=ChargepilotSignature(credentials.get("api_key", ""), credentials.get("api_secret", "")),
-            rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
+            rate_limiter=limiter_for(VENDOR, *connection.pacing()),
             remaining_seconds=remaining_seconds,
             transport=transport,
         )

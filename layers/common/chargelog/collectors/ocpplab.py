@@ -33,6 +33,7 @@ CHARGERS_MAX_LIMIT = 100  # of the charger list (GET /ocpp/chargers)
 PROFILE = VendorProfile(
     lookback=timedelta(minutes=30),
     settle_delay=timedelta(seconds=30),
+    # OCPPLAB's docs name no rate limit: 5 a second per worker (rate_limit_requests in the secret sets one).
     requests_per_second=5.0,
     burst=5,
     page_size=MAX_LIMIT,
@@ -95,7 +96,7 @@ class OcpplabAdapter(HttpAdapter):
                 "Authorization": f"Bearer {connection.credentials.get('token', '')}",
                 "Accept": "application/json",
             },
-            rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
+            rate_limiter=limiter_for(VENDOR, *connection.pacing()),
             remaining_seconds=remaining_seconds,
         )
 

@@ -32,7 +32,15 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
+from chargelog.collectors.base import (
+    DiscoveredSource,
+    HttpAdapter,
+    Page,
+    RateLimit,
+    VendorConnection,
+    VendorProfile,
+    Window,
+)
 from chargelog.collectors.paging import NextUrlPaginator
 from chargelog.collectors.vendor_http import (
     VendorHttpClient,
@@ -46,13 +54,15 @@ from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 VENDOR: Final = "plugchoice"
 PAGE_SIZE: Final = 25  # fixed by the vendor
 FILTER_TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
-# 500 requests a minute per user, shared by the queue's two concurrent workers (MaximumConcurrency 2).
+# 500 requests a minute per user (the vendor's docs), shared by the queue's concurrent workers: each paces at its share
+# (VendorProfile.pacing; with the template's two workers about 3.9 a second, bursts of 4).
 PROFILE = VendorProfile(
     lookback=timedelta(minutes=30),
     settle_delay=timedelta(seconds=30),
     requests_per_second=4.0,
     burst=4,
     page_size=PAGE_SIZE,
+    rate_limit=RateLimit(500, timedelta(minutes=1)),
 )
 DIRECTIONS: Final[dict[str, Literal["cp_to_csms", "csms_to_cp"]]] = {
     "centralsystem": "cp_to_csms",
@@ -141,7 +151,6 @@ def _json_object(value: Any, name: str) -> dict[str, Any] | None:
 class PlugchoiceAdapter(HttpAdapter):
     def __init__(self, connection: VendorConnection, remaining_seconds: Callable[[], float]) -> None:
         self.connection = connection
-        profile = connection.profile
         self._http = VendorHttpClient(
             VENDOR,
             connection.base_url,
@@ -149,7 +158,7 @@ class PlugchoiceAdapter(HttpAdapter):
                 "Authorization": f"Bearer {connection.credentials.get('token', '')}",
                 "Accept": "application/json",
             },
-            rate_limiter=limiter_for(VENDOR, profile.requests_per_second, profile.burst),
+            rate_limiter=limiter_for(VENDOR, *connection.pacing()),
             remaining_seconds=remaining_seconds,
         )
 

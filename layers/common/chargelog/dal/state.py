@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -80,6 +81,13 @@ class CollectorState(BaseModel):
     pages_fetched: int = 0
     records_quarantined: int = 0
     jobs_dead_lettered: int = 0
+    # The scheduler's (chargelog.logic.scheduling): records stored per hour (a moving average), what the last scheduled
+    # job stored, the newest record's time seen; written by a scheduled job's finishing write. And when another
+    # signal last said the source woke (a discovery registering it, an alert): `CollectorStateStore.poke`.
+    activity_rate: float | None = None
+    activity_records: int | None = None
+    last_record_at: AwareDatetime | None = None
+    poked_at: AwareDatetime | None = None
 
     def leased(self, now: datetime) -> bool:
         return self.lease_until is not None and self.lease_until > now
@@ -90,6 +98,24 @@ class CollectorState(BaseModel):
     def job_pending(self, now: datetime, pending_for: timedelta) -> bool:
         """A scheduled job waits on the queue for this source, queued at most ``pending_for`` ago."""
         return self.job_queued_at is not None and self.job_queued_at >= now - pending_for
+
+
+@dataclass(frozen=True)
+class Activity:
+    """A source's activity as a scheduled job leaves it (chargelog.logic.scheduling.observe computes it)."""
+
+    rate_per_hour: float | None
+    records: int
+    last_record_at: datetime | None
+
+    def attributes(self) -> dict[str, Any]:
+        """As the state item's attributes (a number the table takes: a Decimal, rounded)."""
+        attributes: dict[str, Any] = {"activity_records": self.records}
+        if self.rate_per_hour is not None:
+            attributes["activity_rate"] = Decimal(f"{self.rate_per_hour:.4g}")
+        if self.last_record_at is not None:
+            attributes["last_record_at"] = iso(self.last_record_at)
+        return attributes
 
 
 def _key(vendor: str, source_id: str) -> dict[str, str]:
@@ -249,15 +275,26 @@ class CollectorStateStore(TableStore):
         )
 
     def finish_job(
-        self, vendor: str, source_id: str, job_id: str, now: datetime, *, mark: datetime | None, counts: Counts
+        self,
+        vendor: str,
+        source_id: str,
+        job_id: str,
+        now: datetime,
+        *,
+        mark: datetime | None,
+        counts: Counts,
+        activity: Activity | None = None,
     ) -> None:
         """A job ended well, in one write: the mark moved forward to ``mark`` (every record up to it stored), its
-        counts added, its success recorded (failures and backoff cleared), the checkpoint and its lease removed. A
+        counts added, its success recorded (failures and backoff cleared), the source's ``activity`` (a scheduled
+        job's: chargelog.logic.scheduling) set, the checkpoint and its lease removed. A
         checkpoint there is this job's, or one a job left that no longer runs (the source was leased to none, and
         every job saves into the one checkpoint): a job only resumes from a checkpoint with its own id, and without
         one reads its whole window. If the job no longer holds the lease (it expired and another job took it), the
         mark and the success are written without touching that job's lease or checkpoint."""
-        success = {"last_success_at": iso(now), "consecutive_failures": 0}
+        success: dict[str, Any] = {"last_success_at": iso(now), "consecutive_failures": 0}
+        if activity is not None:
+            success |= activity.attributes()
         removed = ("backoff_until", "checkpoint", "lease_job_id", "lease_until")
         mine = Attr("lease_job_id").eq(job_id)
         if self._update_moving_mark(vendor, source_id, mark, success, counts.adds(), removed, condition=mine):
@@ -288,6 +325,16 @@ class CollectorStateStore(TableStore):
         ):
             return
         self._update(vendor, source_id, saved, counts.adds())  # another job holds the lease: leave it
+
+    def poke(self, vendor: str, source_id: str, at: datetime) -> None:
+        """Another signal says the source woke at ``at`` (a discovery registered it, an alert saw it): the scheduler
+        polls it in the next pass, ahead of the others, until a job has read past ``at``. Never moves a poke back."""
+        self._update(
+            vendor,
+            source_id,
+            {"poked_at": iso(at)},
+            condition=Attr("poked_at").not_exists() | Attr("poked_at").lt(iso(at)),
+        )
 
     def advance_mark(self, vendor: str, source_id: str, mark: datetime) -> None:
         """Move the high-water mark forward (never back): every record up to ``mark`` is stored."""

@@ -35,7 +35,8 @@ from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import ChargerSpans, RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
-from chargelog.dal.state import Checkpoint, CollectorState, CollectorStateStore, Counts
+from chargelog.dal.state import Activity, Checkpoint, CollectorState, CollectorStateStore, Counts
+from chargelog.logic import scheduling
 from chargelog.logic.charger_health.monitor import ChargerHealthStores
 from chargelog.logic.lag import lag_seconds
 from chargelog.metric_names import ServiceMetric, VendorMetric
@@ -43,7 +44,7 @@ from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.records import LogRecord
 from chargelog.observability import logger
 from chargelog.settings import Settings, get_settings
-from chargelog.vendors import VENDORS
+from chargelog.vendors import VENDORS, Vendor
 
 MAX_CHUNK_RECORDS = 10_000
 MAX_PASSES = 3
@@ -63,11 +64,15 @@ def utc_now() -> datetime:
 class DispatchSummary:
     enqueued: int
     without_adapter: int
-    not_due: int
+    not_due: int  # leased by a running job, or backing off after failures
     pending: int = 0  # sources whose scheduled job still waits on the queue (no copy added)
     discoveries: int = 0  # discovery jobs queued (DiscoverSources on)
     discovery_failures: int = 0  # vendors whose discovery job could not be queued
     sources_enabled: int = 0
+    # The scheduler's (chargelog.logic.scheduling): sources with nothing expected to collect yet, and due sources the
+    # vendor's request budget for the pass left for a later one (per vendor with enabled sources).
+    waiting: int = 0
+    over_budget: dict[str, int] = field(default_factory=dict)
     # Per vendor with enabled sources: the largest lag among them (chargelog.logic.lag), and how many
     # wait out their backoff after failures.
     lag_seconds: dict[str, float] = field(default_factory=dict)
@@ -83,6 +88,7 @@ class DispatchSummary:
             vendor: {
                 VendorMetric.COLLECTOR_LAG: self.lag_seconds[vendor],
                 VendorMetric.SOURCES_BACKING_OFF: self.backing_off.get(vendor, 0),
+                VendorMetric.SOURCES_OVER_BUDGET: self.over_budget.get(vendor, 0),
             }
             for vendor in sorted(self.lag_seconds)
         }
@@ -103,12 +109,28 @@ class CollectionStores:
     health: ChargerHealthStores | None = None
 
 
+def scheduling_for(vendor: str, settings: Settings) -> tuple[scheduling.Policy, scheduling.Budget]:
+    """The vendor's scheduling policy and request budget for one pass, from the deployment's settings and the
+    vendor's documented profile (the dispatcher holds no vendor secret: docs/scheduling.md)."""
+    profile = collectors.profile_for(vendor)
+    pass_interval = timedelta(minutes=settings.schedule_minutes)
+    policy = scheduling.Policy.for_vendor(
+        profile,
+        settings.scheduling_policy,
+        pass_interval,
+        timedelta(minutes=settings.max_poll_interval_minutes),
+    )
+    return policy, scheduling.Budget.of(profile, pass_interval, settings.worker_concurrency)
+
+
 def dispatch(
     now: datetime, *, sources: SourceStore, states: CollectorStateStore, queues: WorkQueues
 ) -> DispatchSummary:
-    """Enqueue a scheduled job for every enabled source whose vendor has an adapter and that is not busy, backed
-    off after failures, or still waiting for its last scheduled job; with source discovery on, first a discovery
-    job per vendor.
+    """Enqueue a scheduled job for each enabled source whose vendor has an adapter, that is not busy, backed off after
+    failures or still waiting for its last scheduled job, and that the scheduler chooses for this pass
+    (chargelog.logic.scheduling: under ``SchedulingPolicy`` ``adaptive``, the sources expected to have records, the
+    poked and the new, none left past ``MaxPollIntervalMinutes``, within the vendor's request budget; under
+    ``every-pass``, all of them); with source discovery on, first a discovery job per vendor.
 
     Pending: before a job is queued its source's state is marked (``job_queued_at``, ``queued_job_id``) with a
     conditional write, so two dispatchers never both queue one; the worker clears the mark when it takes the job.
@@ -118,7 +140,7 @@ def dispatch(
     discoveries, discovery_failures = _dispatch_discovery(queues, now) if settings.discover_sources else (0, 0)
     known = {(s.vendor, s.source_id): s for s in states.list()}
     pending_for = timedelta(seconds=settings.job_pending_seconds)
-    jobs: dict[str, list[CollectionJob]] = defaultdict(list)
+    views: dict[Vendor, list[scheduling.SourceView]] = defaultdict(list)
     without_adapter = not_due = pending = enabled = 0
     lag: dict[str, float] = {}
     backing_off: dict[str, int] = defaultdict(int)
@@ -132,15 +154,28 @@ def dispatch(
             continue
         if state is not None and (state.leased(now) or state.backed_off(now)):
             not_due += 1
+            if state.leased(now):  # its running job spends the vendor's budget
+                views[source.vendor].append(scheduling.view(state, source.source_id, in_flight=True))
             continue
         if state is not None and state.job_pending(now, pending_for):
             pending += 1
+            views[source.vendor].append(scheduling.view(state, source.source_id, in_flight=True))
             continue
-        job = CollectionJob(vendor=source.vendor, source_id=source.source_id, scheduled_at=now)
-        if not states.mark_queued(job.vendor, job.source_id, job.job_id, now, stale_before=now - pending_for):
-            pending += 1  # another dispatcher queued one since the states were read
-            continue
-        jobs[source.vendor].append(job)
+        views[source.vendor].append(scheduling.view(state, source.source_id))
+    jobs: dict[str, list[CollectionJob]] = defaultdict(list)
+    waiting = 0
+    over_budget: dict[str, int] = {}
+    for vendor, candidates in views.items():
+        policy, budget = scheduling_for(vendor, settings)
+        decision = scheduling.plan(now, candidates, budget, policy)
+        waiting += decision.waiting
+        over_budget[vendor] = len(decision.deferred)
+        for poll in decision.polls:
+            job = CollectionJob(vendor=vendor, source_id=poll.source_id, scheduled_at=now)
+            if not states.mark_queued(job.vendor, job.source_id, job.job_id, now, stale_before=now - pending_for):
+                pending += 1  # another dispatcher queued one since the states were read
+                continue
+            jobs[vendor].append(job)
     enqueued = _send_marked(states, queues, jobs)
     return DispatchSummary(
         enqueued=enqueued,
@@ -150,9 +185,18 @@ def dispatch(
         discoveries=discoveries,
         discovery_failures=discovery_failures,
         sources_enabled=enabled,
+        waiting=waiting,
+        over_budget=over_budget,
         lag_seconds=lag,
         backing_off=dict(backing_off),
     )
+
+
+def wake_source(states: CollectorStateStore, vendor: str, source_id: str, at: datetime) -> None:
+    """Another signal says a source woke at ``at`` (an alert about its charger, a discovery listing it as new): the
+    adaptive scheduler polls it in its next pass, ahead of the others (chargelog.logic.scheduling). For the health
+    monitor and discovery to call; it costs one small write."""
+    states.poke(vendor, source_id, at)
 
 
 def _send_marked(store: CollectorStateStore, queues: WorkQueues, jobs: dict[str, list[CollectionJob]]) -> int:
@@ -294,6 +338,7 @@ class JobRunner:
         self._unsaved = Counts()
         self._stored_mark: datetime | None = None
         self._mark: datetime | None = None
+        self._newest_record_at: datetime | None = None  # the newest record this job read (the scheduler's activity)
         # The charger index entries as this job last wrote them: one a later page leaves as it is is not written again.
         self._chargers: ChargerSpans = {}
         # The detectors of charger health, fed every stored page (re-read records too: they ignore what they saw).
@@ -324,7 +369,9 @@ class JobRunner:
         scheduled = job.mode == "scheduled"
         adapter: VendorAdapter | None = None
         try:
-            connection = collectors.connection_for(job.vendor, self.stores.secrets)
+            connection = collectors.connection_for(
+                job.vendor, self.stores.secrets, workers=self.settings.worker_concurrency
+            )
             adapter = collectors.adapter_for(connection, self.remaining_seconds)
             self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
@@ -334,7 +381,13 @@ class JobRunner:
             if window.end >= window.start:
                 self._read_window(adapter, window, state)
             self.states.finish_job(
-                job.vendor, job.source_id, job.job_id, self.now(), mark=self._mark, counts=self._unsaved.taken()
+                job.vendor,
+                job.source_id,
+                job.job_id,
+                self.now(),
+                mark=self._mark,
+                counts=self._unsaved.taken(),
+                activity=self._activity(state, window) if scheduled else None,
             )
         except _ContinueLater as later:
             # Saved and released before the continuation is queued: should sending fail, SQS delivers this job again
@@ -361,6 +414,19 @@ class JobRunner:
                 self.outcome.vendor_calls = adapter.calls
                 adapter.close()
         return self.outcome
+
+    def _activity(self, state: CollectorState, window: Window) -> Activity:
+        """The source's activity after this job, for the scheduler: what it stored over the span its read point moved
+        (from the mark it started at, or its first window's start, to the mark it leaves)."""
+        read_from = state.high_water_mark or window.start
+        marks = [mark for mark in (self._mark, self._stored_mark) if mark is not None]
+        return scheduling.observe(
+            scheduling.activity_of(state),
+            read_from=read_from,
+            read_to=max([read_from, *marks]),
+            records=self.outcome.records_stored,
+            newest_record_at=self._newest_record_at,
+        )
 
     def _busy(self) -> JobOutcome:
         if self.job.mode == "scheduled":
@@ -575,6 +641,10 @@ class JobRunner:
                 archive_page()
                 self.stores.record_archive.put_page(changed)
 
+        if records:
+            newest = max(record.timestamp for record in records)
+            if self._newest_record_at is None or newest > self._newest_record_at:
+                self._newest_record_at = newest
         stored = self.writer.write(
             records,
             raw_refs if page.items_at is not None else None,

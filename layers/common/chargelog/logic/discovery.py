@@ -21,6 +21,7 @@ from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.queue import WorkQueues
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore
+from chargelog.dal.state import CollectorStateStore
 from chargelog.errors import ChargelogError, ConflictError, VendorFailedError, VendorNotConfiguredError
 from chargelog.logic import sources as registry
 from chargelog.logic.collection import vendor_call_metrics
@@ -28,6 +29,7 @@ from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.models.sources import DiscoveredSourceResult, DiscoveryResult, Source, SourceCreate
 from chargelog.observability import logger
+from chargelog.settings import get_settings
 from chargelog.vendors import Vendor
 
 # More sources than any fleet has: a vendor whose paging never ends cannot make discovery run forever.
@@ -49,7 +51,9 @@ def discover_sources(
     it made are added to ``calls``, if given (failed or not)."""
     if not collectors.has_adapter(vendor):
         raise ChargelogError(f"chargelog has no collector for {vendor}, so nothing to discover there.")
-    connection = collectors.connection_for(vendor, secrets, require_credentials=True)
+    connection = collectors.connection_for(
+        vendor, secrets, require_credentials=True, workers=get_settings().worker_concurrency
+    )
     adapter = collectors.adapter_for(connection, remaining_seconds)
     try:
         found = _list(adapter)
@@ -141,8 +145,10 @@ def run_discovery_job(
     sources: SourceStore,
     secrets: VendorSecrets,
     queues: WorkQueues,
+    states: CollectorStateStore | None = None,
 ) -> DiscoveryOutcome:
-    """Discover and register the vendor's sources, and queue a collection job for each new one.
+    """Discover and register the vendor's sources, and queue a collection job for each new one; with ``states``, each
+    new one is poked too (chargelog.logic.scheduling), so should its job be lost the next pass polls it first.
 
     A vendor without credentials or failing is an outcome, not an error: the next scheduled pass tries again, and
     the job never blocks the vendor's queue with retries."""
@@ -166,6 +172,9 @@ def run_discovery_job(
         for source in result.sources
         if source.registered
     ]
+    if states is not None:
+        for new in jobs:
+            states.poke(new.vendor, new.source_id, now)
     enqueued = queues.of(job.vendor).send(jobs) if jobs else 0
     return DiscoveryOutcome(
         status="done", found=len(result.sources), registered=result.registered, enqueued=enqueued, vendor_calls=calls
