@@ -15,12 +15,13 @@ import dispatcher_handler
 import worker_handler
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
+from chargelog.collectors.vendor_http import VendorAuthError, VendorUnavailableError
 from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.record_queries import RecordStore, charger_action_partition
 from chargelog.dal.records import DIGEST_FIELD, RecordWriter, charger_items, item_digest, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.logic import backfills, collection, sources
+from chargelog.logic import backfills, collection, health, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.keys import charger_partition
@@ -377,6 +378,118 @@ def test_a_failing_job_records_its_error_backs_off_and_keeps_what_was_stored(
     assert after.jobs_dead_lettered == 1  # the 5th receive is the last (JobMaxReceives)
     assert after.high_water_mark == NOW - timedelta(seconds=30)
     assert len(stored(stack)) == 4
+
+
+def fail_from_request(number: int, error: Exception, until: int | None = None) -> Callable[[FakeVendor, int], None]:
+    """A ``before_page`` hook: the vendor's requests ``number`` to ``until`` (for good when None) raise ``error``, as
+    a client whose retries ran out does."""
+
+    def hook(fake: FakeVendor, _offset: int) -> None:
+        if fake.requests >= number and (until is None or fake.requests <= until):
+            raise error
+
+    return hook
+
+
+def unavailable() -> VendorUnavailableError:
+    return VendorUnavailableError("plugchoice GET /logs answered 503: Service Unavailable")
+
+
+def delayed_jobs(stack: LocalStack) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=stack.refs["PlugchoiceWorkQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_a_vendor_error_after_progress_hands_over_without_counting_a_failure(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))  # 5 pages of 4
+    job = scheduled()
+    vendor.before_page = fail_from_request(3, unavailable(), until=3)  # the third page's retries run out, once
+    outcome = run(job)
+    assert outcome.status == "continued"
+    assert "vendor error after 2 pages" in outcome.detail
+    assert outcome.vendor_calls.requests == 3
+    after = state(stack)
+    # The place is saved, the error kept; the source has not failed: no failure counted, no backoff.
+    assert (after.checkpoint.job_id, after.checkpoint.cursor, after.checkpoint.read) == (job.job_id, "8", 8)
+    assert after.last_error == "VendorUnavailableError: plugchoice GET /logs answered 503: Service Unavailable"
+    assert after.last_error_at == NOW
+    assert (after.consecutive_failures, after.backoff_until) == (0, None)
+    assert (after.lease_job_id, after.queued_job_id, after.job_queued_at) == (None, job.job_id, NOW)
+    assert after.records_stored == 8
+    # Its continuation waits a little on the queue (a flaky vendor's next answer may be better), then goes on.
+    assert delayed_jobs(stack) == 1
+    assert collection.RETRY_AFTER_PROGRESS_SECONDS > 0
+    requests_before = vendor.requests
+    finished = run(job)
+    assert finished.status == "done"
+    assert vendor.requests - requests_before == 3  # pages 3, 4 and 5 only
+    assert stored_ids(stack) == list(range(1, 21))
+    done = state(stack)
+    assert (done.high_water_mark, done.last_success_at, done.checkpoint) == (NOW - timedelta(seconds=30), NOW, None)
+    assert done.records_stored == 20
+
+
+def test_a_vendor_error_before_any_progress_is_a_failure_and_backs_off(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    vendor.before_page = fail_from_request(3, unavailable(), until=3)
+    assert run(job).status == "continued"
+    # The continuation's first request fails too: no page stored in this invocation, the vendor may be down.
+    vendor.before_page = fail_from_request(vendor.requests + 1, unavailable())
+    with pytest.raises(VendorUnavailableError):
+        run(job, attempt=1)
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until) == (1, NOW + timedelta(minutes=1))
+    assert after.checkpoint.cursor == "8"  # SQS delivers it again: it resumes from here
+    with pytest.raises(VendorUnavailableError):
+        run(job, attempt=2)
+    assert (state(stack).consecutive_failures, state(stack).backoff_until) == (2, NOW + timedelta(minutes=2))
+
+
+def test_a_job_that_fails_after_progress_clears_the_failures_and_the_backoff(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    add_source()
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    vendor.crash_on_request = 1
+    with pytest.raises(Crash):
+        run(job)  # no page: a failure
+    assert (state(stack).consecutive_failures, state(stack).backoff_until) == (1, NOW + timedelta(minutes=1))
+    # Delivered again: two pages stored, then killed. The vendor answers: the failures start again, no backoff; the
+    # error stays visible, and the source shows as retrying (GET /collectors) until a job finishes.
+    vendor.crash_on_request = vendor.requests + 3
+    with pytest.raises(Crash):
+        run(job, attempt=2)
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until, after.lease_job_id) == (0, None, None)
+    assert after.last_error == f"Crash: killed before request {vendor.requests}"
+    assert after.checkpoint.cursor == "8"
+    report = health.collectors_report(
+        NOW, states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+    )
+    assert [row["status"] for row in report["collectors"]] == ["retrying"]
+    assert run(job, attempt=3).status == "done"
+    assert stored_ids(stack) == list(range(1, 21))
+    report = health.collectors_report(
+        NOW, states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+    )
+    assert [row["status"] for row in report["collectors"]] == ["ok"]
+
+
+def test_a_refused_credential_after_progress_is_not_handed_over(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.before_page = fail_from_request(3, VendorAuthError("plugchoice GET /logs refused the credentials (401)"))
+    with pytest.raises(VendorAuthError):
+        run(scheduled())
+    after = state(stack)
+    assert delayed_jobs(stack) == 0  # it would fail the same way: SQS delivers it again, then the dead-letter queue
+    assert (after.consecutive_failures, after.lease_job_id) == (0, None)  # it stored two pages first
+    assert "refused the credentials" in (after.last_error or "")
 
 
 def test_dispatch_enqueues_due_sources_on_their_vendors_queue(

@@ -13,6 +13,13 @@ How a job never loses or duplicates a record:
   there, the mark stays before it, and the next run reads on from it (a backfill reads on).
 - Checkpoints: after every page that another page of the same pass follows, the position is saved; a job killed
   between pages resumes there. When the Lambda's time runs low the job saves its place and re-enqueues itself.
+- Faults cost time, never records: a job that stored pages and then met a vendor error its client gave up retrying
+  (5xx, 429, timeouts, broken bodies) has not failed: it saves its place and re-enqueues itself as when out of time,
+  a little later (``RETRY_AFTER_PROGRESS_SECONDS``), with the error kept as the source's ``last_error``. Only a job
+  that made no progress counts as the source failing (``consecutive_failures``, backoff ``backoff_after``): backoff
+  answers a vendor that is down or refuses the credentials, not one that is flaky. A job that made progress and then
+  failed otherwise (killed, a store failing) raises as before - SQS delivers it again, and it resumes from its
+  checkpoint - but neither counts a failure nor backs the source off.
 - State writes: the collector state is written as seldom as these guarantees allow (docs/storage.md): the lease is
   taken in one write, the mark and the counts wait in memory for the job's next state write, and a job ends with one
   write (mark, counts, success, checkpoint and lease gone) - a one-page scheduled job costs two.
@@ -29,6 +36,7 @@ from typing import Any, Literal
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
+from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
@@ -52,6 +60,9 @@ CONTINUE_BELOW_SECONDS = 60.0
 # A job holds its source this long after its last page (the worker's timeout plus a margin).
 LEASE_SECONDS = 960.0
 BUSY_RETRY_DELAY_SECONDS = 300
+# A job that made progress and then met a vendor error its client gave up retrying goes on from its checkpoint this
+# much later, in a new invocation (the client's own retries have waited some 15 s already).
+RETRY_AFTER_PROGRESS_SECONDS = 30
 ONE_TICK = timedelta(microseconds=1)
 
 
@@ -254,14 +265,24 @@ class Progress:
 
 
 class _ContinueLater(Exception):
-    def __init__(self, checkpoint: Checkpoint) -> None:
+    def __init__(self, checkpoint: Checkpoint, error: Exception | None = None, delay_seconds: int = 0) -> None:
         super().__init__("continue later")
         self.checkpoint = checkpoint  # where the continuation resumes
+        self.error = error  # the vendor error that stopped this invocation, if that is why it hands over
+        self.delay_seconds = delay_seconds
 
 
 def backoff_after(failures: int) -> timedelta:
-    """How long a failing source is left alone: 1, 2, 4... minutes, at most an hour."""
+    """How long a failing source is left alone: 1, 2, 4... minutes, at most an hour. Only failures of jobs that made no
+    progress count (``JobRunner``): a flaky vendor costs retries, a vendor that is down costs backoff."""
     return timedelta(minutes=min(60, 2 ** max(0, failures - 1)))
+
+
+def goes_on_after(error: Exception) -> bool:
+    """A vendor error worth going on after, from the checkpoint, once the job has made progress: the vendor was
+    unavailable (5xx, 429, timeouts) or answered a broken body, and the client's retries ran out. A refused credential
+    or request is not: it would fail the same way."""
+    return isinstance(error, VendorError) and error.retryable
 
 
 EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a backfill may find any record of its window stored
@@ -298,6 +319,8 @@ class JobRunner:
         self._chargers: ChargerSpans = {}
         # The detectors of charger health, fed every stored page (re-read records too: they ignore what they saw).
         self._health = self.stores.health.monitor() if self.stores.health is not None else None
+        # Where the job stands in the chunk it reads (saved after each page, and when it hands over).
+        self._at: Checkpoint | None = None
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -337,23 +360,14 @@ class JobRunner:
                 job.vendor, job.source_id, job.job_id, self.now(), mark=self._mark, counts=self._unsaved.taken()
             )
         except _ContinueLater as later:
-            # Saved and released before the continuation is queued: should sending fail, SQS delivers this job again
-            # and it resumes from the same checkpoint.
-            self.states.hand_over(
-                job.vendor,
-                job.source_id,
-                job.job_id,
-                later.checkpoint,
-                self.now(),
-                requeued=scheduled,
-                mark=self._mark,
-                counts=self._unsaved.taken(),
-            )
-            self.stores.queues.of(job.vendor).send([job])
-            self.outcome.status = "continued"
+            self._hand_over(later)
         except Exception as error:
             if adapter is not None:
                 adapter.calls.record(error)  # a failure the adapter found in a body, after its client returned
+            if self._pages and self._at is not None and goes_on_after(error):
+                # Progress, then a flaky vendor: not a failure of the source. Go on from here, a little later.
+                self._hand_over(_ContinueLater(self._at, error, RETRY_AFTER_PROGRESS_SECONDS))
+                return self.outcome
             self._record_failure(error)
             raise
         finally:
@@ -361,6 +375,39 @@ class JobRunner:
                 self.outcome.vendor_calls = adapter.calls
                 adapter.close()
         return self.outcome
+
+    def _hand_over(self, later: _ContinueLater) -> None:
+        """Save the job's place and queue its continuation. Saved and released before the continuation is queued:
+        should sending fail, SQS delivers this job again and it resumes from the same checkpoint."""
+        job = self.job
+        error = f"{type(later.error).__name__}: {later.error}" if later.error is not None else None
+        self.states.hand_over(
+            job.vendor,
+            job.source_id,
+            job.job_id,
+            later.checkpoint,
+            self.now(),
+            requeued=job.mode == "scheduled",
+            mark=self._mark,
+            counts=self._unsaved.taken(),
+            error=error,
+        )
+        self.stores.queues.of(job.vendor).send([job], delay_seconds=later.delay_seconds)
+        self.outcome.status = "continued"
+        if error is not None:
+            self.outcome.detail = f"vendor error after {self._pages} pages; continuing in {later.delay_seconds} s"
+            logger.warning(
+                "Collection job met a vendor error after progress; it goes on from its checkpoint",
+                extra={
+                    "vendor": job.vendor,
+                    "source_id": job.source_id,
+                    "job_id": job.job_id,
+                    "attempt": self.attempt,
+                    "pages": self._pages,
+                    "delay_seconds": later.delay_seconds,
+                    "error": str(later.error),
+                },
+            )
 
     def _busy(self) -> JobOutcome:
         if self.job.mode == "scheduled":
@@ -374,16 +421,23 @@ class JobRunner:
         return self.outcome
 
     def _record_failure(self, error: Exception) -> None:
+        """Record the error. A job that stored pages before failing moved its source forward: the vendor answers, so
+        the source's failures start again from zero and it is not backed off (SQS delivers the job again, and it
+        resumes from its checkpoint). Only a job that made no progress counts a failure and backs the source off."""
         job = self.job
-        state = self.states.get(job.vendor, job.source_id)
+        progressed = self._pages > 0
         dead_lettered = self.attempt >= self.settings.job_max_receives
+        backoff = None
+        if not progressed:
+            state = self.states.get(job.vendor, job.source_id)
+            backoff = backoff_after(state.consecutive_failures + 1)
         self.states.record_failure(
             job.vendor,
             job.source_id,
             job.job_id,
             f"{type(error).__name__}: {error}",
             self.now(),
-            backoff_after(state.consecutive_failures + 1),
+            backoff,
             dead_lettered,
             mark=self._mark,
             counts=self._unsaved.taken(),
@@ -396,6 +450,8 @@ class JobRunner:
                 "job_id": job.job_id,
                 "attempt": self.attempt,
                 "dead_lettered": dead_lettered,
+                "pages": self._pages,
+                "counted_as_failure": not progressed,
                 "error": str(error),
             },
         )
@@ -448,6 +504,7 @@ class JobRunner:
         source_id = self.job.source_id
         # The position in this pass of the chunk: saved after every page, resumed from after a crash.
         at = checkpoint or Checkpoint(job_id=self.job.job_id, chunk_start=chunk_start, chunk_end=chunk_end)
+        self._at = at
         page_size = 1  # the most records one response returned: what one page holds
         shrunk = False
         while True:
