@@ -217,6 +217,43 @@ def test_low_remaining_time_saves_the_place_and_reenqueues_the_rest(stack: Local
     assert (state(stack).queued_job_id, state(stack).job_queued_at) == (None, None)
 
 
+def test_a_job_that_waited_on_the_queue_reads_what_arrived_meanwhile(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(4, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.add(3, NOW + timedelta(minutes=1), timedelta(minutes=1))  # while the job waited behind others
+    later = NOW + timedelta(minutes=5)
+    outcome = JobRunner(scheduled(), lambda: 900.0, now=lambda: later, sent_at=NOW, stores=stores.collection()).run()
+    # Up to when it started, not only to when it was queued: the next job need not re-read its lookback for these.
+    assert outcome.window == Window(NOW - timedelta(hours=24), later - PROFILE.settle_delay)
+    assert stored_ids(stack) == list(range(1, 8))
+    assert state(stack).high_water_mark == later - PROFILE.settle_delay
+
+
+def test_a_message_sent_before_its_jobs_scheduled_time_adds_no_wait(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(4, NOW - timedelta(hours=1), timedelta(minutes=1))
+    later = NOW + timedelta(minutes=5)
+    # The clocks disagree (a job scheduled by another clock than the queue's): its window ends as scheduled.
+    sent = NOW - timedelta(seconds=1)
+    outcome = JobRunner(scheduled(), lambda: 900.0, now=lambda: later, sent_at=sent, stores=stores.collection()).run()
+    assert outcome.window == Window(NOW - timedelta(hours=24), NOW - PROFILE.settle_delay)
+
+
+def test_a_continuation_reads_at_least_as_far_as_the_job_that_handed_over(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    later = NOW + timedelta(minutes=3)
+    budget = iter([900.0, 30.0])
+    runner = JobRunner(job, lambda: next(budget, 30.0), now=lambda: later, sent_at=NOW, stores=stores.collection())
+    assert runner.run().status == "continued"
+    messages = aws.client("sqs").receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"]).get("Messages", [])
+    (continuation,) = [CollectionJob.model_validate_json(m["Body"]) for m in messages]
+    assert (continuation.job_id, continuation.correlation_id) == (job.job_id, job.correlation_id)
+    assert continuation.scheduled_at == later  # where its window ends, unless it waits in turn
+    assert run(continuation).window == Window(NOW - timedelta(hours=24), later - PROFILE.settle_delay)
+    assert stored_ids(stack) == list(range(1, 13))
+
+
 def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
     inserted = []

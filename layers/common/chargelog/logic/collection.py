@@ -1,8 +1,10 @@
 """Scheduled collection: fan out one job per due source, and run a job to an exact result.
 
 How a job never loses or duplicates a record:
-- Window: a scheduled job reads ``[high-water mark - lookback, scheduled time - settle delay]``, inclusive; a
-  new source starts ``initial history`` back. A backfill job reads the range it was given.
+- Window: a scheduled job reads ``[high-water mark - lookback, scheduled time - settle delay]``, inclusive, where a
+  job that waited on its queue counts its scheduled time that much later (it reads what arrived while it waited,
+  rather than leaving it to the next job); a new source starts ``initial history`` back. A backfill job reads the
+  range it was given.
 - Chunks: the window is read in time chunks of at most ``MAX_CHUNK_RECORDS`` (narrowed from the vendor's
   total), oldest first. After each chunk the mark moves to the chunk's end - only once every record up to it
   is written, and only if the chunk was read consistently.
@@ -302,6 +304,8 @@ class JobRunner:
     stores: CollectionStores
     # Called with the outcome when the job ends, whether it returns or raises (then its status is "failed").
     on_finish: Callable[[JobOutcome], None] | None = None
+    # When the job's message was sent to the queue (SQS's SentTimestamp), if known: how long it waited (`_read_until`).
+    sent_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.states = self.stores.states
@@ -321,6 +325,7 @@ class JobRunner:
         self._health = self.stores.health.monitor() if self.stores.health is not None else None
         # Where the job stands in the chunk it reads (saved after each page, and when it hands over).
         self._at: Checkpoint | None = None
+        self._until = self.job.scheduled_at  # how far a scheduled job reads, before the settle delay (`_read_until`)
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -352,6 +357,7 @@ class JobRunner:
             self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
             self._stored_through = state.high_water_mark if scheduled else EVERYTHING
+            self._until = self._read_until()
             window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
             self.outcome.window = window
             if window.end >= window.start:
@@ -392,7 +398,10 @@ class JobRunner:
             counts=self._unsaved.taken(),
             error=error,
         )
-        self.stores.queues.of(job.vendor).send([job], delay_seconds=later.delay_seconds)
+        # The continuation reads at least as far as this invocation would have (and further if it waits in turn).
+        moved = job.mode == "scheduled" and self._until > job.scheduled_at
+        continuation = job.model_copy(update={"scheduled_at": self._until}) if moved else job
+        self.stores.queues.of(job.vendor).send([continuation], delay_seconds=later.delay_seconds)
         self.outcome.status = "continued"
         if error is not None:
             self.outcome.detail = f"vendor error after {self._pages} pages; continuing in {later.delay_seconds} s"
@@ -456,11 +465,22 @@ class JobRunner:
             },
         )
 
+    def _read_until(self) -> datetime:
+        """How far a scheduled job reads (before the settle delay): its scheduled time, and as much later as its message
+        waited on the queue - so a job that waited behind others (a vendor's workers busy, a continuation's delay)
+        reads what arrived meanwhile instead of leaving it to the next job, a whole lookback re-read later. The wait is
+        measured in this runner's clock, from the message's send time to now, and counts only for a message sent at
+        or after the job's scheduled time."""
+        job, sent = self.job, self.sent_at
+        if sent is None or sent < job.scheduled_at:
+            return job.scheduled_at
+        return job.scheduled_at + max(timedelta(0), self.now() - sent)
+
     def _window(self, state: CollectorState, lookback: timedelta, settle: timedelta) -> Window:
         job = self.job
         if job.window_start is not None and job.window_end is not None:
             return Window(job.window_start, job.window_end)
-        end = job.scheduled_at - settle
+        end = self._until - settle
         if state.high_water_mark is not None:
             start = state.high_water_mark - lookback
         elif state.history_start is not None:
