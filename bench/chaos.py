@@ -11,7 +11,8 @@ it): per vendor, the time from the faults' start until every record is stored, a
 or stored but unknown to the vendor. Once all are stored (or after --timeout), the stored records' raw forms (read
 back from the raw archive, as the API serves them) are compared with the simulators' records, as the convergence
 tests do. Jobs are counted by how they ended (``JobRunner`` in this process: done, handed over for time, handed over
-after a vendor error, failed, failures that counted towards backoff), and each simulator's requests and faults.
+after a vendor error, failed, failures that counted towards backoff), vendor errors a job paused and went on after,
+and each simulator's requests and faults.
 
     .venv/bin/python bench/chaos.py                                   # the issue's scenario (up to ~15 min)
     .venv/bin/python bench/chaos.py --sources 1 --history 200 --live-seconds 20 --schedule-seconds 10 --target 240
@@ -180,6 +181,7 @@ class JobTally:
 
         tally = self
         run, record_failure = collection.JobRunner.run, collection.JobRunner._record_failure
+        go_on = collection.JobRunner._go_on_after
 
         def counted_run(runner: Any) -> Any:
             try:
@@ -198,9 +200,16 @@ class JobTally:
             tally.add(runner.job.vendor, "backoffs" if runner._pages == 0 else "failures after progress")
             record_failure(runner, error)
 
+        def counted_go_on(runner: Any, adapter: Any, error: Exception) -> bool:
+            went_on = bool(go_on(runner, adapter, error))
+            if went_on:
+                tally.add(runner.job.vendor, "went on after a vendor error")
+            return went_on
+
         with (
             mock.patch.object(collection.JobRunner, "run", counted_run),
             mock.patch.object(collection.JobRunner, "_record_failure", counted_failure),
+            mock.patch.object(collection.JobRunner, "_go_on_after", counted_go_on),
         ):
             yield
 
@@ -472,7 +481,7 @@ def render(result: Result) -> str:
             "twice",
             "job runs",
             "done",
-            "handed over after an error",
+            "went on / handed over after an error",
             "failed (backoff)",
             "requests (5xx, 429, slow)",
         ]
@@ -489,7 +498,7 @@ def render(result: Result) -> str:
                 str(vendor.final.get("duplicates", 0) + vendor.final.get("unknown", 0)),
                 str(jobs.get("invocations", 0)),
                 str(jobs.get("done", 0)),
-                str(jobs.get("continued after a vendor error", 0)),
+                f"{jobs.get('went on after a vendor error', 0)} / {jobs.get('continued after a vendor error', 0)}",
                 f"{jobs.get('failed', 0)} ({jobs.get('backoffs', 0)})",
                 f"{calls['requests']:,} ({calls['5xx']}, {calls['429']}, {calls['slow']})",
             ]

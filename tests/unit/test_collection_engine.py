@@ -439,16 +439,36 @@ def delayed_jobs(stack: LocalStack) -> int:
     return int(attributes["ApproximateNumberOfMessagesDelayed"])
 
 
-def test_a_vendor_error_after_progress_hands_over_without_counting_a_failure(
+def test_a_vendor_error_after_progress_pauses_and_goes_on_in_the_same_invocation(
     stack: LocalStack, vendor: FakeVendor
 ) -> None:
     vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))  # 5 pages of 4
-    job = scheduled()
     vendor.before_page = fail_from_request(3, unavailable(), until=3)  # the third page's retries run out, once
-    outcome = run(job)
+    pauses: list[float] = []
+    outcome = run(scheduled(), sleep=pauses.append)
+    # The vendor answered two pages: it is flaky, not down. The job keeps its worker and its place.
+    assert outcome.status == "done"
+    assert pauses == [collection.resume_pause_seconds()]
+    assert (outcome.vendor_calls.requests, outcome.pages_fetched) == (6, 5)
+    assert stored_ids(stack) == list(range(1, 21))
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until, after.last_error) == (0, None, None)
+    assert (after.high_water_mark, after.records_stored) == (NOW - timedelta(seconds=30), 20)
+    assert delayed_jobs(stack) == 0
+
+
+def test_vendor_errors_in_a_row_after_progress_hand_over_without_counting_a_failure(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    in_a_row = collection.MAX_RESUMES_IN_A_ROW
+    vendor.before_page = fail_from_request(3, unavailable(), until=2 + in_a_row)
+    pauses: list[float] = []
+    outcome = run(job, sleep=pauses.append)
     assert outcome.status == "continued"
+    assert len(pauses) == in_a_row - 1  # it paused and went on, then handed over
     assert "vendor error after 2 pages" in outcome.detail
-    assert outcome.vendor_calls.requests == 3
     after = state(stack)
     # The place is saved, the error kept; the source has not failed: no failure counted, no backoff.
     assert (after.checkpoint.job_id, after.checkpoint.cursor, after.checkpoint.read) == (job.job_id, "8", 8)
@@ -470,11 +490,24 @@ def test_a_vendor_error_after_progress_hands_over_without_counting_a_failure(
     assert done.records_stored == 20
 
 
+def test_with_little_time_left_a_vendor_error_after_progress_hands_over_at_once(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.before_page = fail_from_request(3, unavailable(), until=3)
+    pauses: list[float] = []
+    # Enough to go on, not to pause as well: the continuation has a fresh invocation's time.
+    left = collection.CONTINUE_BELOW_SECONDS + collection.resume_pause_seconds() - 1
+    outcome = run(scheduled(), remaining=lambda: left, sleep=pauses.append)
+    assert (outcome.status, pauses, delayed_jobs(stack)) == ("continued", [], 1)
+    assert state(stack).consecutive_failures == 0
+
+
 def test_a_vendor_error_before_any_progress_is_a_failure_and_backs_off(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
     job = scheduled()
-    vendor.before_page = fail_from_request(3, unavailable(), until=3)
-    assert run(job).status == "continued"
+    vendor.before_page = fail_from_request(3, unavailable(), until=2 + collection.MAX_RESUMES_IN_A_ROW)
+    assert run(job, sleep=lambda _: None).status == "continued"
     # The continuation's first request fails too: no page stored in this invocation, the vendor may be down.
     vendor.before_page = fail_from_request(vendor.requests + 1, unavailable())
     with pytest.raises(VendorUnavailableError):

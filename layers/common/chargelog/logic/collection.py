@@ -16,12 +16,15 @@ How a job never loses or duplicates a record:
 - Checkpoints: after every page that another page of the same pass follows, the position is saved; a job killed
   between pages resumes there. When the Lambda's time runs low the job saves its place and re-enqueues itself.
 - Faults cost time, never records: a job that stored pages and then met a vendor error its client gave up retrying
-  (5xx, 429, timeouts, broken bodies) has not failed: it saves its place and re-enqueues itself as when out of time,
-  a little later (``RETRY_AFTER_PROGRESS_SECONDS``), with the error kept as the source's ``last_error``. Only a job
-  that made no progress counts as the source failing (``consecutive_failures``, backoff ``backoff_after``): backoff
-  answers a vendor that is down or refuses the credentials, not one that is flaky. A job that made progress and then
-  failed otherwise (killed, a store failing) raises as before - SQS delivers it again, and it resumes from its
-  checkpoint - but neither counts a failure nor backs the source off.
+  (5xx, 429, timeouts, broken bodies) has not failed - the vendor answers, it is flaky. It pauses and goes on from
+  where it stands, in the same invocation, keeping its worker (``resume_pause_seconds``), up to
+  ``MAX_RESUMES_IN_A_ROW`` errors without a page stored between them; past that, or with little time left, it saves
+  its place and re-enqueues itself as when out of time, a little later (``RETRY_AFTER_PROGRESS_SECONDS``), with the
+  error kept as the source's ``last_error``. Only a job that made no progress counts as the source failing
+  (``consecutive_failures``, backoff ``backoff_after``): backoff answers a vendor that is down or refuses the
+  credentials, not one that is flaky. A job that made progress and then failed otherwise (killed, a store failing)
+  raises as before - SQS delivers it again, and it resumes from its checkpoint - but neither counts a failure nor
+  backs the source off.
 - State writes: the collector state is written as seldom as these guarantees allow (docs/storage.md): the lease is
   taken in one write, the mark and the counts wait in memory for the job's next state write, and a job ends with one
   write (mark, counts, success, checkpoint and lease gone) - a one-page scheduled job costs two.
@@ -30,6 +33,7 @@ How a job never loses or duplicates a record:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -37,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from chargelog import collectors
+from chargelog.collectors import vendor_http
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
 from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
@@ -62,8 +67,9 @@ CONTINUE_BELOW_SECONDS = 60.0
 # A job holds its source this long after its last page (the worker's timeout plus a margin).
 LEASE_SECONDS = 960.0
 BUSY_RETRY_DELAY_SECONDS = 300
-# A job that made progress and then met a vendor error its client gave up retrying goes on from its checkpoint this
-# much later, in a new invocation (the client's own retries have waited some 15 s already).
+# A job that made progress and then met vendor errors its client gave up retrying, this many in a row (no page stored
+# between them), stops pausing and hands over: its continuation goes on from its checkpoint this much later.
+MAX_RESUMES_IN_A_ROW = 3
 RETRY_AFTER_PROGRESS_SECONDS = 30
 ONE_TICK = timedelta(microseconds=1)
 
@@ -280,6 +286,12 @@ def backoff_after(failures: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, failures - 1)))
 
 
+def resume_pause_seconds() -> float:
+    """The pause before a job goes on after a vendor error its client gave up retrying: half the client's longest
+    backoff (15 s), read when used (tests that make the client's retries quick make this quick too)."""
+    return float(vendor_http.MAX_BACKOFF_SECONDS) / 2
+
+
 def goes_on_after(error: Exception) -> bool:
     """A vendor error worth going on after, from the checkpoint, once the job has made progress: the vendor was
     unavailable (5xx, 429, timeouts) or answered a broken body, and the client's retries ran out. A refused credential
@@ -306,6 +318,7 @@ class JobRunner:
     on_finish: Callable[[JobOutcome], None] | None = None
     # When the job's message was sent to the queue (SQS's SentTimestamp), if known: how long it waited (`_read_until`).
     sent_at: datetime | None = None
+    sleep: Callable[[float], None] = time.sleep  # the pause before going on after a vendor error
 
     def __post_init__(self) -> None:
         self.states = self.stores.states
@@ -326,6 +339,7 @@ class JobRunner:
         # Where the job stands in the chunk it reads (saved after each page, and when it hands over).
         self._at: Checkpoint | None = None
         self._until = self.job.scheduled_at  # how far a scheduled job reads, before the settle delay (`_read_until`)
+        self._errors_in_a_row = 0  # vendor errors gone on after since the last page stored (`_go_on_after`)
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -532,7 +546,15 @@ class JobRunner:
                 # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
                 if self._pages and self.remaining_seconds() < CONTINUE_BELOW_SECONDS:
                     raise _ContinueLater(at)
-                page = adapter.fetch_page(source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action)
+                try:
+                    page = adapter.fetch_page(
+                        source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action
+                    )
+                except Exception as error:
+                    if not self._go_on_after(adapter, error):
+                        raise
+                    continue  # the same page again, from where the job stands
+                self._errors_in_a_row = 0
                 if at.cursor is None:
                     at.total_first = page.total
                     narrower = self._narrowed(at.chunk_start, at.chunk_end, page.total)
@@ -580,6 +602,33 @@ class JobRunner:
                 at.passes = 0
                 shrunk = True
             at.cursor, at.total_first, at.read = None, None, 0
+
+    def _go_on_after(self, adapter: VendorAdapter, error: Exception) -> bool:
+        """Whether to pause and go on in this invocation after a vendor error its client gave up retrying: only once
+        this invocation has stored a page (the vendor answers: flaky, not down), for fewer than MAX_RESUMES_IN_A_ROW
+        errors without a page between them, and with time for the pause and more. Otherwise the error goes up: the
+        job hands over (having made progress) or fails."""
+        pause = resume_pause_seconds()
+        if not (self._pages and goes_on_after(error)) or self._errors_in_a_row >= MAX_RESUMES_IN_A_ROW - 1:
+            return False
+        if self.remaining_seconds() < CONTINUE_BELOW_SECONDS + pause:
+            return False
+        self._errors_in_a_row += 1
+        adapter.calls.record(error)  # a failure the adapter found in a body (its client's are counted already)
+        logger.warning(
+            "Vendor error after progress; the job goes on from where it stands after a pause",
+            extra={
+                "vendor": self.job.vendor,
+                "source_id": self.job.source_id,
+                "job_id": self.job.job_id,
+                "pages": self._pages,
+                "in_a_row": self._errors_in_a_row,
+                "pause_seconds": pause,
+                "error": str(error),
+            },
+        )
+        self.sleep(pause)
+        return True
 
     @staticmethod
     def _shrunk(start: datetime, end: datetime, page_size: int, total: int) -> datetime:
