@@ -462,7 +462,7 @@ def test_vendor_errors_in_a_row_after_progress_hand_over_without_counting_a_fail
 ) -> None:
     vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
     job = scheduled()
-    in_a_row = collection.MAX_RESUMES_IN_A_ROW
+    in_a_row = collection.MAX_ERRORS_IN_A_ROW
     vendor.before_page = fail_from_request(3, unavailable(), until=2 + in_a_row)
     pauses: list[float] = []
     outcome = run(job, sleep=pauses.append)
@@ -506,7 +506,7 @@ def test_with_little_time_left_a_vendor_error_after_progress_hands_over_at_once(
 def test_a_vendor_error_before_any_progress_is_a_failure_and_backs_off(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
     job = scheduled()
-    vendor.before_page = fail_from_request(3, unavailable(), until=2 + collection.MAX_RESUMES_IN_A_ROW)
+    vendor.before_page = fail_from_request(3, unavailable(), until=2 + collection.MAX_ERRORS_IN_A_ROW)
     assert run(job, sleep=lambda _: None).status == "continued"
     # The continuation's first request fails too: no page stored in this invocation, the vendor may be down.
     vendor.before_page = fail_from_request(vendor.requests + 1, unavailable())

@@ -17,8 +17,8 @@ How a job never loses or duplicates a record:
   between pages resumes there. When the Lambda's time runs low the job saves its place and re-enqueues itself.
 - Faults cost time, never records: a job that stored pages and then met a vendor error its client gave up retrying
   (5xx, 429, timeouts, broken bodies) has not failed - the vendor answers, it is flaky. It pauses and goes on from
-  where it stands, in the same invocation, keeping its worker (``resume_pause_seconds``), up to
-  ``MAX_RESUMES_IN_A_ROW`` errors without a page stored between them; past that, or with little time left, it saves
+  where it stands, in the same invocation, keeping its worker (``resume_pause_seconds``); at the
+  ``MAX_ERRORS_IN_A_ROW``-th such error without a page stored in between, or with little time left, it saves
   its place and re-enqueues itself as when out of time, a little later (``RETRY_AFTER_PROGRESS_SECONDS``), with the
   error kept as the source's ``last_error``. Only a job that made no progress counts as the source failing
   (``consecutive_failures``, backoff ``backoff_after``): backoff answers a vendor that is down or refuses the
@@ -67,9 +67,9 @@ CONTINUE_BELOW_SECONDS = 60.0
 # A job holds its source this long after its last page (the worker's timeout plus a margin).
 LEASE_SECONDS = 960.0
 BUSY_RETRY_DELAY_SECONDS = 300
-# A job that made progress and then met vendor errors its client gave up retrying, this many in a row (no page stored
-# between them), stops pausing and hands over: its continuation goes on from its checkpoint this much later.
-MAX_RESUMES_IN_A_ROW = 3
+# A job that made progress pauses and goes on after a vendor error its client gave up retrying; at this many in a row
+# (no page stored between them) it hands over instead: its continuation goes on from its checkpoint this much later.
+MAX_ERRORS_IN_A_ROW = 3
 RETRY_AFTER_PROGRESS_SECONDS = 30
 ONE_TICK = timedelta(microseconds=1)
 
@@ -605,11 +605,11 @@ class JobRunner:
 
     def _go_on_after(self, adapter: VendorAdapter, error: Exception) -> bool:
         """Whether to pause and go on in this invocation after a vendor error its client gave up retrying: only once
-        this invocation has stored a page (the vendor answers: flaky, not down), for fewer than MAX_RESUMES_IN_A_ROW
-        errors without a page between them, and with time for the pause and more. Otherwise the error goes up: the
-        job hands over (having made progress) or fails."""
+        this invocation has stored a page (the vendor answers: flaky, not down), short of MAX_ERRORS_IN_A_ROW errors
+        without a page between them, and with time for the pause and more. Otherwise the error goes up: the job hands
+        over (having made progress) or fails."""
         pause = resume_pause_seconds()
-        if not (self._pages and goes_on_after(error)) or self._errors_in_a_row >= MAX_RESUMES_IN_A_ROW - 1:
+        if not (self._pages and goes_on_after(error)) or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW - 1:
             return False
         if self.remaining_seconds() < CONTINUE_BELOW_SECONDS + pause:
             return False
