@@ -15,8 +15,9 @@ status and p50/p99 latency per kind; writes the result JSON; exits 1 on any erro
 Where the time goes (the child, unless --plain): the stack runs as `chargelog local` does, with timers added in
 the child only: around every boto3 call (botocore's BaseClient._make_api_call, wall time, so moto's work plus
 botocore and loopback HTTP), around moto's server application (its handling of each request, per operation),
-around each local function's invocation (the wait for its single local container, as one Lambda execution
-environment, and the handler), and around each gateway request. Per kind, the mean latency splits into AWS calls
+around each local function's invocation (the wait for a free local container - the API function has one, a
+queue's function one per concurrent invocation its event sources allow, as Lambda execution environments - and the
+handler), and around each gateway request. Per kind, the mean latency splits into AWS calls
 (moto), the wait for a function's container, and the rest (chargelog's code: the gateway, Powertools, pydantic,
 the logic). Everything shares the child's one interpreter (the GIL), so each part includes waiting for it.
 
@@ -133,7 +134,7 @@ class _Timers:
                             caller["aws"] += inner["aws"]
                             caller["aws_calls"] += inner["aws_calls"]
 
-            return function._container.submit(run)
+            return function._containers.submit(run)
 
         LocalFunction.submit = timed_submit  # type: ignore[method-assign]
 

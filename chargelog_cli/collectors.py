@@ -90,7 +90,9 @@ def _lag_too_high(row: dict[str, Any], max_lag_seconds: float) -> bool:
 
 def needs_attention(row: dict[str, Any], max_lag_seconds: float) -> bool:
     """An enabled source (one the schedule collects) that fails, backs off after failures, or lags more than
-    allowed. A disabled source, or the state a removed source left, is left alone: someone chose that."""
+    allowed. A disabled source, or the state a removed source left, is left alone: someone chose that. A source
+    ``retrying`` (its job met an error after progress and goes on) needs none unless it lags: a flaky vendor costs
+    time, and the lag says when that is too much."""
     if row.get("enabled") is not True:
         return False
     return row["status"] in ("failing", "backing_off") or _lag_too_high(row, max_lag_seconds)
@@ -119,7 +121,9 @@ def describe(row: dict[str, Any], max_lag_seconds: float) -> str:
         if needs_attention(row, max_lag_seconds) and _lag_too_high(row, max_lag_seconds):
             behind += f" (more than {duration_in_words(max_lag_seconds)})"
         parts.append(behind)
-    if status == "failing":
+    if status == "retrying":
+        parts.append("retrying (its job met an error after progress and goes on from its checkpoint)")
+    elif status == "failing":
         parts.append(f"failing ({row['consecutive_failures']} in a row)")
     elif status == "backing_off":
         parts.append(
@@ -129,7 +133,7 @@ def describe(row: dict[str, Any], max_lag_seconds: float) -> str:
         parts.append("collecting now")
     if row.get("jobs_dead_lettered"):
         parts.append(f"{row['jobs_dead_lettered']} jobs dead-lettered")
-    if row.get("last_error") and status in ("failing", "backing_off"):
+    if row.get("last_error") and status in ("retrying", "failing", "backing_off"):
         parts.append(f"last error {' '.join(str(row['last_error']).split())}")
     return f"{row['vendor']} {row['source_id']}: " + ", ".join(parts)
 

@@ -263,10 +263,20 @@ class LocalRunner:
                         self._stop,
                         fire_at_start=True,
                     ).start()
-            for queue_arn_expr, batch_size, reports in spec.queues:
+            # Each SQS event source polls on its own, running up to its MaximumConcurrency invocations at once.
+            for number, (queue_arn_expr, batch_size, reports) in enumerate(spec.queues):
                 queue_arn = resolver.resolve(queue_arn_expr)
                 queue_url = stack.refs[stack.logical_id_of_arn(queue_arn)]
-                SqsTrigger(function, queue_url, queue_arn, batch_size, reports, self.options.region, self._stop).start()
+                SqsTrigger(
+                    function,
+                    queue_url,
+                    queue_arn,
+                    batch_size,
+                    reports,
+                    self.options.region,
+                    self._stop,
+                    concurrency=spec.concurrency_of(number),
+                ).start()
 
     # ------------------------------------------------------------------ report and stop
     def banner(self) -> str:

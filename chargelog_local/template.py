@@ -139,6 +139,11 @@ class Resolver:
         return _SUB_VARIABLE.sub(replace, text)
 
 
+# An SQS event source without ScalingConfig.MaximumConcurrency: Lambda scales its pollers to hundreds of concurrent
+# invocations; the local stack, one process on one machine, runs this many.
+DEFAULT_SQS_CONCURRENCY = 5
+
+
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
     return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
 
@@ -162,6 +167,21 @@ class FunctionSpec:
     routes: tuple[ApiRoute, ...]
     schedules: tuple[str, ...]  # logical ids of Schedule events
     queues: tuple[tuple[Any, int, bool], ...]  # (unresolved queue arn, batch size, reports failures)
+    # Each SQS event source's concurrency, in the order of ``queues``: its ScalingConfig.MaximumConcurrency, else
+    # DEFAULT_SQS_CONCURRENCY (missing entries too).
+    queue_concurrency: tuple[int, ...] = ()
+
+    def concurrency_of(self, queue: int) -> int:
+        """How many invocations the ``queue``-th SQS event source runs at once."""
+        if queue < len(self.queue_concurrency):
+            return self.queue_concurrency[queue]
+        return DEFAULT_SQS_CONCURRENCY
+
+    @property
+    def max_containers(self) -> int:
+        """Execution environments the local stack may run for the function at once: as many as its SQS event sources
+        may invoke it concurrently, and one more for everything else (API requests, schedules, direct invocations)."""
+        return 1 + sum(self.concurrency_of(queue) for queue in range(len(self.queues)))
 
 
 def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
@@ -181,7 +201,7 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
             **globals_.get("Environment", {}).get("Variables", {}),
             **resource["Properties"].get("Environment", {}).get("Variables", {}),
         }
-        routes, schedules, queues = [], [], []
+        routes, schedules, queues, concurrency = [], [], [], []
         for event_name, event in props.get("Events", {}).items():
             event_props = event.get("Properties", {})
             if event["Type"] == "Api":
@@ -195,6 +215,9 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
             elif event["Type"] == "SQS":
                 reports = "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", [])
                 queues.append((event_props["Queue"], int(event_props.get("BatchSize", 10)), reports))
+                # A literal cap (an intrinsic one cannot be known before the stack is resolved: the default then).
+                scaling = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
+                concurrency.append(int(scaling) if isinstance(scaling, int | str) else DEFAULT_SQS_CONCURRENCY)
         specs.append(
             FunctionSpec(
                 logical_id=name,
@@ -206,6 +229,7 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
                 routes=tuple(routes),
                 schedules=tuple(schedules),
                 queues=tuple(queues),
+                queue_concurrency=tuple(concurrency),
             )
         )
     return specs

@@ -4,6 +4,9 @@ A schedule fires its function every ``interval`` seconds with the event EventBri
 source polls its queue like Lambda's event source mapping: it invokes the function with a batch,
 deletes what succeeded (all of it, or all but the reported ``batchItemFailures``), and leaves the rest
 to reappear after the visibility timeout and, past ``maxReceiveCount``, move to the dead-letter queue.
+Each event source runs ``concurrency`` pollers, each receiving a batch and invoking the function with it, so up to
+that many invocations run at once (the template's ScalingConfig.MaximumConcurrency, as Lambda caps them); each event
+source polls on its own, so a slow queue never holds back another.
 """
 
 from __future__ import annotations
@@ -120,26 +123,32 @@ class SqsTrigger(threading.Thread):
         reports_failures: bool,
         region: str,
         stop: threading.Event,
+        concurrency: int = 1,
     ) -> None:
-        super().__init__(name=f"sqs-{function.name}", daemon=True)
+        super().__init__(name=f"sqs-{function.name}-{queue_arn.rsplit(':', 1)[-1]}", daemon=True)
         self.function = function
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.batch_size = min(batch_size, SQS_MAX_BATCH)
         self.reports_failures = reports_failures
         self.region = region
+        self.concurrency = max(1, concurrency)
         self._stop = stop
+        # moto's ReceiveMessage checks and marks a message received in two steps: two pollers of one queue receiving at
+        # once could both get it. One receive at a time per event source (each returns at once when messages wait).
+        self._receiving = threading.Lock()
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         """Receive one batch and run it; returns how many messages were received."""
         sqs = aws.client("sqs")
-        messages = sqs.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
+        with self._receiving:
+            messages = sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.batch_size,
+                WaitTimeSeconds=wait_seconds,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
         if not messages:
             return 0
         try:
@@ -173,6 +182,18 @@ class SqsTrigger(threading.Thread):
         return len(messages)
 
     def run(self) -> None:
+        """Poll until stopped with ``concurrency`` pollers: this thread and the others it starts (and waits for)."""
+        pollers = [
+            threading.Thread(target=self._poll_until_stopped, name=f"{self.name}-{number}", daemon=True)
+            for number in range(1, self.concurrency)
+        ]
+        for poller in pollers:
+            poller.start()
+        self._poll_until_stopped()
+        for poller in pollers:
+            poller.join()
+
+    def _poll_until_stopped(self) -> None:
         while not self._stop.is_set():
             try:
                 self.poll_once()

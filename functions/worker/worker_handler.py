@@ -45,6 +45,7 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
         attempt=attempt,
         stores=stores.collection(),
         on_finish=lambda finished: publish_vendor_metrics(job.vendor, finished.metrics()),
+        sent_at=record.attributes.SentTimestamp,  # a job that waited on the queue reads what arrived meanwhile
     )
     logger.info(
         "Job finished",

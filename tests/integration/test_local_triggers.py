@@ -72,6 +72,15 @@ def sleepy(event, context):
     EVENTS.append(event)
     time.sleep(SLEEP_SECONDS)
     return {"batchItemFailures": []}
+
+
+def paced(event, context):
+    """Takes as long as its records say ("sleep 2.5": 2.5 s), whatever container runs it (each has its own globals)."""
+    for record in event["Records"]:
+        words = record["body"].split()
+        if words[0] == "sleep":
+            time.sleep(float(words[1]))
+    return {"batchItemFailures": []}
 '''
 
 MakeFunction = Callable[..., LocalFunction]
@@ -102,7 +111,9 @@ def handler(handlers: ModuleType) -> ModuleType:
 def make_function(handler: ModuleType) -> Iterator[MakeFunction]:
     created: list[LocalFunction] = []
 
-    def make(function: str, logical_id: str = "WorkerFunction", timeout_seconds: int = 5) -> LocalFunction:
+    def make(
+        function: str, logical_id: str = "WorkerFunction", timeout_seconds: int = 5, max_containers: int | None = None
+    ) -> LocalFunction:
         spec = FunctionSpec(
             logical_id=logical_id,
             code_dir=Path(handler.__file__).parent,
@@ -114,7 +125,7 @@ def make_function(handler: ModuleType) -> Iterator[MakeFunction]:
             schedules=(),
             queues=(),
         )
-        local_function = LocalFunction(spec, REGION)
+        local_function = LocalFunction(spec, REGION, max_containers=max_containers)
         created.append(local_function)
         return local_function
 
@@ -159,6 +170,31 @@ def work_queue(template: dict[str, Any], server_stack: LocalStack) -> WorkQueue:
         max_receive_count=int(redrive["maxReceiveCount"]),
         dead_letter_url=server_stack.refs[dead_letter_id],
     )
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """One of WorkerFunction's SQS event sources (a vendor's work queue), resolved as the runner does."""
+
+    logical_id: str
+    url: str
+    arn: str
+    batch_size: int
+    reports_failures: bool
+    concurrency: int  # ScalingConfig.MaximumConcurrency
+
+
+@pytest.fixture
+def event_sources(template: dict[str, Any], server_stack: LocalStack) -> list[EventSource]:
+    spec = worker_spec(template)
+    resolver = server_stack.resolver()
+    found = []
+    for number, (queue_arn_expr, batch_size, reports) in enumerate(spec.queues):
+        arn = resolver.resolve(queue_arn_expr)
+        logical_id = server_stack.logical_id_of_arn(arn)
+        url = server_stack.refs[logical_id]
+        found.append(EventSource(logical_id, url, arn, batch_size, reports, spec.concurrency_of(number)))
+    return found
 
 
 @pytest.fixture
@@ -394,6 +430,102 @@ def test_running_sqs_trigger_consumes_the_queue_until_stopped(
         trigger.join(timeout=5)
     assert not trigger.is_alive()
     assert sorted(body for event in handler.EVENTS for body in records(event)) == ["ok-1", "ok-2"]
+
+
+# ---------------------------------------------------------------------------------------- concurrency
+
+
+def test_each_work_queue_runs_the_template_s_maximum_concurrency(template: dict[str, Any]) -> None:
+    spec = worker_spec(template)
+    assert len(spec.queues) == 4  # one event source per vendor
+    assert [spec.concurrency_of(n) for n in range(4)] == [2, 2, 2, 2]  # ScalingConfig.MaximumConcurrency
+    assert spec.max_containers == 9  # two per vendor queue, and one for direct invocations
+
+
+def start_triggers(function: LocalFunction, sources: list[EventSource], stop: threading.Event) -> list[SqsTrigger]:
+    """Each event source's trigger, as the runner starts them: its own pollers, its MaximumConcurrency."""
+    triggers = [
+        SqsTrigger(function, s.url, s.arn, s.batch_size, s.reports_failures, REGION, stop, concurrency=s.concurrency)
+        for s in sources
+    ]
+    for trigger in triggers:
+        trigger.start()
+    return triggers
+
+
+def wait_until_empty(sqs: Any, url: str, seconds: float) -> float:
+    """Seconds until the queue holds no message (visible or in flight); fails past ``seconds``."""
+    began = time.monotonic()
+    while depth(sqs, url):
+        assert time.monotonic() - began < seconds, f"{url} still holds messages after {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - began
+
+
+def test_a_slow_job_on_one_vendor_queue_does_not_delay_another_vendors_jobs(
+    sqs: Any, template: dict[str, Any], event_sources: list[EventSource], make_function: MakeFunction
+) -> None:
+    slow_queue, other_queue = event_sources[0], event_sources[1]
+    function = make_function("paced", timeout_seconds=30, max_containers=worker_spec(template).max_containers)
+    stop = threading.Event()
+    triggers = start_triggers(function, event_sources, stop)
+    try:
+        # The slow vendor's queue is busy with as many slow jobs as it may run at once, and one more waiting.
+        send(sqs, slow_queue.url, *(f"sleep 6 #{n}" for n in range(slow_queue.concurrency + 1)))
+        time.sleep(0.5)
+        send(sqs, other_queue.url, "sleep 0.1 #a", "sleep 0.1 #b")
+        assert wait_until_empty(sqs, other_queue.url, 5) < 3  # not behind the 6 s jobs
+        # The slow queue ran its jobs side by side, two at a time: the third waited for one of the first two.
+        assert 10 < 0.5 + wait_until_empty(sqs, slow_queue.url, 30) < 17
+    finally:
+        stop.set()
+        for trigger in triggers:
+            trigger.join(timeout=10)
+    assert not any(trigger.is_alive() for trigger in triggers)
+    assert function.containers_started <= function.max_containers
+
+
+def test_a_queue_never_runs_more_than_its_maximum_concurrency(
+    sqs: Any, template: dict[str, Any], event_sources: list[EventSource], make_function: MakeFunction
+) -> None:
+    queue = event_sources[0]
+    function = make_function("paced", timeout_seconds=30, max_containers=worker_spec(template).max_containers)
+    stop = threading.Event()
+    triggers = start_triggers(function, [queue], stop)
+    in_flight = []
+    try:
+        send(sqs, queue.url, *(f"sleep 1 #{n}" for n in range(5)))
+        began = time.monotonic()
+        while depth(sqs, queue.url) and time.monotonic() - began < 20:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            in_flight.append(int(attributes["ApproximateNumberOfMessagesNotVisible"]))
+            time.sleep(0.05)
+        assert depth(sqs, queue.url) == 0
+    finally:
+        stop.set()
+        for trigger in triggers:
+            trigger.join(timeout=10)
+    assert max(in_flight) == queue.concurrency  # every poller busy, and never one more
+    assert function.containers_started == queue.concurrency
+
+
+def test_each_container_runs_its_own_copy_of_the_handlers_module(
+    make_function: MakeFunction, handler: ModuleType
+) -> None:
+    function = make_function("paced", max_containers=2)
+    event = {"Records": [{"body": "sleep 0.5"}]}
+    began = time.monotonic()
+    first, second = function.submit(event), function.submit(event)
+    assert first.result(timeout=5) == second.result(timeout=5) == {"batchItemFailures": []}
+    assert time.monotonic() - began < 0.9  # side by side
+    assert function.containers_started == 2
+    (copy,) = function.module_copies  # the first container runs the module as imported, the second its own copy
+    assert sys.modules[copy] is not handler
+    assert sys.modules[copy].paced is not handler.paced
+    function.shutdown()
+    assert copy not in sys.modules
 
 
 # ---------------------------------------------------------------------------------------- schedule

@@ -74,7 +74,7 @@ def collected(states: CollectorStateStore, vendor: str, source_id: str, behind: 
     states.finish_job(vendor, source_id, "job-ok", now - timedelta(seconds=30), mark=now - behind, counts=Counts())
 
 
-def failed(states: CollectorStateStore, vendor: str, source_id: str, error: str, backoff: timedelta) -> None:
+def failed(states: CollectorStateStore, vendor: str, source_id: str, error: str, backoff: timedelta | None) -> None:
     now = datetime.now(UTC)
     states.acquire_lease(vendor, source_id, "job-bad", now - timedelta(seconds=5), 60)
     states.record_failure(vendor, source_id, "job-bad", error, now, backoff, dead_lettered=False)
@@ -141,6 +141,24 @@ def test_a_failing_source_says_why_and_the_command_exits_3(
     assert backing_off.startswith("2 min behind, backing off until ")
     assert backing_off.endswith(" UTC after 1 failures, last error HTTPStatusError: 503 Service Unavailable")
     assert out.rstrip().endswith("2 of 3 sources need attention.")
+
+
+def test_a_source_retrying_after_progress_says_so_and_needs_no_attention(
+    api: Api, states: CollectorStateStore, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register("plugchoice", "cp-1")
+    collected(states, "plugchoice", "cp-1", timedelta(minutes=6))
+    # Its job stored pages, then the vendor's 503s outlasted the client's retries: no failure counted (no backoff).
+    failed(states, "plugchoice", "cp-1", "VendorUnavailableError: answered 503", backoff=None)
+
+    code, out, _ = run_cli(capsys, monkeypatch, api)
+
+    assert code == 0
+    assert lines_by_source(out)["plugchoice cp-1"] == (
+        "6 min behind, retrying (its job met an error after progress and goes on from its checkpoint), "
+        "last error VendorUnavailableError: answered 503"
+    )
+    assert "need attention" not in out
 
 
 def test_lag_above_the_limit_is_unhealthy_and_the_limit_is_an_option(

@@ -15,12 +15,13 @@ import dispatcher_handler
 import worker_handler
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
+from chargelog.collectors.vendor_http import VendorAuthError, VendorUnavailableError
 from chargelog.dal.queue import QueueSendError, WorkQueue
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.record_queries import RecordStore, charger_action_partition
 from chargelog.dal.records import DIGEST_FIELD, RecordWriter, charger_items, item_digest, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.logic import backfills, collection, sources
+from chargelog.logic import backfills, collection, health, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.keys import charger_partition
@@ -216,6 +217,43 @@ def test_low_remaining_time_saves_the_place_and_reenqueues_the_rest(stack: Local
     assert (state(stack).queued_job_id, state(stack).job_queued_at) == (None, None)
 
 
+def test_a_job_that_waited_on_the_queue_reads_what_arrived_meanwhile(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(4, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.add(3, NOW + timedelta(minutes=1), timedelta(minutes=1))  # while the job waited behind others
+    later = NOW + timedelta(minutes=5)
+    outcome = JobRunner(scheduled(), lambda: 900.0, now=lambda: later, sent_at=NOW, stores=stores.collection()).run()
+    # Up to when it started, not only to when it was queued: the next job need not re-read its lookback for these.
+    assert outcome.window == Window(NOW - timedelta(hours=24), later - PROFILE.settle_delay)
+    assert stored_ids(stack) == list(range(1, 8))
+    assert state(stack).high_water_mark == later - PROFILE.settle_delay
+
+
+def test_a_message_sent_before_its_jobs_scheduled_time_adds_no_wait(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(4, NOW - timedelta(hours=1), timedelta(minutes=1))
+    later = NOW + timedelta(minutes=5)
+    # The clocks disagree (a job scheduled by another clock than the queue's): its window ends as scheduled.
+    sent = NOW - timedelta(seconds=1)
+    outcome = JobRunner(scheduled(), lambda: 900.0, now=lambda: later, sent_at=sent, stores=stores.collection()).run()
+    assert outcome.window == Window(NOW - timedelta(hours=24), NOW - PROFILE.settle_delay)
+
+
+def test_a_continuation_reads_at_least_as_far_as_the_job_that_handed_over(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    later = NOW + timedelta(minutes=3)
+    budget = iter([900.0, 30.0])
+    runner = JobRunner(job, lambda: next(budget, 30.0), now=lambda: later, sent_at=NOW, stores=stores.collection())
+    assert runner.run().status == "continued"
+    messages = aws.client("sqs").receive_message(QueueUrl=stack.refs["PlugchoiceWorkQueue"]).get("Messages", [])
+    (continuation,) = [CollectionJob.model_validate_json(m["Body"]) for m in messages]
+    assert (continuation.job_id, continuation.correlation_id) == (job.job_id, job.correlation_id)
+    assert continuation.scheduled_at == later  # where its window ends, unless it waits in turn
+    assert run(continuation).window == Window(NOW - timedelta(hours=24), later - PROFILE.settle_delay)
+    assert stored_ids(stack) == list(range(1, 13))
+
+
 def test_records_arriving_while_paging_are_caught_by_a_second_pass(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(12, NOW - timedelta(hours=1), timedelta(minutes=1))
     inserted = []
@@ -377,6 +415,151 @@ def test_a_failing_job_records_its_error_backs_off_and_keeps_what_was_stored(
     assert after.jobs_dead_lettered == 1  # the 5th receive is the last (JobMaxReceives)
     assert after.high_water_mark == NOW - timedelta(seconds=30)
     assert len(stored(stack)) == 4
+
+
+def fail_from_request(number: int, error: Exception, until: int | None = None) -> Callable[[FakeVendor, int], None]:
+    """A ``before_page`` hook: the vendor's requests ``number`` to ``until`` (for good when None) raise ``error``, as
+    a client whose retries ran out does."""
+
+    def hook(fake: FakeVendor, _offset: int) -> None:
+        if fake.requests >= number and (until is None or fake.requests <= until):
+            raise error
+
+    return hook
+
+
+def unavailable() -> VendorUnavailableError:
+    return VendorUnavailableError("plugchoice GET /logs answered 503: Service Unavailable")
+
+
+def delayed_jobs(stack: LocalStack) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=stack.refs["PlugchoiceWorkQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_a_vendor_error_after_progress_pauses_and_goes_on_in_the_same_invocation(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))  # 5 pages of 4
+    vendor.before_page = fail_from_request(3, unavailable(), until=3)  # the third page's retries run out, once
+    pauses: list[float] = []
+    outcome = run(scheduled(), sleep=pauses.append)
+    # The vendor answered two pages: it is flaky, not down. The job keeps its worker and its place.
+    assert outcome.status == "done"
+    assert pauses == [collection.resume_pause_seconds()]
+    assert (outcome.vendor_calls.requests, outcome.pages_fetched) == (6, 5)
+    assert stored_ids(stack) == list(range(1, 21))
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until, after.last_error) == (0, None, None)
+    assert (after.high_water_mark, after.records_stored) == (NOW - timedelta(seconds=30), 20)
+    assert delayed_jobs(stack) == 0
+
+
+def test_vendor_errors_in_a_row_after_progress_hand_over_without_counting_a_failure(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    in_a_row = collection.MAX_ERRORS_IN_A_ROW
+    vendor.before_page = fail_from_request(3, unavailable(), until=2 + in_a_row)
+    pauses: list[float] = []
+    outcome = run(job, sleep=pauses.append)
+    assert outcome.status == "continued"
+    assert len(pauses) == in_a_row - 1  # it paused and went on, then handed over
+    assert "vendor error after 2 pages" in outcome.detail
+    after = state(stack)
+    # The place is saved, the error kept; the source has not failed: no failure counted, no backoff.
+    assert (after.checkpoint.job_id, after.checkpoint.cursor, after.checkpoint.read) == (job.job_id, "8", 8)
+    assert after.last_error == "VendorUnavailableError: plugchoice GET /logs answered 503: Service Unavailable"
+    assert after.last_error_at == NOW
+    assert (after.consecutive_failures, after.backoff_until) == (0, None)
+    assert (after.lease_job_id, after.queued_job_id, after.job_queued_at) == (None, job.job_id, NOW)
+    assert after.records_stored == 8
+    # Its continuation waits a little on the queue (a flaky vendor's next answer may be better), then goes on.
+    assert delayed_jobs(stack) == 1
+    assert collection.RETRY_AFTER_PROGRESS_SECONDS > 0
+    requests_before = vendor.requests
+    finished = run(job)
+    assert finished.status == "done"
+    assert vendor.requests - requests_before == 3  # pages 3, 4 and 5 only
+    assert stored_ids(stack) == list(range(1, 21))
+    done = state(stack)
+    assert (done.high_water_mark, done.last_success_at, done.checkpoint) == (NOW - timedelta(seconds=30), NOW, None)
+    assert done.records_stored == 20
+
+
+def test_with_little_time_left_a_vendor_error_after_progress_hands_over_at_once(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.before_page = fail_from_request(3, unavailable(), until=3)
+    pauses: list[float] = []
+    # Enough to go on, not to pause as well: the continuation has a fresh invocation's time.
+    left = collection.CONTINUE_BELOW_SECONDS + collection.resume_pause_seconds() - 1
+    outcome = run(scheduled(), remaining=lambda: left, sleep=pauses.append)
+    assert (outcome.status, pauses, delayed_jobs(stack)) == ("continued", [], 1)
+    assert state(stack).consecutive_failures == 0
+
+
+def test_a_vendor_error_before_any_progress_is_a_failure_and_backs_off(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    vendor.before_page = fail_from_request(3, unavailable(), until=2 + collection.MAX_ERRORS_IN_A_ROW)
+    assert run(job, sleep=lambda _: None).status == "continued"
+    # The continuation's first request fails too: no page stored in this invocation, the vendor may be down.
+    vendor.before_page = fail_from_request(vendor.requests + 1, unavailable())
+    with pytest.raises(VendorUnavailableError):
+        run(job, attempt=1)
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until) == (1, NOW + timedelta(minutes=1))
+    assert after.checkpoint.cursor == "8"  # SQS delivers it again: it resumes from here
+    with pytest.raises(VendorUnavailableError):
+        run(job, attempt=2)
+    assert (state(stack).consecutive_failures, state(stack).backoff_until) == (2, NOW + timedelta(minutes=2))
+
+
+def test_a_job_that_fails_after_progress_clears_the_failures_and_the_backoff(
+    stack: LocalStack, vendor: FakeVendor
+) -> None:
+    add_source()
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    job = scheduled()
+    vendor.crash_on_request = 1
+    with pytest.raises(Crash):
+        run(job)  # no page: a failure
+    assert (state(stack).consecutive_failures, state(stack).backoff_until) == (1, NOW + timedelta(minutes=1))
+    # Delivered again: two pages stored, then killed. The vendor answers: the failures start again, no backoff; the
+    # error stays visible, and the source shows as retrying (GET /collectors) until a job finishes.
+    vendor.crash_on_request = vendor.requests + 3
+    with pytest.raises(Crash):
+        run(job, attempt=2)
+    after = state(stack)
+    assert (after.consecutive_failures, after.backoff_until, after.lease_job_id) == (0, None, None)
+    assert after.last_error == f"Crash: killed before request {vendor.requests}"
+    assert after.checkpoint.cursor == "8"
+    report = health.collectors_report(
+        NOW, states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+    )
+    assert [row["status"] for row in report["collectors"]] == ["retrying"]
+    assert run(job, attempt=3).status == "done"
+    assert stored_ids(stack) == list(range(1, 21))
+    report = health.collectors_report(
+        NOW, states=stores.collector_states(), sources=stores.sources(), queues=stores.work_queues()
+    )
+    assert [row["status"] for row in report["collectors"]] == ["ok"]
+
+
+def test_a_refused_credential_after_progress_is_not_handed_over(stack: LocalStack, vendor: FakeVendor) -> None:
+    vendor.add(20, NOW - timedelta(hours=1), timedelta(minutes=1))
+    vendor.before_page = fail_from_request(3, VendorAuthError("plugchoice GET /logs refused the credentials (401)"))
+    with pytest.raises(VendorAuthError):
+        run(scheduled())
+    after = state(stack)
+    assert delayed_jobs(stack) == 0  # it would fail the same way: SQS delivers it again, then the dead-letter queue
+    assert (after.consecutive_failures, after.lease_job_id) == (0, None)  # it stored two pages first
+    assert "refused the credentials" in (after.last_error or "")
 
 
 def test_dispatch_enqueues_due_sources_on_their_vendors_queue(

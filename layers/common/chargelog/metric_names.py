@@ -35,7 +35,7 @@ class VendorMetric(StrEnum):
     VENDOR_TIMEOUTS = "VendorTimeouts"  # timeouts and connection errors
     VENDOR_BAD_BODIES = "VendorBadBodies"  # a 2xx whose body does not parse or validate
     VENDOR_RETRIES = "VendorRetries"
-    JOBS_REENQUEUED = "JobsReenqueued"  # a job out of time handed over to a continuation
+    JOBS_REENQUEUED = "JobsReenqueued"  # a job handed over: out of time, or a vendor error after progress
     JOBS_DEAD_LETTERED = "JobsDeadLettered"  # a job's last allowed receive failed: SQS moves it to the DLQ
     # dispatcher: now - the oldest high-water mark among the vendor's enabled sources (a source never collected
     # counts from its registration: chargelog.logic.lag)

@@ -35,8 +35,13 @@ class CollectorHealth(BaseModel):
     source_id: str
     name: str | None
     enabled: bool | None
-    status: Literal["ok", "failing", "backing_off", "never_run", "no_collector", "unregistered"] = Field(
-        description="no_collector: the vendor has no collector yet; unregistered: state of a removed source"
+    status: Literal["ok", "retrying", "failing", "backing_off", "never_run", "no_collector", "unregistered"] = Field(
+        description=(
+            "retrying: the last job met an error after it had stored pages, and goes on from its checkpoint (not a "
+            "failure: the vendor answers); failing: jobs fail without progress (consecutive_failures); backing_off: "
+            "failing, and left alone until backoff_until; no_collector: the vendor has no collector yet; "
+            "unregistered: state of a removed source"
+        )
     )
     high_water_mark: datetime | None = Field(description="Every record up to this time is stored")
     lag_seconds: float | None = Field(
@@ -46,7 +51,9 @@ class CollectorHealth(BaseModel):
     last_success_at: datetime | None = Field(description="When a job last finished successfully")
     last_error: str | None
     last_error_at: datetime | None
-    consecutive_failures: int
+    consecutive_failures: int = Field(
+        description="Jobs in a row that failed without storing a page (a job that made progress does not count)"
+    )
     backoff_until: datetime | None = Field(description="The schedule leaves the source alone until then")
     records_stored: int
     records_quarantined: int

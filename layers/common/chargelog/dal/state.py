@@ -313,12 +313,17 @@ class CollectorStateStore(TableStore):
         requeued: bool,
         mark: datetime | None,
         counts: Counts,
+        error: str | None = None,
     ) -> None:
         """A job out of time goes on in a new invocation, in one write: its position saved, the mark moved forward, its
-        counts added, its lease released and (``requeued``, a scheduled job) it is again the source's queued job."""
+        counts added, its lease released and (``requeued``, a scheduled job) it is again the source's queued job. A job
+        that hands over after a vendor error (``error``, having made progress) keeps it as the last error; its
+        consecutive failures and backoff stay as they are: it has not failed."""
         saved: dict[str, Any] = {"checkpoint": checkpoint.model_dump(mode="json")}
         if requeued:
             saved |= {"job_queued_at": iso(now), "queued_job_id": job_id}
+        if error is not None:
+            saved |= {"last_error": error[:MAX_ERROR_CHARS], "last_error_at": iso(now)}
         released = ("lease_job_id", "lease_until")
         if self._update_moving_mark(
             vendor, source_id, mark, saved, counts.adds(), released, condition=Attr("lease_job_id").eq(job_id)
@@ -359,27 +364,31 @@ class CollectorStateStore(TableStore):
         job_id: str,
         error: str,
         now: datetime,
-        backoff: timedelta,
+        backoff: timedelta | None,
         dead_lettered: bool,
         *,
         mark: datetime | None = None,
         counts: Counts | None = None,
     ) -> None:
-        """A job failed: the error (its first `MAX_ERROR_CHARS` characters), one more consecutive failure, the backoff,
-        the job's lease released; what it achieved before failing (``mark``, ``counts``) kept."""
+        """A job failed: the error (its first `MAX_ERROR_CHARS` characters), the job's lease released, what it achieved
+        before failing (``mark``, ``counts``) kept; and, with a ``backoff``, one more consecutive failure and the source
+        left alone until ``now + backoff``. Without one (``None``: the job stored pages before it failed, so the vendor
+        answers) the failure does not count: consecutive failures start again from zero and no backoff holds."""
         state = self.get(vendor, source_id)
+        failed: dict[str, Any] = {"last_error": error[:MAX_ERROR_CHARS], "last_error_at": iso(now)}
+        removed: tuple[str, ...] = ("lease_job_id", "lease_until") if state.lease_job_id == job_id else ()
+        if backoff is not None:
+            failed |= {"consecutive_failures": state.consecutive_failures + 1, "backoff_until": iso(now + backoff)}
+        else:
+            failed |= {"consecutive_failures": 0}
+            removed += ("backoff_until",)
         self._update_moving_mark(
             vendor,
             source_id,
             mark,
-            {
-                "last_error": error[:MAX_ERROR_CHARS],
-                "last_error_at": iso(now),
-                "consecutive_failures": state.consecutive_failures + 1,
-                "backoff_until": iso(now + backoff),
-            },
+            failed,
             add={"jobs_dead_lettered": 1 if dead_lettered else 0} | (counts.adds() if counts else {}),
-            remove=("lease_job_id", "lease_until") if state.lease_job_id == job_id else (),
+            remove=removed,
         )
 
 

@@ -1,8 +1,10 @@
 """Scheduled collection: fan out one job per due source, and run a job to an exact result.
 
 How a job never loses or duplicates a record:
-- Window: a scheduled job reads ``[high-water mark - lookback, scheduled time - settle delay]``, inclusive; a
-  new source starts ``initial history`` back. A backfill job reads the range it was given.
+- Window: a scheduled job reads ``[high-water mark - lookback, scheduled time - settle delay]``, inclusive, where a
+  job that waited on its queue counts its scheduled time that much later (it reads what arrived while it waited,
+  rather than leaving it to the next job); a new source starts ``initial history`` back. A backfill job reads the
+  range it was given.
 - Chunks: the window is read in time chunks of at most ``MAX_CHUNK_RECORDS`` (narrowed from the vendor's
   total), oldest first. After each chunk the mark moves to the chunk's end - only once every record up to it
   is written, and only if the chunk was read consistently.
@@ -13,6 +15,16 @@ How a job never loses or duplicates a record:
   there, the mark stays before it, and the next run reads on from it (a backfill reads on).
 - Checkpoints: after every page that another page of the same pass follows, the position is saved; a job killed
   between pages resumes there. When the Lambda's time runs low the job saves its place and re-enqueues itself.
+- Faults cost time, never records: a job that stored pages and then met a vendor error its client gave up retrying
+  (5xx, 429, timeouts, broken bodies) has not failed - the vendor answers, it is flaky. It pauses and goes on from
+  where it stands, in the same invocation, keeping its worker (``resume_pause_seconds``); at the
+  ``MAX_ERRORS_IN_A_ROW``-th such error without a page stored in between, or with little time left, it saves
+  its place and re-enqueues itself as when out of time, a little later (``RETRY_AFTER_PROGRESS_SECONDS``), with the
+  error kept as the source's ``last_error``. Only a job that made no progress counts as the source failing
+  (``consecutive_failures``, backoff ``backoff_after``): backoff answers a vendor that is down or refuses the
+  credentials, not one that is flaky. A job that made progress and then failed otherwise (killed, a store failing)
+  raises as before - SQS delivers it again, and it resumes from its checkpoint - but neither counts a failure nor
+  backs the source off.
 - State writes: the collector state is written as seldom as these guarantees allow (docs/storage.md): the lease is
   taken in one write, the mark and the counts wait in memory for the job's next state write, and a job ends with one
   write (mark, counts, success, checkpoint and lease gone) - a one-page scheduled job costs two.
@@ -21,6 +33,7 @@ How a job never loses or duplicates a record:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -28,7 +41,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from chargelog import collectors
+from chargelog.collectors import vendor_http
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
+from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
@@ -53,6 +68,10 @@ CONTINUE_BELOW_SECONDS = 60.0
 # A job holds its source this long after its last page (the worker's timeout plus a margin).
 LEASE_SECONDS = 960.0
 BUSY_RETRY_DELAY_SECONDS = 300
+# A job that made progress pauses and goes on after a vendor error its client gave up retrying; at this many in a row
+# (no page stored between them) it hands over instead: its continuation goes on from its checkpoint this much later.
+MAX_ERRORS_IN_A_ROW = 3
+RETRY_AFTER_PROGRESS_SECONDS = 30
 ONE_TICK = timedelta(microseconds=1)
 
 
@@ -298,14 +317,30 @@ class Progress:
 
 
 class _ContinueLater(Exception):
-    def __init__(self, checkpoint: Checkpoint) -> None:
+    def __init__(self, checkpoint: Checkpoint, error: Exception | None = None, delay_seconds: int = 0) -> None:
         super().__init__("continue later")
         self.checkpoint = checkpoint  # where the continuation resumes
+        self.error = error  # the vendor error that stopped this invocation, if that is why it hands over
+        self.delay_seconds = delay_seconds
 
 
 def backoff_after(failures: int) -> timedelta:
-    """How long a failing source is left alone: 1, 2, 4... minutes, at most an hour."""
+    """How long a failing source is left alone: 1, 2, 4... minutes, at most an hour. Only failures of jobs that made no
+    progress count (``JobRunner``): a flaky vendor costs retries, a vendor that is down costs backoff."""
     return timedelta(minutes=min(60, 2 ** max(0, failures - 1)))
+
+
+def resume_pause_seconds() -> float:
+    """The pause before a job goes on after a vendor error its client gave up retrying: half the client's longest
+    backoff (15 s), read when used (tests that make the client's retries quick make this quick too)."""
+    return float(vendor_http.MAX_BACKOFF_SECONDS) / 2
+
+
+def goes_on_after(error: Exception) -> bool:
+    """A vendor error worth going on after, from the checkpoint, once the job has made progress: the vendor was
+    unavailable (5xx, 429, timeouts) or answered a broken body, and the client's retries ran out. A refused credential
+    or request is not: it would fail the same way."""
+    return isinstance(error, VendorError) and error.retryable
 
 
 EVERYTHING = datetime.max.replace(tzinfo=UTC)  # a backfill may find any record of its window stored
@@ -325,6 +360,9 @@ class JobRunner:
     stores: CollectionStores
     # Called with the outcome when the job ends, whether it returns or raises (then its status is "failed").
     on_finish: Callable[[JobOutcome], None] | None = None
+    # When the job's message was sent to the queue (SQS's SentTimestamp), if known: how long it waited (`_read_until`).
+    sent_at: datetime | None = None
+    sleep: Callable[[float], None] = time.sleep  # the pause before going on after a vendor error
 
     def __post_init__(self) -> None:
         self.states = self.stores.states
@@ -343,6 +381,10 @@ class JobRunner:
         self._chargers: ChargerSpans = {}
         # The detectors of charger health, fed every stored page (re-read records too: they ignore what they saw).
         self._health = self.stores.health.monitor() if self.stores.health is not None else None
+        # Where the job stands in the chunk it reads (saved after each page, and when it hands over).
+        self._at: Checkpoint | None = None
+        self._until = self.job.scheduled_at  # how far a scheduled job reads, before the settle delay (`_read_until`)
+        self._errors_in_a_row = 0  # vendor errors gone on after since the last page stored (`_go_on_after`)
 
     # ------------------------------------------------------------------ the job
     def run(self) -> JobOutcome:
@@ -376,6 +418,7 @@ class JobRunner:
             self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
             self._stored_through = state.high_water_mark if scheduled else EVERYTHING
+            self._until = self._read_until()
             window = self._window(state, connection.profile.lookback, connection.profile.settle_delay)
             self.outcome.window = window
             if window.end >= window.start:
@@ -390,23 +433,14 @@ class JobRunner:
                 activity=self._activity(state, window) if scheduled else None,
             )
         except _ContinueLater as later:
-            # Saved and released before the continuation is queued: should sending fail, SQS delivers this job again
-            # and it resumes from the same checkpoint.
-            self.states.hand_over(
-                job.vendor,
-                job.source_id,
-                job.job_id,
-                later.checkpoint,
-                self.now(),
-                requeued=scheduled,
-                mark=self._mark,
-                counts=self._unsaved.taken(),
-            )
-            self.stores.queues.of(job.vendor).send([job])
-            self.outcome.status = "continued"
+            self._hand_over(later)
         except Exception as error:
             if adapter is not None:
                 adapter.calls.record(error)  # a failure the adapter found in a body, after its client returned
+            if self._pages and self._at is not None and goes_on_after(error):
+                # Progress, then a flaky vendor: not a failure of the source. Go on from here, a little later.
+                self._hand_over(_ContinueLater(self._at, error, RETRY_AFTER_PROGRESS_SECONDS))
+                return self.outcome
             self._record_failure(error)
             raise
         finally:
@@ -428,6 +462,42 @@ class JobRunner:
             newest_record_at=self._newest_record_at,
         )
 
+    def _hand_over(self, later: _ContinueLater) -> None:
+        """Save the job's place and queue its continuation. Saved and released before the continuation is queued:
+        should sending fail, SQS delivers this job again and it resumes from the same checkpoint."""
+        job = self.job
+        error = f"{type(later.error).__name__}: {later.error}" if later.error is not None else None
+        self.states.hand_over(
+            job.vendor,
+            job.source_id,
+            job.job_id,
+            later.checkpoint,
+            self.now(),
+            requeued=job.mode == "scheduled",
+            mark=self._mark,
+            counts=self._unsaved.taken(),
+            error=error,
+        )
+        # The continuation reads at least as far as this invocation would have (and further if it waits in turn).
+        moved = job.mode == "scheduled" and self._until > job.scheduled_at
+        continuation = job.model_copy(update={"scheduled_at": self._until}) if moved else job
+        self.stores.queues.of(job.vendor).send([continuation], delay_seconds=later.delay_seconds)
+        self.outcome.status = "continued"
+        if error is not None:
+            self.outcome.detail = f"vendor error after {self._pages} pages; continuing in {later.delay_seconds} s"
+            logger.warning(
+                "Collection job met a vendor error after progress; it goes on from its checkpoint",
+                extra={
+                    "vendor": job.vendor,
+                    "source_id": job.source_id,
+                    "job_id": job.job_id,
+                    "attempt": self.attempt,
+                    "pages": self._pages,
+                    "delay_seconds": later.delay_seconds,
+                    "error": str(later.error),
+                },
+            )
+
     def _busy(self) -> JobOutcome:
         if self.job.mode == "scheduled":
             # The job holding the source covers this one's window; the next schedule picks up after it.
@@ -440,16 +510,23 @@ class JobRunner:
         return self.outcome
 
     def _record_failure(self, error: Exception) -> None:
+        """Record the error. A job that stored pages before failing moved its source forward: the vendor answers, so
+        the source's failures start again from zero and it is not backed off (SQS delivers the job again, and it
+        resumes from its checkpoint). Only a job that made no progress counts a failure and backs the source off."""
         job = self.job
-        state = self.states.get(job.vendor, job.source_id)
+        progressed = self._pages > 0
         dead_lettered = self.attempt >= self.settings.job_max_receives
+        backoff = None
+        if not progressed:
+            state = self.states.get(job.vendor, job.source_id)
+            backoff = backoff_after(state.consecutive_failures + 1)
         self.states.record_failure(
             job.vendor,
             job.source_id,
             job.job_id,
             f"{type(error).__name__}: {error}",
             self.now(),
-            backoff_after(state.consecutive_failures + 1),
+            backoff,
             dead_lettered,
             mark=self._mark,
             counts=self._unsaved.taken(),
@@ -462,15 +539,28 @@ class JobRunner:
                 "job_id": job.job_id,
                 "attempt": self.attempt,
                 "dead_lettered": dead_lettered,
+                "pages": self._pages,
+                "counted_as_failure": not progressed,
                 "error": str(error),
             },
         )
+
+    def _read_until(self) -> datetime:
+        """How far a scheduled job reads (before the settle delay): its scheduled time, and as much later as its message
+        waited on the queue - so a job that waited behind others (a vendor's workers busy, a continuation's delay)
+        reads what arrived meanwhile instead of leaving it to the next job, a whole lookback re-read later. The wait is
+        measured in this runner's clock, from the message's send time to now, and counts only for a message sent at
+        or after the job's scheduled time."""
+        job, sent = self.job, self.sent_at
+        if sent is None or sent < job.scheduled_at:
+            return job.scheduled_at
+        return job.scheduled_at + max(timedelta(0), self.now() - sent)
 
     def _window(self, state: CollectorState, lookback: timedelta, settle: timedelta) -> Window:
         job = self.job
         if job.window_start is not None and job.window_end is not None:
             return Window(job.window_start, job.window_end)
-        end = job.scheduled_at - settle
+        end = self._until - settle
         if state.high_water_mark is not None:
             start = state.high_water_mark - lookback
         elif state.history_start is not None:
@@ -514,6 +604,7 @@ class JobRunner:
         source_id = self.job.source_id
         # The position in this pass of the chunk: saved after every page, resumed from after a crash.
         at = checkpoint or Checkpoint(job_id=self.job.job_id, chunk_start=chunk_start, chunk_end=chunk_end)
+        self._at = at
         page_size = 1  # the most records one response returned: what one page holds
         shrunk = False
         while True:
@@ -521,7 +612,15 @@ class JobRunner:
                 # Hand over only after some progress here, so a short-lived invocation cannot loop forever.
                 if self._pages and self.remaining_seconds() < CONTINUE_BELOW_SECONDS:
                     raise _ContinueLater(at)
-                page = adapter.fetch_page(source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action)
+                try:
+                    page = adapter.fetch_page(
+                        source_id, Window(at.chunk_start, at.chunk_end), at.cursor, self.job.action
+                    )
+                except Exception as error:
+                    if not self._go_on_after(adapter, error):
+                        raise
+                    continue  # the same page again, from where the job stands
+                self._errors_in_a_row = 0
                 if at.cursor is None:
                     at.total_first = page.total
                     narrower = self._narrowed(at.chunk_start, at.chunk_end, page.total)
@@ -569,6 +668,33 @@ class JobRunner:
                 at.passes = 0
                 shrunk = True
             at.cursor, at.total_first, at.read = None, None, 0
+
+    def _go_on_after(self, adapter: VendorAdapter, error: Exception) -> bool:
+        """Whether to pause and go on in this invocation after a vendor error its client gave up retrying: only once
+        this invocation has stored a page (the vendor answers: flaky, not down), short of MAX_ERRORS_IN_A_ROW errors
+        without a page between them, and with time for the pause and more. Otherwise the error goes up: the job hands
+        over (having made progress) or fails."""
+        pause = resume_pause_seconds()
+        if not (self._pages and goes_on_after(error)) or self._errors_in_a_row >= MAX_ERRORS_IN_A_ROW - 1:
+            return False
+        if self.remaining_seconds() < CONTINUE_BELOW_SECONDS + pause:
+            return False
+        self._errors_in_a_row += 1
+        adapter.calls.record(error)  # a failure the adapter found in a body (its client's are counted already)
+        logger.warning(
+            "Vendor error after progress; the job goes on from where it stands after a pause",
+            extra={
+                "vendor": self.job.vendor,
+                "source_id": self.job.source_id,
+                "job_id": self.job.job_id,
+                "pages": self._pages,
+                "in_a_row": self._errors_in_a_row,
+                "pause_seconds": pause,
+                "error": str(error),
+            },
+        )
+        self.sleep(pause)
+        return True
 
     @staticmethod
     def _shrunk(start: datetime, end: datetime, page_size: int, total: int) -> datetime:

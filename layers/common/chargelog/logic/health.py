@@ -33,7 +33,9 @@ def _status(state: CollectorState | None, now: datetime, has_collector: bool) ->
     if state.backed_off(now):
         return "backing_off"
     if state.last_error_at and (state.last_success_at is None or state.last_error_at > state.last_success_at):
-        return "failing"
+        # A job that made progress before its error does not count as failing (chargelog.logic.collection): it goes
+        # on from its checkpoint, and the source is "retrying" until it finishes.
+        return "failing" if state.consecutive_failures else "retrying"
     return "ok"
 
 
