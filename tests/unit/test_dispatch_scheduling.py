@@ -95,7 +95,7 @@ def test_a_pass_polls_what_the_plan_chooses_poked_first(stack: LocalStack, vendo
     finished(stack, "cp-stale", read_ago=timedelta(minutes=58), rate=0.5)
     finished(stack, "cp-poked", read_ago=timedelta(minutes=5), rate=0.0)
     finished(stack, "cp-producing", read_ago=timedelta(minutes=5), rate=0.5, records=4)
-    collection.wake_source(stores.collector_states(), VENDOR, "cp-poked", NOW - timedelta(minutes=1))
+    stores.collector_states().poke(VENDOR, "cp-poked", NOW - timedelta(minutes=1))
 
     summary = dispatch()
 

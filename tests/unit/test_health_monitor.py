@@ -122,6 +122,26 @@ def test_a_collector_that_cannot_vouch_for_the_silence_opens_no_offline_alert(st
     assert every_alert() == []
 
 
+def test_the_source_of_a_charger_with_an_open_alert_is_poked_each_pass_until_a_job_reads_past_it(
+    stack: LocalStack,
+) -> None:
+    troubled, healthy = Charger(charger_id="CP-1"), Charger(charger_id="CP-2")
+    _collected(troubled, boot_loop(troubled), mark=minutes(20))
+    _collected(healthy, [*healthy.boot(minutes(0)), *healthy.heartbeats(1, 15)], mark=minutes(20))
+    states = stores.collector_states()
+
+    assert sweep_at(minutes(25))["sources_woken"] == 1
+    assert states.get("ocpplab", troubled.source_id).poked_at == minutes(25)
+    assert states.get("ocpplab", healthy.source_id).poked_at is None
+    # Still poked past its mark (no job has read past the poke): not written again.
+    assert sweep_at(minutes(30))["sources_woken"] == 0
+    assert states.get("ocpplab", troubled.source_id).poked_at == minutes(25)
+    # A job read past it; the alert is still open: poked again.
+    states.advance_mark("ocpplab", troubled.source_id, minutes(31))
+    assert sweep_at(minutes(35))["sources_woken"] == 1
+    assert states.get("ocpplab", troubled.source_id).poked_at == minutes(35)
+
+
 def test_a_notice_lost_after_its_alert_opened_is_sent_by_a_later_pass_until_the_notifier_claims_it(
     stack: LocalStack,
 ) -> None:

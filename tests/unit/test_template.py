@@ -1246,7 +1246,7 @@ def test_the_health_monitor_touches_health_charger_collector_and_alert_items_onl
         "dynamodb:Query": {"HEALTH", "CHARGERS", "COLLECTOR"},
         "dynamodb:GetItem": {"HEALTH", "ALERT#*"},
         "dynamodb:PutItem": {"HEALTH", "ALERT#*"},
-        "dynamodb:UpdateItem": {"HEALTH", "ALERT#*"},
+        "dynamodb:UpdateItem": {"HEALTH", "ALERT#*", "COLLECTOR"},
         "dynamodb:BatchGetItem": {"ALERT#*"},
     }
     for statement in statements:
@@ -1255,6 +1255,9 @@ def test_the_health_monitor_touches_health_charger_collector_and_alert_items_onl
         assert operator.startswith("ForAllValues:")
         for action in _as_list(statement["Action"]):
             assert set(keys["dynamodb:LeadingKeys"]) <= allowed[action], action
+        if "COLLECTOR" in keys["dynamodb:LeadingKeys"] and "dynamodb:UpdateItem" in _as_list(statement["Action"]):
+            # A collector's state: the poke only (the scheduler's poked_at), never its mark, lease or checkpoint.
+            assert set(keys["dynamodb:Attributes"]) == {"pk", "sk", "poked_at", "vendor", "source_id"}
 
 
 def test_charger_alerts_have_a_topic_of_their_own_encrypted_with_a_key_of_their_own(template: dict[str, Any]) -> None:

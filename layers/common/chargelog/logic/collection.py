@@ -41,9 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from chargelog import collectors
-from chargelog.collectors import vendor_http
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
-from chargelog.collectors.vendor_http import VendorError
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
@@ -211,13 +209,6 @@ def dispatch(
     )
 
 
-def wake_source(states: CollectorStateStore, vendor: str, source_id: str, at: datetime) -> None:
-    """Another signal says a source woke at ``at`` (an alert about its charger, a discovery listing it as new): the
-    adaptive scheduler polls it in its next pass, ahead of the others (chargelog.logic.scheduling). For the health
-    monitor and discovery to call; it costs one small write."""
-    states.poke(vendor, source_id, at)
-
-
 def _send_marked(store: CollectorStateStore, queues: WorkQueues, jobs: dict[str, list[CollectionJob]]) -> int:
     """Send each vendor's marked jobs; if a send fails, clear the marks of the jobs not known to be sent (so the next
     schedule queues them again) and raise."""
@@ -333,6 +324,8 @@ def backoff_after(failures: int) -> timedelta:
 def resume_pause_seconds() -> float:
     """The pause before a job goes on after a vendor error its client gave up retrying: half the client's longest
     backoff (15 s), read when used (tests that make the client's retries quick make this quick too)."""
+    from chargelog.collectors import vendor_http  # the worker has it loaded; the API (replays) never needs it
+
     return float(vendor_http.MAX_BACKOFF_SECONDS) / 2
 
 
@@ -340,6 +333,8 @@ def goes_on_after(error: Exception) -> bool:
     """A vendor error worth going on after, from the checkpoint, once the job has made progress: the vendor was
     unavailable (5xx, 429, timeouts) or answered a broken body, and the client's retries ran out. A refused credential
     or request is not: it would fail the same way."""
+    from chargelog.collectors.vendor_http import VendorError  # loaded with the adapter that raised it
+
     return isinstance(error, VendorError) and error.retryable
 
 

@@ -7,7 +7,9 @@ and a charger's silence is measured only up to what chargelog has read. ``offlin
 healthy (`collector_healthy`): its last job succeeded and its mark is recent.
 
 Reads per pass: the charger index (one Query of its partition), every health state (one Query), the collector states
-(one Query); writes only what changed. Then it re-sends the notices of alerts whose transition was not notified (a
+(one Query); writes only what changed. Sources with a charger in trouble (an open alert) are poked, so the adaptive
+scheduler (chargelog.logic.scheduling) polls them in its next pass however quiet they were: the alert resolves, or
+its evidence grows, within a pass. Then it re-sends the notices of alerts whose transition was not notified (a
 worker that stopped between writing an alert and sending its notice).
 """
 
@@ -71,12 +73,16 @@ def sweep(now: datetime, *, stores: SweepStores, stale_after: timedelta) -> dict
     }
     tally = HealthTally()
     without_data = 0
+    alerting: set[tuple[str, str]] = set()  # the sources of chargers with an open alert
     for entry in stores.records.charger_index():
         key: ChargerKey = (entry.vendor, entry.source_id, entry.charger_id)
         collector = collectors.get(key[:2])
         if collector is None or collector.high_water_mark is None:
             without_data += 1
             continue
+        held = stored.get(key)
+        if held is not None and held[0].open_alerts:
+            alerting.add(key[:2])
         tally.add(
             monitor.evaluate(
                 key,
@@ -84,9 +90,10 @@ def sweep(now: datetime, *, stores: SweepStores, stale_after: timedelta) -> dict
                 data_time=collector.high_water_mark,
                 last_record_at=entry.last_record_at,
                 collector_healthy=collector_healthy(collector, now, stale_after),
-                stored=stored.get(key),
+                stored=held,
             )
         )
+    woken = wake_alerting_sources(now, alerting, collectors, stores.collector_states)
     resent = resend_unnotified(now, alerts=detectors.alerts, notices=detectors.notices)
     return {
         "chargers": tally.chargers,
@@ -95,8 +102,28 @@ def sweep(now: datetime, *, stores: SweepStores, stale_after: timedelta) -> dict
         "alerts_resolved": tally.resolved,
         "states_written": tally.states_written,
         "state_conflicts": tally.state_conflicts,
+        "sources_woken": woken,
         "notices_resent": resent,
     }
+
+
+def wake_alerting_sources(
+    now: datetime,
+    alerting: set[tuple[str, str]],
+    collectors: dict[tuple[str, str], CollectorState],
+    states: CollectorStateStore,
+) -> int:
+    """Poke each source with a charger in trouble at ``now``: the scheduler's next pass polls it first. A source still
+    poked past its mark (an earlier pass's poke no job has read past yet) is not written again."""
+    woken = 0
+    for vendor, source_id in sorted(alerting):
+        state = collectors.get((vendor, source_id))
+        mark, poked_at = (state.high_water_mark, state.poked_at) if state is not None else (None, None)
+        if mark is not None and poked_at is not None and poked_at > mark:
+            continue
+        states.poke(vendor, source_id, now)
+        woken += 1
+    return woken
 
 
 def resend_unnotified(now: datetime, *, alerts: AlertStore, notices: AlertNotices | None) -> int:
