@@ -13,7 +13,6 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from chargelog import stores
 from chargelog.api import problems
-from chargelog.logic import backfills, health, replay
 from chargelog.models.base import Model
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.logs import ActionName
@@ -78,6 +77,8 @@ class CollectorsReport(Model):
 
 @router.get("/collectors", summary="Collector health per source, and queued / dead-lettered jobs")
 def list_collectors() -> CollectorsReport:
+    from chargelog.logic import health
+
     report = health.collectors_report(
         states=stores.collector_states(),
         sources=stores.sources(),
@@ -114,6 +115,8 @@ def backfill_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[BackfillRequest, Body()],
 ) -> Response[CollectionJob]:
+    from chargelog.logic import backfills
+
     job = backfills.queue_backfill(
         vendor,
         source_id,
@@ -156,6 +159,8 @@ def replay_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[ReplayRequest, Body()],
 ) -> Response[Replay]:
+    from chargelog.logic import replay
+
     queued = replay.queue_replay(
         vendor,
         source_id,
