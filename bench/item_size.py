@@ -111,7 +111,7 @@ def vendor_pages(vendor: str, hours: float) -> Iterator[tuple[str, Page]]:
     """Every page of the vendor's local fleet's last ``hours``, as (source id, page)."""
     url, credentials, stop, sources = _simulator(vendor)
     try:
-        collectors.has_adapter(vendor)  # loads the built-in adapters
+        collectors.has_adapter(vendor)  # loads the vendor's built-in adapter
         profile, _ = collectors._ADAPTERS[vendor]
         connection = VendorConnection(vendor, url, credentials, profile.tuned({"requests_per_second": 10_000}))
         adapter: VendorAdapter = collectors.adapter_for(connection, lambda: 900.0)
@@ -204,6 +204,7 @@ _ADAPTERS: dict[str, VendorAdapter] = {}
 
 def _normalize(vendor: str, source: str, entry: Any) -> Any:
     if vendor not in _ADAPTERS:
+        collectors.has_adapter(vendor)  # loads the vendor's built-in adapter
         profile, _ = collectors._ADAPTERS[vendor]
         _ADAPTERS[vendor] = collectors.adapter_for(VendorConnection(vendor, "http://unused", {}, profile), lambda: 1.0)
     return _ADAPTERS[vendor].normalize(source, entry)

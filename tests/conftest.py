@@ -186,5 +186,5 @@ def local_stack() -> Iterator[RunningStack]:
 @pytest.fixture
 def without_evenergy_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if ev.energy had no collector: for what chargelog does with a vendor it cannot collect yet."""
-    collectors.has_adapter("ocpplab")  # loads the built-in collectors, so the one removed stays removed
+    collectors.has_adapter("evenergy")  # loads ev.energy's built-in collector, so the one removed stays removed
     monkeypatch.delitem(collectors._ADAPTERS, "evenergy")

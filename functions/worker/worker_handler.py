@@ -1,4 +1,8 @@
-"""A vendor's work queue -> run each collection, discovery or replay job; failed jobs are retried, then to the DLQ."""
+"""A vendor's work queue -> run each collection, discovery or replay job; failed jobs are retried, then to the DLQ.
+
+Most jobs collect: discovery and replay load when a job of theirs comes (and a vendor's adapter when its vendor's
+first job does, chargelog.collectors), not at cold start.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
 from chargelog import stores
-from chargelog.logic import collection, discovery, replay
+from chargelog.logic import collection
 from chargelog.models.jobs import DiscoveryJob, ReplayJob, WorkItem
 from chargelog.observability import keys_per_record, logger, metrics, publish_vendor_metrics, tracer
 
@@ -65,6 +69,8 @@ def record_handler(record: JobRecord, lambda_context: LambdaContext) -> None:
 
 
 def _replay(job: ReplayJob, context: LambdaContext) -> None:
+    from chargelog.logic import replay
+
     logger.append_keys(vendor=job.vendor, source_id=job.source_id, replay_id=job.job_id)
     outcome = replay.run_replay(job, _remaining_seconds(context), stores=stores.replay())
     publish_vendor_metrics(job.vendor, outcome.metrics())
@@ -73,6 +79,8 @@ def _replay(job: ReplayJob, context: LambdaContext) -> None:
 
 
 def _discover(job: DiscoveryJob, context: LambdaContext) -> None:
+    from chargelog.logic import discovery
+
     logger.append_keys(vendor=job.vendor, job_id=job.job_id)
     outcome = discovery.run_discovery_job(
         job,

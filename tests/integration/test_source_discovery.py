@@ -22,7 +22,7 @@ from chargelog.collectors.vendor_http import VendorAuthError
 from chargelog.logic import collection, discovery, sources
 from chargelog.models.jobs import DiscoveryJob
 from chargelog.models.sources import SourceCreate, SourceUpdate
-from chargelog.vendors import SOURCE_KIND
+from chargelog.vendors import SOURCE_KIND, VENDORS
 from chargelog_local.lambdas import LocalLambdaContext
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event
@@ -129,7 +129,8 @@ def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vendor_http, "_LIMITERS", {})
     monkeypatch.setattr(evenergy, "_AUTHS", {})
     monkeypatch.setattr(evenergy, "_PACERS", {})
-    collectors.has_adapter("ocpplab")  # loads the built-in adapters
+    for vendor in VENDORS:
+        collectors.has_adapter(vendor)  # loads the built-in adapters (each loads at its vendor's first use)
     parameters.clear_caches()
 
 

@@ -69,7 +69,7 @@ def fake_api(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeLogApi:
     profile = VendorProfile(
         lookback=timedelta(minutes=10), settle_delay=timedelta(0), requests_per_second=100, burst=100, page_size=100
     )
-    # Load the built-in adapters first, so they cannot replace the fake; the real one comes back afterwards.
+    # Load the built-in adapter first, so they cannot replace the fake; the real one comes back afterwards.
     collectors.has_adapter(FAKE_VENDOR)
     monkeypatch.setitem(collectors._ADAPTERS, FAKE_VENDOR, (profile, lambda _connection, _remaining: api))
     return api

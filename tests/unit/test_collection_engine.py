@@ -113,7 +113,7 @@ class FakeAdapter:
 @pytest.fixture
 def vendor(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
     fake = FakeVendor()
-    # Load the built-in adapters first, so they cannot replace the fake; the real one comes back afterwards.
+    # Load the built-in adapter first, so they cannot replace the fake; the real one comes back afterwards.
     collectors.has_adapter(VENDOR)
 
     def factory(connection: VendorConnection, _remaining: Callable[[], float]) -> FakeAdapter:

@@ -96,7 +96,7 @@ class Vendor:
 @pytest.fixture
 def vendor(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Vendor:
     fake = Vendor()
-    collectors.has_adapter(VENDOR)  # the built-in adapters first, so they cannot replace the fake
+    collectors.has_adapter(VENDOR)  # the built-in adapter first, so they cannot replace the fake
 
     def factory(connection: VendorConnection, _remaining: Callable[[], float]) -> Vendor:
         return fake

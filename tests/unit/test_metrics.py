@@ -179,7 +179,7 @@ def page_of(count: int) -> httpx.Response:
 def flaky_plugchoice(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> list[httpx.Response | Exception]:
     """plugchoice's adapter is a FlakyAdapter; the test fills in what its vendor answers."""
     answers: list[httpx.Response | Exception] = []
-    collectors.has_adapter("plugchoice")  # the built-in adapters load first, so they cannot replace the fake
+    collectors.has_adapter("plugchoice")  # the built-in adapter loads first, so they cannot replace the fake
     monkeypatch.setitem(
         collectors._ADAPTERS, "plugchoice", (PROFILE, lambda connection, _remaining: FlakyAdapter(connection, answers))
     )

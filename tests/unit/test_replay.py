@@ -77,7 +77,7 @@ class FakeOcpplab:
 @pytest.fixture
 def vendor(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> ArchiveOnlyVendor:
     fake = ArchiveOnlyVendor()
-    collectors.has_adapter(VENDOR)  # the built-in adapters first, so they cannot replace the fake
+    collectors.has_adapter(VENDOR)  # the built-in adapter first, so they cannot replace the fake
 
     def factory(connection: VendorConnection, _remaining: Callable[[], float]) -> FakeOcpplab:
         return FakeOcpplab(fake, connection)

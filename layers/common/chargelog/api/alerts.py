@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel
 
 from chargelog import stores
 from chargelog.api import problems
@@ -15,6 +14,7 @@ from chargelog.api.filters import Cursor, From, To, VendorFilter, expand_query_m
 from chargelog.api.logs import JSON
 from chargelog.logic import alerts as alert_logic
 from chargelog.models.alerts import Alert, AlertKind, AlertPage, ChargerHealth
+from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId
 
 router = Router()
@@ -28,7 +28,7 @@ AlertLimit = Annotated[
 ]
 
 
-class AlertQuery(BaseModel):
+class AlertQuery(Model):
     """Which alerts, by their state, charger, site, vendor, kind and when they opened; how many per page."""
 
     state: StateFilter = None

@@ -2,14 +2,21 @@
 
 ``GET /openapi.json`` serves the document, ``GET /docs`` a Swagger UI over it (and ``/docs?format=json``).
 ``make openapi`` writes the same document to docs/openapi.json (``chargelog_cli.openapi``).
+
+Powertools' OpenAPI models (``aws_lambda_powertools.event_handler.openapi.models``: some 170 ms of pydantic model
+building) are only needed to write the document, not to route or validate a request. So they load when the document
+is first asked for (``/openapi.json``, ``/docs``), not at cold start: the security scheme is given as the document
+has it, and the Swagger UI route is set up at the first request for it (``ChargelogResolver.enable_swagger_lazily``),
+because Powertools' ``enable_swagger`` imports the models when called.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, OpenAPI, Server
 
 from chargelog import __version__
 from chargelog.api import (
@@ -28,6 +35,10 @@ from chargelog.api import (
     ui,
 )
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, SecurityScheme
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 API_KEY_SCHEME = "api_key"  # the name SAM gives the scheme in the API definition it deploys
 # What API Gateway serves without a key (template.yaml: Auth.ApiKeyRequired false); every other route needs one.
 OPEN_ROUTES = frozenset({("get", "/health")})
@@ -43,12 +54,35 @@ Every route except `GET /health` needs the API key in the `x-api-key` header. Er
 
 
 class ChargelogResolver(APIGatewayRestResolver):
-    """Powertools' resolver, with the document amended where /docs, /openapi.json and docs/openapi.json get it."""
+    """Powertools' resolver, with the document amended where /docs, /openapi.json and docs/openapi.json get it, and
+    its Swagger UI set up when first asked for."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._swagger_path: str | None = None
+        self._swagger_options: dict[str, Any] = {}
+        self._swagger_lock = threading.Lock()
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+
         document = super().get_openapi_schema(**kwargs).model_dump(mode="json", by_alias=True, exclude_none=True)
         openapi.amend(document, open_routes=OPEN_ROUTES)
         return OpenAPI.model_validate(document)
+
+    def enable_swagger_lazily(self, *, path: str, **options: Any) -> None:
+        """Powertools' ``enable_swagger(path=path, **options)``, called when a request for ``path`` first comes."""
+        self._swagger_path = path
+        self._swagger_options = options
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # The route matches the event's path exactly (no strip_prefixes here), as Powertools would match it.
+        if self._swagger_path is not None and event.get("path") == self._swagger_path:
+            with self._swagger_lock:
+                if self._swagger_path is not None:
+                    self.enable_swagger(path=self._swagger_path, **self._swagger_options)
+                    self._swagger_path = None
+        return super().resolve(event, context)
 
 
 app = ChargelogResolver(enable_validation=True)
@@ -70,9 +104,16 @@ app.configure_openapi(
     title="chargelog API",
     version=__version__,
     description=DESCRIPTION,
+    # As the document has it (Powertools' APIKey model, validated when the document is built).
     security_schemes={
-        API_KEY_SCHEME: APIKey.model_validate(
-            {"in": "header", "name": "x-api-key", "description": "The API key: make run prints it; see the README"}
+        API_KEY_SCHEME: cast(
+            "SecurityScheme",
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "x-api-key",
+                "description": "The API key: make run prints it; see the README",
+            },
         )
     },
     security=[{API_KEY_SCHEME: []}],
@@ -80,11 +121,13 @@ app.configure_openapi(
 # Swagger UI at /docs holds no data (it is open in the template; its calls send the key given in *Authorize*).
 # Powertools puts its own copy of swagger-ui into the page: nothing is loaded from elsewhere. The key is not
 # persisted: Swagger UI would keep it in localStorage, beyond the browser session.
-app.enable_swagger(path="/docs", persist_authorization=False, compress=True)
+app.enable_swagger_lazily(path="/docs", persist_authorization=False, compress=True)
 
 
 @app.get("/openapi.json", include_in_schema=False)
 def get_openapi_document() -> Response[str]:
+    from aws_lambda_powertools.event_handler.openapi.models import Server
+
     # The server is the stage's base path on an execute-api URL, "/" elsewhere: as /docs does it.
     servers = [Server(url=app._get_base_path() or "/")]
     return Response(200, content_type="application/json", body=openapi.render(app, servers=servers))

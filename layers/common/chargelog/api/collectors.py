@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from chargelog import stores
 from chargelog.api import problems
-from chargelog.logic import backfills, health, replay
+from chargelog.models.base import Model
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.logs import ActionName
 from chargelog.models.replays import Replay
@@ -23,14 +23,14 @@ from chargelog.vendors import Vendor
 router = Router()
 
 
-class QueueHealth(BaseModel):
+class QueueHealth(Model):
     queue: str = Field(description="A vendor's work queue, or 'dead-letter'")
     visible: int = Field(description="Jobs waiting to be picked up")
     in_flight: int = Field(description="Jobs a worker is running (or that wait out a failed attempt)")
     delayed: int = Field(description="Jobs queued with a delay (a backfill waiting for a busy source)")
 
 
-class CollectorHealth(BaseModel):
+class CollectorHealth(Model):
     vendor: str
     source_id: str
     name: str | None
@@ -77,13 +77,15 @@ class CollectorHealth(BaseModel):
     )
 
 
-class CollectorsReport(BaseModel):
+class CollectorsReport(Model):
     collectors: list[CollectorHealth]
     queues: list[QueueHealth]
 
 
 @router.get("/collectors", summary="Collector health per source, and queued / dead-lettered jobs")
 def list_collectors() -> CollectorsReport:
+    from chargelog.logic import health
+
     report = health.collectors_report(
         states=stores.collector_states(),
         sources=stores.sources(),
@@ -93,7 +95,7 @@ def list_collectors() -> CollectorsReport:
     return CollectorsReport.model_validate(report)
 
 
-class BackfillRequest(BaseModel):
+class BackfillRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
@@ -120,6 +122,8 @@ def backfill_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[BackfillRequest, Body()],
 ) -> Response[CollectionJob]:
+    from chargelog.logic import backfills
+
     job = backfills.queue_backfill(
         vendor,
         source_id,
@@ -132,7 +136,7 @@ def backfill_source(
     return Response(status_code=202, content_type="application/json", body=job, headers={"Location": "/collectors"})
 
 
-class ReplayRequest(BaseModel):
+class ReplayRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
     start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
@@ -162,6 +166,8 @@ def replay_source(
     source_id: Annotated[SourceId, Path()],
     request: Annotated[ReplayRequest, Body()],
 ) -> Response[Replay]:
+    from chargelog.logic import replay
+
     queued = replay.queue_replay(
         vendor,
         source_id,

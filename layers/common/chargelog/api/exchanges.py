@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chargelog import stores
 from chargelog.api import problems
@@ -19,6 +19,7 @@ from chargelog.api.filters import Cursor, ExchangeQuery, expand_query_models
 from chargelog.api.logs import CSV, JSON, NDJSON, response_format
 from chargelog.logic import exchanges
 from chargelog.logic.exchanges import ExchangePage
+from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId, LogEntry
 from chargelog.models.records import Direction
 
@@ -42,7 +43,7 @@ CSV_COLUMNS = (
 )
 
 
-class Exchange(BaseModel):
+class Exchange(Model):
     message_id: str | None = Field(description="The OCPP-J message id the CALL and its answer share")
     action: str | None
     direction: Direction | None = Field(description="Who sent the CALL")
@@ -58,7 +59,7 @@ class Exchange(BaseModel):
     )
 
 
-class ExchangePageBody(BaseModel):
+class ExchangePageBody(Model):
     exchanges: list[Exchange]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
 

@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator
 from chargelog.logic import logs
 from chargelog.logic.exchanges import ExchangeFilters
 from chargelog.logic.logs import LogFilters
+from chargelog.models.base import Model
 from chargelog.models.logs import ActionName, Text
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
@@ -69,7 +70,7 @@ ExchangeLimit = Annotated[
 Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor from the previous page")]
 
 
-class LogQuery(BaseModel):
+class LogQuery(Model):
     """A charger's or a site's log records: which ones, in which order, how many per page."""
 
     start: From = None
@@ -110,7 +111,7 @@ class FleetLogQuery(LogQuery):
     actions: RequiredActions
 
 
-class ExchangeQuery(BaseModel):
+class ExchangeQuery(Model):
     """A charger's exchanges: by the CALL's time, action and direction, in which order, how many per page."""
 
     start: From = None
@@ -131,7 +132,7 @@ class ExchangeQuery(BaseModel):
         )
 
 
-class StatusQuery(BaseModel):
+class StatusQuery(Model):
     """A charger's status timeline: a time range, in which order, how many per page."""
 
     start: From = None

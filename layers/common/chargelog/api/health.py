@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel
 
 from chargelog import __version__
+from chargelog.models.base import Model
 from chargelog.settings import get_settings
 
 router = Router()
 
 
-class Health(BaseModel):
+class Health(Model):
     status: str
     version: str
     stage: str

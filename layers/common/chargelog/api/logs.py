@@ -8,13 +8,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, FleetLogQuery, LogQuery, expand_query_models
 from chargelog.logic import logs
 from chargelog.logic.logs import LogPage, Scope
+from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId, LogEntry, records_csv, records_ndjson
 from chargelog.vendors import Vendor
 
@@ -29,12 +30,12 @@ class LogEntryWithRaw(LogEntry):
     raw: dict[str, Any] = Field(description="The vendor's log entry exactly as received")
 
 
-class LogPageBody(BaseModel):
+class LogPageBody(Model):
     records: list[LogEntry]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
 
 
-class ChargerEntry(BaseModel):
+class ChargerEntry(Model):
     charger_id: str
     vendor: Vendor
     source_id: str
@@ -43,7 +44,7 @@ class ChargerEntry(BaseModel):
     last_record_at: str
 
 
-class ChargerList(BaseModel):
+class ChargerList(Model):
     chargers: list[ChargerEntry]
 
 

@@ -7,12 +7,14 @@ GET /openapi.json serves it (``chargelog.api.app``); ``make openapi`` writes it 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.models import Server
 
 from chargelog.api import problems
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.models import Server
 
 
 def amend(document: dict[str, Any], open_routes: frozenset[tuple[str, str]]) -> None:

@@ -15,9 +15,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chargelog.errors import ChargelogError, PayloadTooLargeError, UnsupportedMediaTypeError
+from chargelog.models.base import Model
 from chargelog.observability import logger
 from chargelog.settings import get_settings
 
@@ -25,13 +26,13 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
 
 
-class ValidationIssue(BaseModel):
+class ValidationIssue(Model):
     loc: list[str] = Field(description='Where: "body", "query", "path" or "header", then the field')
     type: str = Field(description="pydantic's error type, e.g. missing, enum, string_too_long")
     msg: str
 
 
-class Problem(BaseModel):
+class Problem(Model):
     """An error, as RFC 9457 describes it. Every 4xx and 5xx of this API has this body."""
 
     type: str = Field(description='"about:blank": the status says it all')

@@ -8,19 +8,20 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import From, To
 from chargelog.api.logs import JSON
 from chargelog.logic import sessions as session_logic
+from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId
 
 router = Router()
 
 
-class Session(BaseModel):
+class Session(Model):
     transaction_id: str | None = Field(
         description="OCPP transaction id (1.6: from the StartTransaction answer; 2.0.1: transactionInfo); null when "
         "a 1.6 start was not answered"
@@ -49,7 +50,7 @@ class Session(BaseModel):
     records: int = Field(description="Its StartTransaction, StopTransaction and TransactionEvent records read")
 
 
-class SessionListBody(BaseModel):
+class SessionListBody(Model):
     sessions: list[Session] = Field(description="Newest first, by their first record")
     truncated: bool = Field(
         description=f"The range holds more than {session_logic.MAX_SESSION_RECORDS} transaction messages: only the "

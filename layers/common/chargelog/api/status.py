@@ -9,13 +9,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, StatusQuery, expand_query_models
 from chargelog.api.logs import JSON
 from chargelog.logic import status
+from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId
 from chargelog.models.records import RecordKind
 from chargelog.vendors import Vendor
@@ -23,7 +24,7 @@ from chargelog.vendors import Vendor
 router = Router()
 
 
-class StatusEntry(BaseModel):
+class StatusEntry(Model):
     id: str = Field(description="The record's id: GET /chargers/{charger_id}/logs/{id}")
     timestamp: datetime
     vendor: Vendor
@@ -41,7 +42,7 @@ class StatusEntry(BaseModel):
     logged_at: datetime | None = Field(default=None, description="Status records: when the vendor logged it")
 
 
-class StatusPageBody(BaseModel):
+class StatusPageBody(Model):
     entries: list[StatusEntry]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")
 

@@ -3,16 +3,21 @@
 The dispatcher only enqueues jobs for vendors that have an adapter; the worker builds the vendor's adapter
 from its secret for each job. A replay needs no adapter (no secret, no HTTP): only the vendor's normalizer, a pure
 function from one vendor record to a LogRecord (`normalizer_for`).
+
+The built-in vendors' modules load one at a time, when their vendor is first asked about: a worker running one
+vendor's jobs imports that vendor's adapter (and the HTTP client it brings), not the other three.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chargelog.collectors.base import DEFAULT_WORKERS, AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
 from chargelog.errors import VendorNotConfiguredError
 from chargelog.models.records import LogRecord
+from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
     from chargelog.dal.secrets import VendorSecrets
@@ -46,25 +51,25 @@ def unregister(vendor: str) -> None:
 
 
 def has_normalizer(vendor: str) -> bool:
-    _load_builtin_adapters()
+    _load_builtin_adapter(vendor)
     return vendor in _NORMALIZERS
 
 
 def normalizer_for(vendor: str) -> Normalizer:
     """The vendor's normalizer: what its adapter does to each record of a fetched page, without the adapter (KeyError
     when the vendor has none: check `has_normalizer`)."""
-    _load_builtin_adapters()
+    _load_builtin_adapter(vendor)
     return _NORMALIZERS[vendor]
 
 
 def has_adapter(vendor: str) -> bool:
-    _load_builtin_adapters()
+    _load_builtin_adapter(vendor)
     return vendor in _ADAPTERS
 
 
 def profile_for(vendor: str) -> VendorProfile:
     """The vendor's profile as its module documents it (no secret's tuning): what the dispatcher plans with."""
-    _load_builtin_adapters()
+    _load_builtin_adapter(vendor)
     profile, _ = _ADAPTERS[vendor]
     return profile
 
@@ -75,7 +80,7 @@ def connection_for(
     """The vendor's connection settings from its secret in ``secrets`` (cached for a few minutes), for one of
     ``workers`` concurrent workers sharing the vendor's rate limit. Raises VendorNotConfiguredError (409) without a
     base_url, or (``require_credentials``) without each credential the vendor's adapter needs."""
-    _load_builtin_adapters()
+    _load_builtin_adapter(vendor)
     profile, _ = _ADAPTERS[vendor]
     stored = secrets.of(vendor)
     name = stored.name
@@ -100,12 +105,14 @@ def adapter_for(connection: VendorConnection, remaining_seconds: Callable[[], fl
     return factory(connection, remaining_seconds)
 
 
-_loaded = False
+# The vendor modules that ship with chargelog, by vendor: each registers itself when imported.
+_BUILTIN_MODULES: dict[str, str] = {vendor: f"chargelog.collectors.{vendor}" for vendor in VENDORS}
+_loaded: set[str] = set()
 
 
-def _load_builtin_adapters() -> None:
-    """Import the vendor modules that ship with chargelog (they register themselves)."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from chargelog.collectors import chargepilot, evenergy, ocpplab, plugchoice  # noqa: F401
+def _load_builtin_adapter(vendor: str) -> None:
+    """Import the vendor's built-in module (it registers itself), once; nothing for a vendor without one."""
+    if vendor in _loaded or vendor not in _BUILTIN_MODULES:
+        return
+    importlib.import_module(_BUILTIN_MODULES[vendor])
+    _loaded.add(vendor)

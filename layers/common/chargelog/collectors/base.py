@@ -18,6 +18,15 @@ from chargelog.vendors import SourceKind
 FailureClass = Literal["server_errors", "throttles", "client_errors", "timeouts", "bad_bodies"]
 
 
+class VendorError(Exception):
+    """A vendor call failed; the message is what an operator needs to read at 2 a.m. Its subclasses (what
+    chargelog.collectors.vendor_http raises) say whether it is worth retrying."""
+
+    retryable = False
+    failure_class: FailureClass = "client_errors"  # what VendorCalls counts it as
+    tallied = False  # counted by a VendorCalls already
+
+
 @dataclass
 class VendorCalls:
     """What a client's calls to a vendor came to: requests sent, retries, and failed calls by class."""

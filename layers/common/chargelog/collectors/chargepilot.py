@@ -28,7 +28,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -48,6 +47,7 @@ from chargelog.collectors.vendor_http import (
     limiter_for,
     parsed_body,
 )
+from chargelog.models.base import Model
 from chargelog.models.records import Direction, LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "chargepilot"
@@ -132,21 +132,21 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
-class _LogPage(BaseModel):
+class _LogPage(Model):
     model_config = ConfigDict(extra="allow")
 
     ocpp_logs: list[Any]
     count: StrictInt = Field(ge=0)
 
 
-class _SiteItem(BaseModel):
+class _SiteItem(Model):
     model_config = ConfigDict(extra="allow")
 
     id: StrictStr | StrictInt
     name: StrictStr | None = None
 
 
-class _LogItem(BaseModel):
+class _LogItem(Model):
     model_config = ConfigDict(extra="allow")
 
     occurrence_time: Annotated[AwareDatetime, BeforeValidator(_iso_text)]

@@ -28,7 +28,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     StrictBool,
     StrictInt,
@@ -61,6 +60,7 @@ from chargelog.collectors.vendor_http import (
     problem_summary,
     retry_after_seconds,
 )
+from chargelog.models.base import Model
 from chargelog.models.records import LogRecord, record_id_for
 
 VENDOR: Final = "evenergy"
@@ -242,7 +242,7 @@ def pacer_for(client_id: str) -> RateBudgetPacer:
 
 
 # ---------------------------------------------------------------------------------------------- records
-class _StatusLog(BaseModel):
+class _StatusLog(Model):
     model_config = ConfigDict(extra="allow")
 
     url: StrictStr
@@ -260,7 +260,7 @@ class _StatusLog(BaseModel):
         return value
 
 
-class _Evse(BaseModel):
+class _Evse(Model):
     model_config = ConfigDict(extra="allow")
 
     id: StrictStr

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import AwareDatetime, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
 from chargelog.collectors.base import DiscoveredSource, HttpAdapter, Page, VendorConnection, VendorProfile, Window
@@ -24,6 +24,7 @@ from chargelog.collectors.vendor_http import (
     limiter_for,
     parsed_body,
 )
+from chargelog.models.base import Model
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 from chargelog.ocpp_frames import MalformedFrameError, parse_frame
 
@@ -43,7 +44,7 @@ _ONLY_16 = frozenset({"StartTransaction", "StopTransaction", "DiagnosticsStatusN
 _ONLY_201 = frozenset({"TransactionEvent", "NotifyEvent", "LogStatusNotification", "GetLog", "NotifyReport"})
 
 
-class _LogPage(BaseModel):
+class _LogPage(Model):
     model_config = ConfigDict(extra="allow")
 
     data: list[Any]
@@ -52,14 +53,14 @@ class _LogPage(BaseModel):
     offset: StrictInt
 
 
-class _ChargerPage(BaseModel):
+class _ChargerPage(Model):
     model_config = ConfigDict(extra="allow")
 
     data: list[Any]
     total: StrictInt | None = None
 
 
-class _ChargerItem(BaseModel):
+class _ChargerItem(Model):
     model_config = ConfigDict(extra="allow")
 
     id: StrictStr
@@ -67,7 +68,7 @@ class _ChargerItem(BaseModel):
     name: StrictStr | None = None
 
 
-class _LogItem(BaseModel):
+class _LogItem(Model):
     model_config = ConfigDict(extra="allow")
 
     direction: Literal["cp_to_csms", "csms_to_cp"]

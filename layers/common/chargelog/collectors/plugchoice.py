@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError
 
 from chargelog import collectors
 from chargelog.collectors.base import (
@@ -49,6 +49,7 @@ from chargelog.collectors.vendor_http import (
     limiter_for,
     parsed_body,
 )
+from chargelog.models.base import Model
 from chargelog.models.records import LogRecord, connector_id_from, record_id_for
 
 VENDOR: Final = "plugchoice"
@@ -71,13 +72,13 @@ DIRECTIONS: Final[dict[str, Literal["cp_to_csms", "csms_to_cp"]]] = {
 _VERSION = re.compile(r"(\d+(?:\.\d+)+)")
 
 
-class _Links(BaseModel):
+class _Links(Model):
     model_config = ConfigDict(extra="allow")
 
     next: StrictStr | None = None
 
 
-class _LogPage(BaseModel):
+class _LogPage(Model):
     """Either form of Laravel's simple paginator: ``links.next`` or a flat ``next_page_url``."""
 
     model_config = ConfigDict(extra="allow")
@@ -92,7 +93,7 @@ class _LogPage(BaseModel):
         return self.next_page_url
 
 
-class _ChargerItem(BaseModel):
+class _ChargerItem(Model):
     """One charger of ``GET /v3/chargers``: its ``uuid`` addresses its logs."""
 
     model_config = ConfigDict(extra="allow")
@@ -103,7 +104,7 @@ class _ChargerItem(BaseModel):
     name: StrictStr | None = None
 
 
-class _LogItem(BaseModel):
+class _LogItem(Model):
     model_config = ConfigDict(extra="allow")
 
     id: StrictInt

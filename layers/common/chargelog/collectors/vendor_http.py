@@ -23,7 +23,8 @@ import httpx
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from chargelog.collectors.base import FailureClass, VendorCalls
+# VendorError lives with the adapters' interface (no httpx there), so code that catches it need not load the client.
+from chargelog.collectors.base import FailureClass, VendorCalls, VendorError
 from chargelog.observability import logger
 
 # Leave this much of the Lambda's time for writing the page and the checkpoint.
@@ -31,14 +32,6 @@ DEADLINE_MARGIN_SECONDS = 20.0
 # Backoff between attempts (seconds), unless the vendor says how long with Retry-After.
 INITIAL_BACKOFF_SECONDS = 0.5
 MAX_BACKOFF_SECONDS = 30.0
-
-
-class VendorError(Exception):
-    """A vendor call failed; the message is what an operator needs to read at 2 a.m."""
-
-    retryable = False
-    failure_class: FailureClass = "client_errors"  # what VendorCalls counts it as
-    tallied = False  # counted by a VendorCalls already
 
 
 class VendorAuthError(VendorError):

@@ -19,9 +19,10 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime
 
 from chargelog.dal import TableStore, is_condition_failure, query_all
+from chargelog.models.base import Model
 from chargelog.models.keys import iso
 
 COLLECTOR_PARTITION = "COLLECTOR"
@@ -29,7 +30,7 @@ COLLECTOR_PARTITION = "COLLECTOR"
 MAX_ERROR_CHARS = 400
 
 
-class Checkpoint(BaseModel):
+class Checkpoint(Model):
     """Where a job stands inside its window: the chunk being read and the page to read next."""
 
     job_id: str
@@ -60,7 +61,7 @@ class Counts:
         return {name: count for name, count in counts.items() if count}
 
 
-class CollectorState(BaseModel):
+class CollectorState(Model):
     vendor: str
     source_id: str
     high_water_mark: AwareDatetime | None = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
 from chargelog.dal.alerts import AlertStore, HealthStore, StoredHealth
 from chargelog.dal.record_queries import ChargerIndexEntry, RecordStore
@@ -28,6 +28,7 @@ from chargelog.models.alerts import (
     ChargerHealth,
     ConnectorHealth,
 )
+from chargelog.models.base import Model
 from chargelog.observability import logger
 
 MAX_LIMIT = 500
@@ -104,7 +105,7 @@ def get_alert(alert_id: str, *, alerts: AlertStore) -> Alert:
 # ---------------------------------------------------------------------------------------------- a charger's health
 
 
-class _ConnectorState(BaseModel):
+class _ConnectorState(Model):
     """What the health route reads of one connector in the detectors' state; the rest is theirs."""
 
     model_config = ConfigDict(extra="ignore")
@@ -115,15 +116,15 @@ class _ConnectorState(BaseModel):
     record_id: str | None = None
 
 
-class _StateView(BaseModel):
+class _StateView(Model):
     """What the health route reads of the detectors' state (chargelog.models.health_state), leniently: only these
     fields, each optional, anything else ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
-    connectors: dict[str, _ConnectorState] = {}
+    connectors: dict[str, _ConnectorState] = Field(default_factory=dict)
     heartbeat_interval_seconds: float | None = None
-    open_alerts: dict[str, str] = {}
+    open_alerts: dict[str, str] = Field(default_factory=dict)
 
 
 def _view(stored: StoredHealth) -> _StateView:

@@ -16,8 +16,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from chargelog import collectors
-from chargelog.collectors.base import DiscoveredSource, VendorAdapter, VendorCalls
-from chargelog.collectors.vendor_http import VendorError
+from chargelog.collectors.base import DiscoveredSource, VendorAdapter, VendorCalls, VendorError
 from chargelog.dal.queue import WorkQueues
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.sources import SourceStore

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from chargelog.models.alerts import AlertId, AlertState
+from chargelog.models.base import Model
 
 # SNS: "Subjects must be ASCII text that begins with a letter, number, or punctuation mark; must not include line
 # breaks or control characters; and must be less than 100 characters long."
 MAX_SUBJECT_LENGTH: Final = 99
 
 
-class AlertNotice(BaseModel):
+class AlertNotice(Model):
     """One AlertQueue message: ``{"alert_id": "...", "state": "open"|"resolved"}``.
 
     Sent by whoever opened or resolved the alert (the worker, the health monitor), possibly more than once and by
@@ -29,7 +30,7 @@ class AlertNotice(BaseModel):
     state: AlertState
 
 
-class AlertNotification(BaseModel):
+class AlertNotification(Model):
     """What the channels send for one notice (chargelog.logic.alert_notifications renders it)."""
 
     model_config = ConfigDict(frozen=True)

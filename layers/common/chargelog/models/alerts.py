@@ -14,8 +14,9 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Final, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
 
+from chargelog.models.base import Model
 from chargelog.vendors import Vendor
 
 AlertKind = Literal[
@@ -53,7 +54,7 @@ def alert_id_for(
     return f"{ALERT_ID_PREFIX}{digest[:ALERT_ID_HEX_LENGTH]}"
 
 
-class Alert(BaseModel):
+class Alert(Model):
     """One episode of a charger's misbehaviour, as the API answers it (``GET /alerts``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -82,7 +83,7 @@ class Alert(BaseModel):
     """The records that ended the episode (an Available status, the first record after silence), when records did."""
 
 
-class HealthThresholds(BaseModel):
+class HealthThresholds(Model):
     """What counts as misbehaviour: the template's parameters (docs/health.md), read by the worker and the monitor."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
@@ -101,14 +102,14 @@ class HealthThresholds(BaseModel):
     failure_alert_hours: float = Field(default=24, gt=0, alias="CHARGELOG_FAILURE_ALERT_HOURS")
 
 
-class AlertPage(BaseModel):
+class AlertPage(Model):
     """``GET /alerts``: newest opened first."""
 
     alerts: list[Alert]
     next_cursor: str | None = None
 
 
-class ConnectorHealth(BaseModel):
+class ConnectorHealth(Model):
     connector_id: int
     status: str
     """The connector's last reported status (OCPP's names: Available, Charging, Faulted...)."""
@@ -118,7 +119,7 @@ class ConnectorHealth(BaseModel):
     record_id: str
 
 
-class ChargerHealth(BaseModel):
+class ChargerHealth(Model):
     """``GET /chargers/{charger_id}/health``."""
 
     charger_id: str

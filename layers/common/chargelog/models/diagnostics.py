@@ -29,8 +29,9 @@ from datetime import datetime
 from typing import Annotated, Any, Final, Literal, NamedTuple
 from urllib.parse import quote
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StrictInt
 
+from chargelog.models.base import Model
 from chargelog.models.keys import timestamp_key
 from chargelog.models.logs import ChargerId
 from chargelog.models.records import UtcDatetime
@@ -177,7 +178,7 @@ class UploadLimits:
     max_multipart_parts: int = 20
 
 
-class DiagnosticsRequest(BaseModel):
+class DiagnosticsRequest(Model):
     """A request for a charger's diagnostics, as stored: ``pk = "DIAG#<request_id>"``, ``sk = "REQUEST"``."""
 
     model_config = ConfigDict(extra="ignore")
@@ -204,7 +205,7 @@ class DiagnosticsRequest(BaseModel):
     last_upload_error_at: UtcDatetime | None = None
 
 
-class DiagnosticsFile(BaseModel):
+class DiagnosticsFile(Model):
     """A file received for a request: ``pk = "DIAG#<request_id>"``, ``sk = "FILE#<received_at>#<key's last part>"``."""
 
     model_config = ConfigDict(extra="ignore")
@@ -251,7 +252,7 @@ IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_date_time_text)]
 OcppCount = Annotated[StrictInt, Field(ge=0, le=OCPP_MAX_INTEGER), BeforeValidator(_integral_number)]
 
 
-class NewDiagnosticsRequest(BaseModel):
+class NewDiagnosticsRequest(Model):
     """Body of POST /diagnostics/requests: which charger, which log, and how GetLog / GetDiagnostics should ask."""
 
     model_config = ConfigDict(extra="forbid")
@@ -274,7 +275,7 @@ class NewDiagnosticsRequest(BaseModel):
     )
 
 
-class StatusNotification(BaseModel):
+class StatusNotification(Model):
     """A LogStatusNotification (2.0.1) or DiagnosticsStatusNotification (1.6) the charger sent about the upload,
     as its vendor's log holds it."""
 
@@ -284,7 +285,7 @@ class StatusNotification(BaseModel):
     ocpp_request_id: int | None = Field(default=None, description="LogStatusNotification's requestId")
 
 
-class DiagnosticsFileView(BaseModel):
+class DiagnosticsFileView(Model):
     """A file received for a request, with a short-lived download link."""
 
     filename: str
@@ -300,7 +301,7 @@ class DiagnosticsFileView(BaseModel):
     download_expires_at: datetime | None = None
 
 
-class DiagnosticsRequestSummary(BaseModel):
+class DiagnosticsRequestSummary(Model):
     """A request as lists show it: no upload address (it holds the token), no files."""
 
     request_id: str
@@ -346,6 +347,6 @@ class DiagnosticsRequestDetail(DiagnosticsRequestSummary):
     )
 
 
-class DiagnosticsRequestList(BaseModel):
+class DiagnosticsRequestList(Model):
     requests: list[DiagnosticsRequestSummary] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end")

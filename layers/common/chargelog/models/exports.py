@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
+from chargelog.models.base import Model
 from chargelog.models.logs import ActionName, ChargerId, Text
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
@@ -21,7 +22,7 @@ ExportTier = Literal["hot", "archive"]
 MAX_ACTIONS = 64
 
 
-class ExportRequest(BaseModel):
+class ExportRequest(Model):
     """Body of POST /exports: one scope (a charger, a site, or the fleet), the logs routes' filters, a format."""
 
     model_config = ConfigDict(extra="forbid")
@@ -51,7 +52,7 @@ class ExportRequest(BaseModel):
     format: ExportFormat = Field(default="ndjson", description="ndjson (one JSON record per line) or csv")
 
 
-class ExportJob(BaseModel):
+class ExportJob(Model):
     """The message on the export queue: which export to run (the request itself is on the export's item)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -59,7 +60,7 @@ class ExportJob(BaseModel):
     export_id: str = Field(min_length=1, max_length=64)
 
 
-class Export(BaseModel):
+class Export(Model):
     """An export as stored: ``pk = "EXPORT"``, ``sk = <id>``."""
 
     id: str
@@ -78,7 +79,7 @@ class Export(BaseModel):
     expires_at: int = Field(description="When the table forgets the export (epoch seconds, DynamoDB TTL)")
 
 
-class ExportStatus(BaseModel):
+class ExportStatus(Model):
     """An export as the API shows it: with a short-lived download link once it is done."""
 
     id: str

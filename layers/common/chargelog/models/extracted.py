@@ -40,7 +40,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from chargelog.models.base import Model
 
 STATUS_ACTIONS: Final = frozenset({"StatusNotification"})
 FIRMWARE_ACTIONS: Final = frozenset({"FirmwareStatusNotification", "SignedFirmwareStatusNotification"})
@@ -83,7 +85,7 @@ VENDOR_FIELD_PREFIXES: Final = ("request_", "response_", "req_cs_profile_sched_"
 _VENDOR_PHASES: Final = {"_phase1": "L1", "_phase2": "L2", "_phase3": "L3"}
 
 
-class PhaseReading(BaseModel):
+class PhaseReading(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     voltage_v: float | None = None
@@ -91,7 +93,7 @@ class PhaseReading(BaseModel):
     power_w: float | None = None
 
 
-class MeterReading(BaseModel):
+class MeterReading(Model):
     """The latest sample of a message's meter values, in W, Wh, A, V and percent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -106,7 +108,7 @@ class MeterReading(BaseModel):
     phases: dict[str, PhaseReading] | None = None
 
 
-class ExtractedFields(BaseModel):
+class ExtractedFields(Model):
     """What a record's payloads say, in one shape for every vendor (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

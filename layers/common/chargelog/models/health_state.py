@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from chargelog.models.base import Model
 
 # A pair (record time, record id): one event of a counting kind.
 Event = tuple[datetime, str]
 
 
-class ConnectorState(BaseModel):
+class ConnectorState(Model):
     """A connector's latest status report (connector 0: the charger as a whole)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -41,7 +43,7 @@ class ConnectorState(BaseModel):
     """While faulted: the record that started the fault (the id of its ``connector_faulted`` episode)."""
 
 
-class WindowState(BaseModel):
+class WindowState(Model):
     """A counting kind (boot_loop, error_burst, authorization_failures): the recent events, or the open episode.
 
     With no episode open, ``events`` holds the newest events (at most the kind's count) within the kind's window of
@@ -59,7 +61,7 @@ class WindowState(BaseModel):
     closed_through: datetime | None = None
 
 
-class StatusTrack(BaseModel):
+class StatusTrack(Model):
     """The latest firmware (or diagnostics) status the charger reported, and the failure episode it is in."""
 
     model_config = ConfigDict(extra="forbid")
@@ -72,7 +74,7 @@ class StatusTrack(BaseModel):
     newer than the latest status are never read again, so a resolved failure needs no other mark.)"""
 
 
-class SessionState(BaseModel):
+class SessionState(Model):
     """An open transaction and its energy progress.
 
     ``progress_at`` is the time of the last *recorded* rise of the energy register (or the session's start): a rise
@@ -95,7 +97,7 @@ class SessionState(BaseModel):
     """While a ``stuck_session`` alert is open: its key in ``open_alerts``."""
 
 
-class ChargerHealthState(BaseModel):
+class ChargerHealthState(Model):
     """What the detectors remember of one charger (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid")

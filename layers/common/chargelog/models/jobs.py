@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
+from chargelog.models.base import Model
 from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
 
@@ -24,7 +25,7 @@ def correlation_id_field() -> Any:
     return Field(default_factory=new_correlation_id, min_length=1, max_length=128)
 
 
-class CollectionJob(BaseModel):
+class CollectionJob(Model):
     """Read ``[window_start, window_end]`` (inclusive) of one source.
 
     A scheduled job moves the source's high-water mark as it goes; a backfill reads a past range and
@@ -75,7 +76,7 @@ class CollectionJob(BaseModel):
         )
 
 
-class DiscoveryJob(BaseModel):
+class DiscoveryJob(Model):
     """List the sources a vendor's credentials can see, register the new ones and collect them right away: what a
     scheduled pass queues per vendor when source discovery is on (``DiscoverSources``)."""
 
@@ -88,7 +89,7 @@ class DiscoveryJob(BaseModel):
     scheduled_at: AwareDatetime
 
 
-class ReplayJob(BaseModel):
+class ReplayJob(Model):
     """Rebuild one source's records of ``[window_start, window_end]`` (inclusive) from the raw archive, without
     calling the vendor: the pages fetched from ``window_start`` (a record of time t is fetched at t or later) to
     ``fetched_to``, normalized again. ``job_id`` is the replay's id (its progress item, `chargelog.dal.replays`), the

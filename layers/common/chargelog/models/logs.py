@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from chargelog.models.base import Model
 from chargelog.models.extracted import ExtractedFields
 from chargelog.models.records import Direction, RecordKind
 from chargelog.models.text import Printable
@@ -54,7 +55,7 @@ CSV_COLUMNS = (
 EXTRACTED_COLUMNS = ("transaction_id", "connector_status")
 
 
-class LogEntry(BaseModel):
+class LogEntry(Model):
     id: str = Field(description="The record's id in this API: GET /chargers/{charger_id}/logs/{id}")
     record_id: str
     vendor: Vendor

@@ -17,7 +17,6 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
     Strict,
@@ -25,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from chargelog.models.base import Model
 from chargelog.models.extracted import ExtractedFields, extract_fields, with_vendor_fields
 from chargelog.models.sources import SourceId
 from chargelog.ocpp_frames import MessageType
@@ -49,7 +49,7 @@ OcppVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]+(\.
 VENDORS_WITH_OWN_FIELDS: Final = frozenset({"chargepilot"})
 
 
-class LogRecord(BaseModel):
+class LogRecord(Model):
     """One entry of a charger's log, in the same shape whichever vendor platform it came from.
 
     ``kind`` says what the entry is: ``"ocpp"`` for an OCPP message between the charger and its central

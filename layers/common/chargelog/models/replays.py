@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
+from chargelog.models.base import Model
 from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
 
@@ -18,7 +19,7 @@ def replay_id_for(now: datetime, unique: str) -> str:
     return f"{now:%Y%m%dT%H%M%S}-{unique[:12]}"
 
 
-class Replay(BaseModel):
+class Replay(Model):
     model_config = ConfigDict(extra="ignore")
 
     replay_id: str = Field(description="The replay's id (the job_id of its job on the vendor's work queue)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints
 
+from chargelog.models.base import Model
 from chargelog.models.text import Printable
 from chargelog.vendors import SourceKind, Vendor
 
@@ -21,7 +22,7 @@ DisplayName = Annotated[
 ]
 
 
-class SourceCreate(BaseModel):
+class SourceCreate(Model):
     """Body of POST /sources."""
 
     model_config = ConfigDict(extra="forbid")
@@ -32,7 +33,7 @@ class SourceCreate(BaseModel):
     enabled: StrictBool = True
 
 
-class SourceUpdate(BaseModel):
+class SourceUpdate(Model):
     """Body of PATCH /sources/{vendor}/{source_id}: the fields to change."""
 
     model_config = ConfigDict(extra="forbid")
@@ -41,7 +42,7 @@ class SourceUpdate(BaseModel):
     enabled: StrictBool | None = None
 
 
-class Source(BaseModel):
+class Source(Model):
     vendor: Vendor
     source_id: SourceId
     kind: SourceKind
@@ -51,11 +52,11 @@ class Source(BaseModel):
     updated_at: datetime
 
 
-class SourceList(BaseModel):
+class SourceList(Model):
     sources: list[Source]
 
 
-class DiscoverRequest(BaseModel):
+class DiscoverRequest(Model):
     """Body of POST /sources/discover."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -69,7 +70,7 @@ class DiscoverRequest(BaseModel):
     )
 
 
-class DiscoveredSourceResult(BaseModel):
+class DiscoveredSourceResult(Model):
     """One source the vendor's credentials can see, and what discovery did with it."""
 
     vendor: Vendor
@@ -82,7 +83,7 @@ class DiscoveredSourceResult(BaseModel):
     enabled: bool | None = Field(description="Whether it is collected: as registered; null when not registered")
 
 
-class DiscoveryResult(BaseModel):
+class DiscoveryResult(Model):
     vendor: Vendor
     dry_run: bool
     sources: list[DiscoveredSourceResult]
