@@ -21,6 +21,7 @@ from chargelog import collectors, stores
 from chargelog.collectors.base import Page, VendorCalls, VendorConnection, VendorProfile, Window
 from chargelog.dal.archive import RAW_PREFIX
 from chargelog.dal.record_archive import RECORDS_PREFIX
+from chargelog.dal.records import DIGEST_FIELD
 from chargelog.dal.state import MAX_ERROR_CHARS, Checkpoint, Counts
 from chargelog.logic import sources
 from chargelog.logic.collection import JobOutcome, JobRunner
@@ -331,3 +332,43 @@ def test_a_hand_over_saves_the_place_and_releases_the_lease_in_one_write(stack: 
     state = store.get(VENDOR, SOURCE)
     assert (state.checkpoint, state.lease_job_id, state.queued_job_id, state.job_queued_at) == (place, None, "job", NOW)
     assert (state.records_stored, state.pages_fetched) == (40, 10)
+
+
+def test_a_backfill_compares_with_the_table_only_where_its_charger_may_hold_records(
+    vendor: Vendor, requests: Requests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill may find any record of its range stored, so it reads the table before writing (one Query per page
+    over the page's keys), except where the charger index entry it saw stored says nothing can be: after its first
+    page, a range nothing held yet is written without reading."""
+    vendor.add(12, NOW - timedelta(hours=2), timedelta(minutes=1))  # 3 pages of 4
+    record_reads: list[str] = []
+    count = requests.seen
+
+    def seen(operation: str, params: dict[str, Any]) -> None:
+        # The writer's Query over a page's keys, projecting the stored digests (chargelog.dal.records).
+        if requests.counting and operation == "Query" and DIGEST_FIELD in str(params.get("ExpressionAttributeNames")):
+            record_reads.append(operation)
+        count(operation, params)
+
+    monkeypatch.setattr(requests, "seen", seen)
+
+    def backfill() -> JobOutcome:
+        job = CollectionJob(
+            vendor=VENDOR,
+            source_id=SOURCE,
+            scheduled_at=NOW,
+            window_start=NOW - timedelta(hours=3),
+            window_end=NOW,
+            mode="backfill",
+        )
+        return JobRunner(job, lambda: 900.0, now=lambda: NOW, stores=stores.collection()).run()
+
+    outcome, counted = requests.during(backfill)
+    assert (outcome.pages_fetched, outcome.records_stored, counted["record items"]) == (3, 12, 12)
+    assert len(record_reads) == 1  # the first page only: the charger's entry was not known yet
+
+    # Again over the same range: every record is inside the entry's span, so every page is compared, none written.
+    record_reads.clear()
+    outcome, counted = requests.during(backfill)
+    assert (outcome.pages_fetched, outcome.records_stored, counted["record items"]) == (3, 0, 0)
+    assert len(record_reads) == 3

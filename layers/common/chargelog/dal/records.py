@@ -177,6 +177,18 @@ def _compressed(text: str, compress_above: int | None) -> str | Binary:
     return Binary(packed) if len(encoded) > compress_above and len(packed) < len(encoded) else text
 
 
+def _may_be_stored(record: LogRecord, item: dict[str, Any], known: ChargerSpans | None) -> bool:
+    """Whether the table may hold a record already, as far as the charger index entries a caller saw stored tell:
+    not if its time is outside its entry's span. Only records written leave it (`RecordWriter._note_chargers`, after
+    their writes), so one stored is inside it. Should that be wrong (a write whose index update a crash lost), the
+    record is only written again, on its own key."""
+    held = known.get((record.charger_id, record.vendor, record.source_id)) if known is not None else None
+    if held is None:
+        return True
+    moment = str(item["sk"]).partition("#")[0]  # the record's timestamp_key
+    return held[0] <= moment <= held[1]
+
+
 class RecordWriter(TableStore):
     def __init__(
         self,
@@ -268,13 +280,19 @@ class RecordWriter(TableStore):
         write unit per KB and per index. ``before_writing`` gets the records about to be written (new or changed),
         before any is. ``chargers``: the charger index entries as this caller last saw them stored (kept by the caller
         from one write to the next, as a job does across its pages): an entry already covering the records written is
-        not written again."""
+        not written again; and a record outside its charger's entry there is not compared (no record of the source
+        is stored outside its entry's span, which only widens and is widened after every write), so a backfill of a
+        range nothing holds yet reads nothing before writing, after its first page."""
         entries: dict[tuple[str, str], tuple[LogRecord, dict[str, Any]]] = {}
         for position, record in enumerate(records):
             item = self.item_for(record, raw_refs[position] if raw_refs is not None else None)
             entries[(item["pk"], item["sk"])] = (record, item)  # one put per key per batch, as DynamoDB requires
         if compare_through is not None:
-            candidates = [item for record, item in entries.values() if record.timestamp <= compare_through]
+            candidates = [
+                item
+                for record, item in entries.values()
+                if record.timestamp <= compare_through and _may_be_stored(record, item, chargers)
+            ]
             for key in self._stored_unchanged(candidates):
                 del entries[key]
         changed = [record for record, _ in entries.values()]

@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
+from chargelog.collectors.read_ahead import ReadAhead
 from chargelog.dal.archive import RawArchive, page_key, raw_ref
 from chargelog.dal.queue import SEND_FAILURES, WorkQueues
 from chargelog.dal.record_archive import RecordArchive
@@ -409,7 +410,8 @@ class JobRunner:
             connection = collectors.connection_for(
                 job.vendor, self.stores.secrets, workers=self.settings.worker_concurrency
             )
-            adapter = collectors.adapter_for(connection, self.remaining_seconds)
+            # The next page is fetched and normalized while this one's records are written (collectors.read_ahead).
+            adapter = ReadAhead(collectors.adapter_for(connection, self.remaining_seconds))
             self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
             self._stored_through = state.high_water_mark if scheduled else EVERYTHING
