@@ -170,3 +170,13 @@ def test_a_vendor_failure_reading_ahead_is_raised_when_the_page_is_asked_for() -
     with pytest.raises(RuntimeError, match="vendor down"):
         ahead.fetch_page("cp-1", WINDOW, first.next_cursor)
     ahead.close()
+
+
+def test_a_caller_with_no_time_for_another_page_reads_nothing_ahead() -> None:
+    vendor = Vendor(count=7)
+    adapter = ReadAhead(vendor, worth_reading_ahead=lambda: False)
+    page = adapter.fetch_page("cp-1", WINDOW, None)
+    assert [adapter.normalize("cp-1", item).raw["id"] for item in page.items] == [1, 2, 3]
+    adapter.close()  # the job hands over here
+    assert vendor.fetched == [(WINDOW, None)]
+    assert vendor.calls.requests == 1

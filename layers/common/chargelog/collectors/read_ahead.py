@@ -8,13 +8,13 @@ checkpoint moves are the caller's, unchanged. Memory stays flat: at most one pag
 It reads ahead only the page the caller will ask for next: the successor (``next_cursor``, same window and action)
 of the page the caller is storing - known to be storing once it normalizes the page's first item, so a page the
 caller discards (its chunk narrowed on a first page's total) starts nothing. A page read ahead that the caller then
-does not ask for (it failed, or handed over to a continuation for lack of time: once per invocation at most) is one
-vendor request more.
+does not ask for (it failed, or handed over to a continuation) is one vendor request more; ``worth_reading_ahead``
+(the job: "is there time for another page?") keeps a job about to hand over for lack of time from asking for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +36,9 @@ class _Fetched:
 class ReadAhead:
     """A `VendorAdapter` over another that reads the next page ahead (module doc). Not thread-safe: one caller."""
 
-    def __init__(self, adapter: VendorAdapter) -> None:
+    def __init__(self, adapter: VendorAdapter, worth_reading_ahead: Callable[[], bool] = lambda: True) -> None:
         self._adapter = adapter
+        self._worth_reading_ahead = worth_reading_ahead
         self._pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[_PageKey, Future[_Fetched]] | None = None
         self._current: tuple[_PageKey, _Fetched] | None = None  # the page last returned to the caller
@@ -97,7 +98,7 @@ class ReadAhead:
             return
         fetched.successor_asked = True
         cursor = fetched.page.next_cursor
-        if cursor is None or self._ahead is not None:
+        if cursor is None or self._ahead is not None or not self._worth_reading_ahead():
             return
         key: _PageKey = (source_id, window, cursor, action)
         if self._pool is None:

@@ -411,7 +411,11 @@ class JobRunner:
                 job.vendor, self.stores.secrets, workers=self.settings.worker_concurrency
             )
             # The next page is fetched and normalized while this one's records are written (collectors.read_ahead).
-            adapter = ReadAhead(collectors.adapter_for(connection, self.remaining_seconds))
+            # Not when the job will hand over after this page for lack of time: its successor would be read twice.
+            adapter = ReadAhead(
+                collectors.adapter_for(connection, self.remaining_seconds),
+                worth_reading_ahead=lambda: self.remaining_seconds() >= CONTINUE_BELOW_SECONDS,
+            )
             self._stored_mark = state.high_water_mark
             # A scheduled job re-reads its lookback, stored by earlier runs; a backfill re-reads what it is given.
             self._stored_through = state.high_water_mark if scheduled else EVERYTHING
