@@ -135,11 +135,10 @@ class LocalFunction:
     def shutdown(self) -> None:
         """Take no more invocations and cancel the queued ones; those running go on (see `wait_idle`)."""
         self._containers.shutdown(wait=False, cancel_futures=True)
+        for name in self.module_copies:  # a running invocation keeps its module: its handler holds it
+            sys.modules.pop(name, None)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait, at most `timeout` seconds, for the running invocations to end; True when none runs."""
         _, running = wait(list(self._in_flight), timeout=max(0.0, timeout))
-        if not running:
-            for name in self.module_copies:
-                sys.modules.pop(name, None)
         return not running

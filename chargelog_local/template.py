@@ -193,6 +193,7 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
         if resource["Type"] == "AWS::Serverless::Api"
     }
     specs = []
+    parameters = parameter_defaults(template)
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
@@ -215,8 +216,11 @@ def functions(template: Mapping[str, Any]) -> list[FunctionSpec]:
             elif event["Type"] == "SQS":
                 reports = "ReportBatchItemFailures" in event_props.get("FunctionResponseTypes", [])
                 queues.append((event_props["Queue"], int(event_props.get("BatchSize", 10)), reports))
-                # A literal cap (an intrinsic one cannot be known before the stack is resolved: the default then).
+                # A literal cap, or a parameter's default (`!Ref VendorWorkerConcurrency`); another intrinsic cannot
+                # be known before the stack is resolved: Lambda's own default then.
                 scaling = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
+                if isinstance(scaling, dict) and set(scaling) == {"Ref"}:
+                    scaling = parameters.get(scaling["Ref"])
                 concurrency.append(int(scaling) if isinstance(scaling, int | str) else DEFAULT_SQS_CONCURRENCY)
         specs.append(
             FunctionSpec(

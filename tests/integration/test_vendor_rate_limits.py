@@ -114,7 +114,9 @@ def test_two_concurrent_workers_together_stay_under_the_vendors_limit(simulator:
     assert elapsed > 3 * WINDOW_SECONDS
     assert sum(made.values()) / elapsed > LIMIT * RATE_LIMIT_SHARE / 2 / WINDOW_SECONDS * 1.3
     # The vendor's count: never over its limit in any rolling window, no 429 for going over, none seen by chargelog.
-    assert simulator.max_in_window <= LIMIT * RATE_LIMIT_SHARE
+    # (The workers plan RATE_LIMIT_SHARE of it; the rest absorbs, among other things, requests paced apart that arrive
+    # together on a loaded machine - in this 3-second window a delay of a few hundred ms is enough to count one more.)
+    assert simulator.max_in_window <= LIMIT
     assert simulator.counters.rate_limited == 0
     assert (calls.throttles, calls.retries) == (0, 0)
     assert simulator.counters.requests == sum(made.values())
