@@ -11,7 +11,10 @@ all of them alike. Bytecode is cached in a private temporary ``pycache_prefix`` 
 the source tree) and one untimed warm-up import per handler fills it, so the samples measure imports
 from cached bytecode, not compilation.
 
-    .venv/bin/python bench/coldstart.py --runs 15 [--json bench/results/coldstart.json]
+``--baseline DIR`` also samples the handlers of another checkout (e.g. ``git worktree add /tmp/base <commit>``), each
+with that checkout's ``layers/common``, in the same rounds: before/after figures measured under the same load.
+
+    .venv/bin/python bench/coldstart.py --runs 15 [--baseline /tmp/base] [--json bench/results/coldstart.json]
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ print({MARKER!r} + json.dumps({{"init_ms": init_ms, "maxrss_bytes": rss_bytes}})
 class Target:
     name: str
     folder: Path
+    layer: Path = LAYER_DIR
+    label: str = ""  # "baseline" for another checkout's handler
     samples_ms: list[float] = field(default_factory=list)
     rss_bytes: list[int] = field(default_factory=list)
     wall_ms: list[float] = field(default_factory=list)
@@ -91,11 +96,19 @@ class ChildFailed(Exception):
         self.stderr = stderr
 
 
-def discover() -> list[Target]:
+def discover(baseline: Path | None = None) -> list[Target]:
     handlers = sorted(ROOT.glob("functions/*/*_handler.py"))
     targets = [Target(name=path.stem, folder=path.parent) for path in handlers]
+    if baseline is not None:
+        layer = baseline / "layers" / "common"
+        for path in sorted(baseline.glob("functions/*/*_handler.py")):
+            targets.append(Target(name=path.stem, folder=path.parent, layer=layer, label="baseline"))
     targets.append(Target(name=BARE, folder=BENCH_DIR))
     return targets
+
+
+def display_name(target: Target) -> str:
+    return f"{target.name} ({target.label})" if target.label else target.name
 
 
 def child_env(pycache_dir: str) -> dict[str, str]:
@@ -116,7 +129,7 @@ def run_child(target: Target, env: dict[str, str]) -> tuple[float, int, float]:
         CHILD_CODE,
         target.name,
         str(target.folder),
-        str(LAYER_DIR),
+        str(target.layer),
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -147,7 +160,8 @@ def summarise(targets: list[Target]) -> list[dict[str, Any]]:
     bare_median = statistics.median(bare.samples_ms) if bare.samples_ms else None
     rows = []
     for target in targets:
-        row: dict[str, Any] = {"handler": target.name, "folder": str(target.folder.relative_to(ROOT))}
+        folder = target.folder.relative_to(ROOT) if target.folder.is_relative_to(ROOT) else target.folder
+        row: dict[str, Any] = {"handler": display_name(target), "folder": str(folder)}
         if target.error is not None:
             row["error"] = target.error
         else:
@@ -203,16 +217,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15, help="fresh processes per handler (default: 15)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--seed", type=int, default=None, help="seed for the per-round order shuffle")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="DIR", help="also sample this checkout's handlers, in the same rounds"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.baseline is not None and not (args.baseline / "functions").is_dir():
+        parser.error(f"--baseline {args.baseline}: no functions/ there")
 
-    targets = discover()
+    targets = discover(args.baseline.resolve() if args.baseline is not None else None)
     rng = random.Random(args.seed)
     print(f"Python {platform.python_version()} ({sys.implementation.name}) on {platform.machine()}")
     print(f"interpreter: {sys.executable}")
     print(f"platform: {platform.platform()}, {os.cpu_count()} CPUs")
-    print(f"handlers: {', '.join(t.name for t in targets)}; {args.runs} runs each, round-robin")
+    print(f"handlers: {', '.join(display_name(t) for t in targets)}; {args.runs} runs each, round-robin")
 
     with tempfile.TemporaryDirectory(prefix="coldstart-pycache-") as pycache_dir:
         env = child_env(pycache_dir)
@@ -260,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             "executable": sys.executable,
             "runs": args.runs,
             "seed": args.seed,
+            "baseline": str(args.baseline) if args.baseline is not None else None,
             "environment": FUNCTION_ENV,
             "results": rows,
         }
