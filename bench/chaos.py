@@ -47,6 +47,7 @@ for path in (REPO, REPO / "layers" / "common"):
         sys.path.insert(0, str(path))
 
 import httpx  # noqa: E402
+from text_table import aligned  # noqa: E402
 
 from chargelog_simulators.base import Faults, SimulatorServer  # noqa: E402
 from chargelog_simulators.traffic import Density  # noqa: E402
@@ -503,14 +504,7 @@ def render(result: Result) -> str:
                 f"{calls['requests']:,} ({calls['5xx']}, {calls['429']}, {calls['slow']})",
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return aligned(rows)
 
 
 def main() -> int:

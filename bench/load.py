@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from text_table import aligned
 
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "bench-load-key-0123456789abcdef"
@@ -405,14 +406,7 @@ def render(by_kind: dict[str, Any], breakdown: dict[str, Any] | None) -> str:
         for row in rows[1:]:
             share = breakdown.get(row[0])
             row += [f"{share[k]:.0%}" for k in ("aws", "container_wait", "rest")] if share else ["", "", ""]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
-    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    return aligned(rows)
 
 
 def shares(report: dict[str, Any]) -> dict[str, Any]:
