@@ -80,8 +80,7 @@ def connection_for(
     """The vendor's connection settings from its secret in ``secrets`` (cached for a few minutes), for one of
     ``workers`` concurrent workers sharing the vendor's rate limit. Raises VendorNotConfiguredError (409) without a
     base_url, or (``require_credentials``) without each credential the vendor's adapter needs."""
-    _load_builtin_adapter(vendor)
-    profile, _ = _ADAPTERS[vendor]
+    profile = profile_for(vendor)
     stored = secrets.of(vendor)
     name = stored.name
     secret = stored.document()
