@@ -376,6 +376,31 @@ def test_calls_are_paced_as_the_hourly_budget_runs_low(vendor: FakeEvEnergy, mak
     assert vendor.sleeps[-1] == evenergy.MAX_PACE_SECONDS
 
 
+def test_a_worker_paces_at_the_whole_share_while_the_vendors_count_says_the_budget_is_plentiful(
+    vendor: FakeEvEnergy, make_adapter: MakeAdapter
+) -> None:
+    vendor.records = [status_log(s) for s in range(6)]
+    adapter = make_adapter(page_size=1)
+    profile = adapter.connection.profile
+    limiter = vendor_http._LIMITERS["evenergy"]
+    shared, lone = profile.pacing(2), profile.pacing(1)
+    assert lone[0] > 1.9 * shared[0]  # a worker alone goes about twice as fast
+
+    adapter.fetch_page(EVSE, DAY, None)
+    assert (limiter.rate, limiter.burst) == shared  # no count seen yet: its share with the queue's other worker
+    adapter.fetch_page(EVSE, DAY, None)
+    assert (limiter.rate, limiter.burst) == lone  # 999 of 1000 left
+    vendor.remaining = int(1000 * evenergy.LONE_PACE_WHILE_LEFT)
+    adapter.fetch_page(EVSE, DAY, None)
+    adapter.fetch_page(EVSE, DAY, None)
+    assert (limiter.rate, limiter.burst) == lone  # half left: still plentiful
+    vendor.remaining -= 1
+    adapter.fetch_page(EVSE, DAY, None)
+    adapter.fetch_page(EVSE, DAY, None)
+    assert (limiter.rate, limiter.burst) == shared  # less than half: back to its share
+    assert vendor.sleeps == []
+
+
 def test_pacing_never_waits_past_the_lambdas_time(vendor: FakeEvEnergy, make_adapter: MakeAdapter) -> None:
     vendor.remaining = 0
     adapter = make_adapter(remaining_seconds=vendor_http.DEADLINE_MARGIN_SECONDS + 5)

@@ -562,3 +562,20 @@ def test_limiter_for_replaces_a_limiter_whose_settings_changed() -> None:
     assert tuned is not first
     assert (tuned.rate, tuned.burst) == (2.0, 1)
     assert limiter_for("ocpplab", 2.0, 1) is tuned
+
+
+def test_a_limiter_set_to_another_pace_keeps_what_it_earned_and_limiter_for_keeps_it() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    limiter = RateLimiter(1.0, 1, clock=lambda: now[0], sleep=slept.append)
+    limiter.acquire()  # the burst's token
+    now[0] = 0.5  # half a token earned at 1 a second
+    limiter.set_pace(0.25, 4)
+
+    assert limiter.acquire() == pytest.approx(2.0)  # the other half at the new pace: 0.5 / 0.25
+    assert (limiter.rate, limiter.burst, limiter.configured) == (0.25, 4, (1.0, 1))
+
+    paced = limiter_for("evenergy", 1.0, 1)
+    paced.set_pace(2.0, 5)
+    assert limiter_for("evenergy", 1.0, 1) is paced  # moved by set_pace, not re-tuned: the same limiter
+    assert limiter_for("evenergy", 3.0, 1) is not paced

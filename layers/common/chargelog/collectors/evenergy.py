@@ -9,8 +9,11 @@
   later "depends on the integration" - so a record can appear in a window already read: the lookback re-reads
   the last ``LOOKBACK`` of sample time on every run (the docs state no bound; tune ``lookback_seconds`` in
   the secret for integrations that log later).
-- Limits: 1000 requests a rolling hour per app and user. ``x-ratelimit-remaining`` paces the calls as the
-  budget runs low (``RateBudgetPacer``); a 429's ``retry-after`` is honoured by the HTTP client's retries.
+- Limits: 1000 requests a rolling hour per app and user, counted by the vendor for every worker together and
+  reported on every answer (``x-ratelimit-remaining``). A worker paces at the whole share of the limit while at
+  least half the hour's budget is left, at its split share with the queue's other workers below that, and slower
+  still as the budget nears 0 (``RateBudgetPacer``); a 429's ``retry-after`` is honoured by the HTTP client's
+  retries.
   Errors are ``application/problem+json``: their title and detail are in the raised error's message.
 - Records are kind ``status``; the record's ``url`` identifies it.
 """
@@ -72,7 +75,8 @@ PROFILE = VendorProfile(
     lookback=LOOKBACK,
     settle_delay=timedelta(seconds=60),
     # 1000 requests a rolling hour per app and user (the vendor's docs), shared by the queue's concurrent workers:
-    # each paces at its share (VendorProfile.pacing; with the template's two workers 0.13 a second, bursts of 5).
+    # each paces at its share (VendorProfile.pacing; with the template's two workers 0.13 a second, bursts of 5),
+    # or at the whole share (0.26 a second) while the vendor's count says the budget is plentiful (RateBudgetPacer).
     requests_per_second=0.25,
     burst=5,
     page_size=MAX_PAGE_SIZE,
@@ -84,6 +88,12 @@ TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 # from 0 to MAX_PACE_SECONDS as the budget nears 0 (a rolling hour of 1000 gives one back every 3.6 s).
 PACE_BELOW_REMAINING = 50
 MAX_PACE_SECONDS = 60.0
+# While the vendor's count says at least this part of the hour's budget is left, a worker paces at the whole share
+# of the limit (VendorProfile.pacing(1)) instead of its split share with the queue's other workers: the vendor counts
+# every worker's calls, so a worker alone does not leave half the budget unused (one job in flight is the common
+# case), and workers that all find it plentiful spend it at most W times as fast only until the count they each
+# read on every answer says half is gone. The scheduler plans no more than the share an hour either way.
+LONE_PACE_WHILE_LEFT = 0.5
 
 
 # ---------------------------------------------------------------------------------------------- auth
@@ -207,21 +217,37 @@ def token_url_for(base_url: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- pacing
 class RateBudgetPacer:
-    """Slows calls as ``x-ratelimit-remaining`` nears 0: below ``PACE_BELOW_REMAINING`` left, each call first
-    waits in proportion to how little is left (up to ``MAX_PACE_SECONDS``), so the rolling hour refills the
-    budget instead of the calls ending in 429s."""
+    """Paces calls by the vendor's own count of the hour's budget (``x-ratelimit-limit`` and
+    ``x-ratelimit-remaining`` on every answer), which every worker of the app and user spends together.
+
+    - ``plentiful``: at least ``LONE_PACE_WHILE_LEFT`` of the limit is left, so a worker may pace at the whole
+      share rather than its split one. Unknown (no answer yet in this process) is not plentiful.
+    - ``pause_seconds``: below ``PACE_BELOW_REMAINING`` left, each call first waits in proportion to how little is
+      left (up to ``MAX_PACE_SECONDS``), so the rolling hour refills the budget instead of the calls ending in
+      429s."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.remaining: int | None = None
+        self.limit: int | None = None
 
     def observe(self, response: httpx.Response) -> None:
         try:
             remaining = int(response.headers["x-ratelimit-remaining"])
         except (KeyError, ValueError):
             return
+        try:
+            limit: int | None = int(response.headers["x-ratelimit-limit"])
+        except (KeyError, ValueError):
+            limit = None
         with self._lock:
             self.remaining = max(0, remaining)
+            self.limit = limit
+
+    def plentiful(self) -> bool:
+        with self._lock:
+            remaining, limit = self.remaining, self.limit
+        return remaining is not None and limit is not None and remaining >= limit * LONE_PACE_WHILE_LEFT
 
     def pause_seconds(self) -> float:
         with self._lock:
@@ -287,12 +313,15 @@ class EvenergyAdapter(HttpAdapter):
         self._remaining = remaining_seconds
         self._sleep = sleep
         self._pacer = pacer_for(client_id)
+        self._shared_pace = connection.pacing()  # this worker's share with the queue's other workers
+        self._lone_pace = connection.profile.pacing(1)  # the whole share, while the budget is plentiful
+        self._limiter = limiter_for(VENDOR, *self._shared_pace)
         self._http = VendorHttpClient(
             VENDOR,
             str(self._base),
             headers={"Accept": "application/json", "EvEnergy-Version": API_VERSION},
             auth=auth_for(token_url, client_id, credentials.get("client_secret", "")),
-            rate_limiter=limiter_for(VENDOR, *connection.pacing()),
+            rate_limiter=self._limiter,
             remaining_seconds=remaining_seconds,
             sleep=sleep,
             transport=transport,
@@ -349,6 +378,7 @@ class EvenergyAdapter(HttpAdapter):
         return body, response
 
     def _pace(self) -> None:
+        self._limiter.set_pace(*(self._lone_pace if self._pacer.plentiful() else self._shared_pace))
         pause = min(self._pacer.pause_seconds(), self._remaining() - DEADLINE_MARGIN_SECONDS)
         if pause > 0:
             self._sleep(pause)

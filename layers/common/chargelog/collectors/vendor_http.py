@@ -97,11 +97,22 @@ class RateLimiter:
     ) -> None:
         self.rate = rate
         self.burst = burst
+        self.configured = (rate, burst)  # what it was made with; `set_pace` may change rate and burst since
         self._tokens = float(burst)
         self._clock = clock
         self._sleep = sleep
         self._updated = clock()
         self._lock = threading.Lock()
+
+    def set_pace(self, rate: float, burst: int) -> None:
+        """Go on at another pace: the tokens earned so far at the old rate stay (up to the new burst)."""
+        with self._lock:
+            if (rate, burst) == (self.rate, self.burst):
+                return
+            now = self._clock()
+            self._tokens = min(burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            self.rate, self.burst = rate, burst
 
     def acquire(self) -> float:
         """Wait for a token; returns the seconds waited."""
@@ -121,10 +132,11 @@ _LIMITERS_LOCK = threading.Lock()
 
 
 def limiter_for(vendor: str, rate: float, burst: int) -> RateLimiter:
-    """One limiter per vendor per process, shared by every job the process runs."""
+    """One limiter per vendor per process, shared by every job the process runs; a new one when the pace asked
+    for changed (the secret was tuned), not when the limiter's own `set_pace` moved it."""
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(vendor)
-        if limiter is None or (limiter.rate, limiter.burst) != (rate, burst):
+        if limiter is None or limiter.configured != (rate, burst):
             limiter = _LIMITERS[vendor] = RateLimiter(rate, burst)
         return limiter
 
