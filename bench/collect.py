@@ -8,8 +8,11 @@ For each N it runs, in this process:
 moto's server and the simulator run in their own processes, so the memory figures are the collector's.
 
 Reports records per second for both, the engine's share of the floor, vendor requests against the
-minimum ceil(N / page size), and the engine's peak Python heap (tracemalloc) - which must stay flat as N
-grows.
+minimum ceil(N / page size), and how much the engine raised the process's peak resident memory
+(``ru_maxrss`` before and after it ran) - which must stay flat as N grows. Each N runs in a fresh child
+process, so one size's peak does not hide the next one's. Nothing traces allocations while the engine is
+timed: tracemalloc slows allocation-heavy Python two- to threefold, and an earlier version of this bench,
+which timed the engine under it, reported 0.30-0.36 of the floor for what runs at 0.86 untraced.
 
     .venv/bin/python bench/collect.py                     # N = 50,000 and 200,000
     .venv/bin/python bench/collect.py --records 20000     # a quick run
@@ -24,8 +27,8 @@ import os
 import platform
 import subprocess
 import sys
+import resource
 import time
-import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,21 +101,26 @@ def _run_engine(start: datetime, end: datetime) -> dict[str, Any]:
         mode="backfill",
         scheduled_at=datetime.now(UTC),
     )
-    tracemalloc.start()
+    rss_before = _peak_rss_mb()
     began = time.perf_counter()
     outcome = JobRunner(job, remaining_seconds=lambda: float("inf"), stores=stores.collection()).run()
     seconds = time.perf_counter() - began
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    rss_after = _peak_rss_mb()
     return {
         "seconds": seconds,
         "records": outcome.records_stored,
         "requests": outcome.vendor_requests,
         "pages": outcome.pages_fetched,
         "quarantined": outcome.records_quarantined,
-        "peak_heap_mb": peak / 2**20,
+        "peak_rss_mb": rss_after,
+        "peak_rss_growth_mb": rss_after - rss_before,
         "complete": outcome.complete,
     }
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_floor(simulator_url: str, table_name: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -176,6 +184,9 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--serve-simulator":
         _serve_simulator(int(sys.argv[2]))
         return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--measure":
+        print(json.dumps(measure(int(sys.argv[2]))), flush=True)
+        return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[50_000, 200_000], help="backfill sizes")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -183,7 +194,10 @@ def main() -> int:
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; page size {PAGE_SIZE}")
     results = []
     for records in args.records:
-        result = measure(records)
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", str(records)], stdout=subprocess.PIPE, text=True, check=True
+        )
+        result = json.loads(child.stdout.strip().splitlines()[-1])
         results.append(result)
         engine, floor = result["engine"], result["floor"]
         engine_rate, floor_rate = engine["records"] / engine["seconds"], floor["records"] / floor["seconds"]
@@ -191,7 +205,8 @@ def main() -> int:
             f"N={result['n']:>7,}  engine {engine_rate:7,.0f} rec/s ({engine['seconds']:.1f} s)  "
             f"floor {floor_rate:7,.0f} rec/s ({floor['seconds']:.1f} s)  engine/floor {engine_rate / floor_rate:.2f}  "
             f"requests {engine['requests']} (minimum {result['minimum_requests']})  "
-            f"peak heap {engine['peak_heap_mb']:.1f} MB  stored {engine['records']:,}  complete {engine['complete']}",
+            f"peak RSS +{engine['peak_rss_growth_mb']:.1f} MB (to {engine['peak_rss_mb']:.0f} MB)  "
+            f"stored {engine['records']:,}  complete {engine['complete']}",
             flush=True,
         )
     if args.json:
