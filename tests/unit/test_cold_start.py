@@ -9,10 +9,14 @@ import os
 import pkgutil
 import subprocess
 import sys
+from typing import Any
 
 import pydantic
+from aws_lambda_powertools.event_handler.api_gateway import Router
 
 import chargelog
+from chargelog import api as chargelog_api
+from chargelog.api.app import ROUTES
 from chargelog.models.base import Model
 from chargelog.settings import Settings
 from conftest import REPO_ROOT
@@ -72,6 +76,81 @@ def test_the_api_loads_collection_and_replay_only_for_the_collectors_routes() ->
     # GET /collectors, backfills and replays import them when they run: no other route needs the collection engine.
     watched = ("chargelog.logic.collection", "chargelog.logic.replay", "chargelog.logic.charger_health.monitor")
     assert loaded_after("api", "import api_handler", watched) == []
+
+
+API_ROUTERS = tuple(f"chargelog.api.{module}" for module in ROUTES)
+# A request through the resolver, in a fresh interpreter with the settings a deployed API has (dummy values).
+RESOLVE = """
+import json, os, sys, types
+from chargelog.settings import Settings
+os.environ.update({field.alias: "x" for field in Settings.model_fields.values() if field.is_required() and field.alias})
+import api_handler
+event = json.load(open(sys.argv[1]))
+def resolve(method, path):
+    response = api_handler.app.resolve({**event, "httpMethod": method, "path": path}, types.SimpleNamespace())
+    print(json.dumps([method, path, response["statusCode"]]))
+"""
+
+
+def test_the_api_loads_no_router_at_cold_start() -> None:
+    # Each router (its logic, data access and models) loads with the first request for one of its paths.
+    assert loaded_after("api", "import api_handler", API_ROUTERS) == []
+
+
+def test_a_request_loads_the_routers_of_its_path_only() -> None:
+    event = REPO_ROOT / "events" / "api_get_health.json"
+    program = f"import sys; sys.argv[1:] = [{str(event)!r}]\n{RESOLVE}"
+    health = f"{program}\nresolve('GET', '/health')"
+    assert loaded_after("api", health, API_ROUTERS) == ["chargelog.api.health"]
+    # Any method: a path's routers load even when its method is not theirs (a 404, as with every router included).
+    viewer = f"{program}\nresolve('DELETE', '/ui/index.html')\nresolve('GET', '/nowhere')"
+    assert loaded_after("api", viewer, API_ROUTERS) == ["chargelog.api.ui"]
+    # /chargers/{charger_id}/... is served by five routers: a charger's health is the alerts router's.
+    assert loaded_after("api", f"{program}\nresolve('GET', '/chargers/CP-1/health')", API_ROUTERS) == [
+        "chargelog.api.alerts"
+    ]
+
+
+def test_the_api_names_every_router_and_the_rules_of_its_routes() -> None:
+    # ROUTES is how the resolver knows which router a path needs before importing it: it must be the routers' own.
+    routers = {
+        module.name.removeprefix("chargelog.api.")
+        for module in pkgutil.iter_modules(chargelog_api.__path__, "chargelog.api.")
+        if isinstance(getattr(importlib.import_module(module.name), "router", None), Router)
+    }
+    assert set(ROUTES) == routers
+    for module, rules in ROUTES.items():
+        router = importlib.import_module(f"chargelog.api.{module}").router
+        assert sorted({rule for rule, *_ in router._routes}) == sorted(rules), module
+        # Whatever a router adds besides its routes would apply only from its first request on: it adds none.
+        assert router._router_middlewares == [], module
+        assert router._exception_handlers == {}, module
+        assert router.context == {}, module
+
+
+def test_routes_keep_their_order_whatever_order_their_routers_load_in() -> None:
+    # Powertools matches a request against routes in the order they were added; lazily included routers must not
+    # change which route answers. Load them in reverse, then compare with including them all at once.
+    order = "import json\nprint(json.dumps([[r.method, r.path] for r in app._static_routes + app._dynamic_routes]))"
+    paths = [rule.replace("<", "").replace(">", "") for rules in ROUTES.values() for rule in rules]
+    lazily = f"from chargelog.api.app import app\nfor path in {paths[::-1]!r}: app.include_routers_for(path)\n{order}"
+    at_once = f"from chargelog.api.app import app\napp.include_all_routers()\n{order}"
+    assert printed("api", lazily) == printed("api", at_once)
+    assert len(printed("api", at_once)) == sum(map(len, ROUTES.values())) + 3  # a PATCH and DELETE share a rule
+
+
+def printed(function: str, program: str) -> Any:
+    """The JSON the program prints last, run as loaded_after runs it."""
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "functions" / function), str(REPO_ROOT / "layers" / "common")]),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def test_every_chargelog_model_is_built_at_first_use() -> None:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, From, To, VendorFilter, expand_query_models
-from chargelog.api.logs import JSON
+from chargelog.api.media import JSON
 from chargelog.logic import alerts as alert_logic
 from chargelog.models.alerts import Alert, AlertKind, AlertPage, ChargerHealth
 from chargelog.models.base import Model

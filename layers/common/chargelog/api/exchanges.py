@@ -16,7 +16,7 @@ from pydantic import Field
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, ExchangeQuery, expand_query_models
-from chargelog.api.logs import CSV, JSON, NDJSON, response_format
+from chargelog.api.media import CSV, JSON, NDJSON, response_format
 from chargelog.logic import exchanges
 from chargelog.logic.exchanges import ExchangePage
 from chargelog.models.base import Model

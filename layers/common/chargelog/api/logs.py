@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -13,6 +13,7 @@ from pydantic import Field
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, FleetLogQuery, LogQuery, expand_query_models
+from chargelog.api.media import CSV, JSON, NDJSON, response_format
 from chargelog.logic import logs
 from chargelog.logic.logs import LogPage, Scope
 from chargelog.models.base import Model
@@ -20,10 +21,6 @@ from chargelog.models.logs import ChargerId, LogEntry, records_csv, records_ndjs
 from chargelog.vendors import Vendor
 
 router = Router()
-
-CSV = "text/csv"
-NDJSON = "application/x-ndjson"
-JSON = "application/json"
 
 
 class LogEntryWithRaw(LogEntry):
@@ -65,18 +62,6 @@ PAGE_RESPONSES: dict[int, OpenAPIResponse] = {
         }
     ),
 }
-
-
-def response_format(accept: str | None) -> Literal["json", "csv", "ndjson"]:
-    for part in (accept or "").split(","):
-        media = part.split(";")[0].strip().lower()
-        if media == CSV:
-            return "csv"
-        if media == NDJSON:
-            return "ndjson"
-        if media in (JSON, "application/*", "*/*", ""):
-            return "json"
-    return "json"
 
 
 def render_page(page: LogPage, accept: str | None) -> Response[Any]:

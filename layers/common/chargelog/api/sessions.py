@@ -13,7 +13,7 @@ from pydantic import Field
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import From, To
-from chargelog.api.logs import JSON
+from chargelog.api.media import JSON
 from chargelog.logic import sessions as session_logic
 from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId

@@ -14,7 +14,7 @@ from pydantic import Field
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.api.filters import Cursor, StatusQuery, expand_query_models
-from chargelog.api.logs import JSON
+from chargelog.api.media import JSON
 from chargelog.logic import status
 from chargelog.models.base import Model
 from chargelog.models.logs import ChargerId
