@@ -59,6 +59,7 @@ FUNCTION_ENV = {
     "POWERTOOLS_SERVICE_NAME": "chargelog",
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "chargelog",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 # Runs in the child. argv: module name, then the sys.path entries to put first (in order).
