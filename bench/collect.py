@@ -25,9 +25,9 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
-import resource
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
