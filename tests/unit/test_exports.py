@@ -22,7 +22,7 @@ from chargelog.dal.archive import RawArchive
 from chargelog.dal.exports import ExportFiles
 from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import RecordWriter
-from chargelog.logic import exports
+from chargelog.logic import exports, logs
 from chargelog.models.records import LogRecord, record_id_for
 from chargelog.settings import get_settings
 from chargelog_local.lambdas import LocalLambdaContext
@@ -168,6 +168,22 @@ def test_a_fleet_export_may_span_longer_than_a_fleet_page_but_not_past_retention
     )
     assert status == 400
     assert "400 days" in problem["detail"]
+
+
+def test_a_fleet_export_over_centuries_is_refused_before_any_day_is_planned(
+    stack: LocalStack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fleet Query reads a partition per action and day: planning 2,000 years of 18 actions took the API past API
+    # Gateway's 29 s (schemathesis found it). The span is checked first.
+    def no_partitions(*_: Any) -> Any:
+        raise AssertionError("the range's days were planned before its span was checked")
+
+    monkeypatch.setattr(logs, "_partitions", no_partitions)
+    actions = [f"Action{n}" for n in range(18)]
+    status, _, problem = post_export(lambda_context, {"actions": actions, "from": "0062-07-01T01:37:12+07:37"})
+    assert status == 400, problem
+    assert problem["status"] == 400
+    assert f"at most {get_settings().archive_retention_days} days" in problem["detail"]
 
 
 BAD_REQUESTS: list[tuple[Any, int]] = [

@@ -89,11 +89,13 @@ def _plan(request: ExportRequest, now: datetime, records: RecordStore | None = N
     scope, filters = _scope_and_filters(request)
     if records is not None:
         scope = logs.with_site_chargers(scope, records=records)
-    query = logs.plan_query(scope, filters, now, max_fleet_days=None)
     kept_days = get_settings().archive_retention_days
-    if scope.kind == "fleet" and query.start and query.end and query.end - query.start > timedelta(days=kept_days):
-        raise InvalidQueryError(f"A fleet-wide export can span at most {kept_days} days, as long as records are kept.")
-    return query
+    try:
+        return logs.plan_query(scope, filters, now, max_fleet_days=kept_days)
+    except logs.FleetRangeTooLongError as error:
+        raise InvalidQueryError(
+            f"A fleet-wide export can span at most {kept_days} days, as long as records are kept."
+        ) from error
 
 
 def tier_of(query: LogQuery, now: datetime) -> ExportTier:

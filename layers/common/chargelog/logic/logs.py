@@ -49,6 +49,11 @@ class InvalidQueryError(ChargelogError):
     title = "Bad Request"
 
 
+class FleetRangeTooLongError(InvalidQueryError):
+    """A fleet-wide range longer than its route allows: raised before any day of it is planned (a fleet Query reads
+    a partition per action and day, so a range of centuries would take the API minutes to plan)."""
+
+
 # LogFilters fields that are FilterExpressions on the item attribute of the same name.
 FILTERED_ATTRIBUTES = (
     "direction",
@@ -187,7 +192,7 @@ def _bounds(
         if start > end:
             raise InvalidQueryError(f"'from' ({start.isoformat()}) is after 'to' ({end.isoformat()}).")
         if max_fleet_days is not None and (end - start) > timedelta(days=max_fleet_days):
-            raise InvalidQueryError(
+            raise FleetRangeTooLongError(
                 f"A fleet-wide range can span at most {max_fleet_days} days; use POST /exports for more."
             )
     return start, end
