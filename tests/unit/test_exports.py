@@ -186,6 +186,25 @@ def test_a_fleet_export_over_centuries_is_refused_before_any_day_is_planned(
     assert f"at most {get_settings().archive_retention_days} days" in problem["detail"]
 
 
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+00:12", "0001-01-01T12:00:00Z", "9999-12-31T23:00:00-05:00", "9999-12-31T00:00:00Z"],
+)
+def test_a_bound_at_the_edge_of_the_calendar_is_a_422_not_a_500(
+    stack: LocalStack, lambda_context: Any, moment: str
+) -> None:
+    # Year 1 at a positive offset is year 0 in UTC, which Python cannot hold (schemathesis found the 500).
+    for path, params in [
+        ("/chargers/CP-1/exchanges", {"from": moment}),
+        ("/chargers/CP-1/logs", {"to": moment}),
+        ("/logs", {"action": "Heartbeat", "from": moment}),
+    ]:
+        status, _, problem = get_json(lambda_context, path, params)
+        assert (status, problem["status"]) == (422, 422), (path, problem)
+    status, _, problem = post_export(lambda_context, {"charger_id": "CP-1", "from": moment})
+    assert (status, problem["status"]) == (422, 422), problem
+
+
 BAD_REQUESTS: list[tuple[Any, int]] = [
     ({}, 400),  # the fleet needs an action
     ({"format": "csv"}, 400),

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import AwareDatetime, BaseModel, BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 
 from chargelog.logic import logs
 from chargelog.logic.exchanges import ExchangeFilters
 from chargelog.logic.logs import LogFilters
 from chargelog.models.base import Model
-from chargelog.models.logs import ActionName, Text
+from chargelog.models.logs import ActionName, RangeBound, Text
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
@@ -42,7 +42,7 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+IsoDateTime = Annotated[RangeBound, BeforeValidator(_not_a_number)]
 From = Annotated[
     IsoDateTime | None, Query(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
 ]

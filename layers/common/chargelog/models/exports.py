@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chargelog.models.base import Model
-from chargelog.models.logs import ActionName, ChargerId, Text
+from chargelog.models.logs import ActionName, ChargerId, RangeBound, Text
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
@@ -29,10 +29,10 @@ class ExportRequest(Model):
 
     charger_id: ChargerId | None = Field(default=None, description="Export this charger's records")
     site_id: ChargerId | None = Field(default=None, description="Export this site's records")
-    start: AwareDatetime | None = Field(
+    start: RangeBound | None = Field(
         default=None, alias="from", description="Start of the range (inclusive), ISO 8601 with offset"
     )
-    end: AwareDatetime | None = Field(
+    end: RangeBound | None = Field(
         default=None, alias="to", description="End of the range (inclusive), ISO 8601 with offset"
     )
     actions: list[ActionName] = Field(

@@ -9,10 +9,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from chargelog.models.base import Model
 from chargelog.models.extracted import ExtractedFields
@@ -27,6 +27,24 @@ ChargerId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
 ]
 ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
+# A range's bounds are read in UTC and moved by up to a day (a fleet range's default day, the exchanges' pairing
+# window): the first and last days of Python's years 1-9999 are left out, so none of that leaves them (a 500 before).
+EARLIEST_BOUND = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_BOUND = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _within_bounds(value: datetime) -> datetime:
+    try:
+        in_utc = value.astimezone(UTC)
+    except OverflowError:  # year 1 at a positive offset, year 9999 at a negative one
+        in_utc = None
+    if in_utc is None or not EARLIEST_BOUND <= in_utc <= LATEST_BOUND:
+        raise ValueError("Give a date-time from 0001-01-02 to 9999-12-30 (UTC)")
+    return value
+
+
+# A range's bound (from, to): ISO 8601 with an offset, within `EARLIEST_BOUND` and `LATEST_BOUND`.
+RangeBound = Annotated[AwareDatetime, AfterValidator(_within_bounds)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
 
 CSV_COLUMNS = (
