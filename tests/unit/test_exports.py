@@ -203,6 +203,14 @@ def test_a_bound_at_the_edge_of_the_calendar_is_a_422_not_a_500(
         assert (status, problem["status"]) == (422, 422), (path, problem)
     status, _, problem = post_export(lambda_context, {"charger_id": "CP-1", "from": moment})
     assert (status, problem["status"]) == (422, 422), problem
+    for action in ("backfill", "replay"):
+        body = (
+            {"from": moment, "to": "2026-11-20T00:00:00Z"}
+            if moment < "5"
+            else {"from": "2026-11-20T00:00:00Z", "to": moment}
+        )
+        status, _, problem = post_json(lambda_context, f"/collectors/ocpplab/dep-1/{action}", body)
+        assert (status, problem["status"]) == (422, 422), (action, problem)
 
 
 BAD_REQUESTS: list[tuple[Any, int]] = [

@@ -15,7 +15,7 @@ from chargelog import stores
 from chargelog.api import problems
 from chargelog.models.base import Model
 from chargelog.models.jobs import CollectionJob
-from chargelog.models.logs import ActionName
+from chargelog.models.logs import ActionName, RangeBound
 from chargelog.models.replays import Replay
 from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
@@ -98,8 +98,8 @@ def list_collectors() -> CollectorsReport:
 class BackfillRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
-    end: AwareDatetime = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+    start: RangeBound = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    end: RangeBound = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
     action: ActionName | None = Field(default=None, description="Only this OCPP action, where the vendor can filter")
 
 
@@ -139,8 +139,8 @@ def backfill_source(
 class ReplayRequest(Model):
     model_config = ConfigDict(extra="forbid")
 
-    start: AwareDatetime = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
-    end: AwareDatetime = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
+    start: RangeBound = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
+    end: RangeBound = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
     fetched_to: AwareDatetime | None = Field(
         default=None, description="Read only the pages fetched by then (default: now), ISO 8601 with offset"
     )
