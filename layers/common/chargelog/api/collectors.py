@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from chargelog import stores
 from chargelog.api import problems
@@ -141,7 +141,7 @@ class ReplayRequest(Model):
 
     start: RangeBound = Field(alias="from", description="Start of the range (inclusive), ISO 8601 with offset")
     end: RangeBound = Field(alias="to", description="End of the range (inclusive), ISO 8601 with offset")
-    fetched_to: AwareDatetime | None = Field(
+    fetched_to: RangeBound | None = Field(
         default=None, description="Read only the pages fetched by then (default: now), ISO 8601 with offset"
     )
 

@@ -33,18 +33,22 @@ EARLIEST_BOUND = datetime(1, 1, 2, tzinfo=UTC)
 LATEST_BOUND = datetime(9999, 12, 30, tzinfo=UTC)
 
 
-def _within_bounds(value: datetime) -> datetime:
+def _clamped_to_calendar(value: datetime) -> datetime:
+    """A bound beyond `EARLIEST_BOUND`/`LATEST_BOUND` is read as that bound: no record lies out there, so the range
+    means the same, and a schema-valid date-time is never refused (year 1 at a positive offset is year 0 in UTC)."""
     try:
         in_utc = value.astimezone(UTC)
     except OverflowError:  # year 1 at a positive offset, year 9999 at a negative one
-        in_utc = None
-    if in_utc is None or not EARLIEST_BOUND <= in_utc <= LATEST_BOUND:
-        raise ValueError("Give a date-time from 0001-01-02 to 9999-12-30 (UTC)")
+        return EARLIEST_BOUND if value.year == 1 else LATEST_BOUND
+    if in_utc < EARLIEST_BOUND:
+        return EARLIEST_BOUND
+    if in_utc > LATEST_BOUND:
+        return LATEST_BOUND
     return value
 
 
-# A range's bound (from, to): ISO 8601 with an offset, within `EARLIEST_BOUND` and `LATEST_BOUND`.
-RangeBound = Annotated[AwareDatetime, AfterValidator(_within_bounds)]
+# A range's bound (from, to): ISO 8601 with an offset, read as `EARLIEST_BOUND`/`LATEST_BOUND` beyond them.
+RangeBound = Annotated[AwareDatetime, AfterValidator(_clamped_to_calendar)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
 
 CSV_COLUMNS = (
