@@ -6,9 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
 
 from chargelog import stores
 from chargelog.logic import alert_notifications
@@ -17,18 +16,15 @@ from chargelog.models.alert_notices import AlertNotice
 from chargelog.observability import add_service_metric, keys_per_record, logger, metrics, tracer
 from chargelog.settings import get_settings
 
-
-class AlertNoticeRecord(SqsRecordModel):
-    body: Json[AlertNotice]
-
-
-processor = BatchProcessor(event_type=EventType.SQS, model=AlertNoticeRecord)
+# The body is parsed here, not by a Powertools parser model, and the batch utility is imported before pydantic:
+# either would load every event model of Powertools' parser at cold start (see worker_handler).
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @keys_per_record
 @tracer.capture_method
-def record_handler(record: AlertNoticeRecord, lambda_context: LambdaContext) -> None:
-    notice = record.body
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    notice = AlertNotice.model_validate_json(record.body)  # invalid: retried, then dead-lettered
     logger.append_keys(alert_id=notice.alert_id, alert_state=notice.state)
     try:
         outcome = alert_notifications.notify(

@@ -5,9 +5,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
 
 from chargelog import stores
 from chargelog.logic import exports
@@ -15,12 +14,9 @@ from chargelog.metric_names import ServiceMetric
 from chargelog.models.exports import ExportJob
 from chargelog.observability import add_service_metric, keys_per_record, logger, metrics, tracer
 
-
-class ExportJobRecord(SqsRecordModel):
-    body: Json[ExportJob]
-
-
-processor = BatchProcessor(event_type=EventType.SQS, model=ExportJobRecord)
+# The body is parsed here, not by a Powertools parser model, and the batch utility is imported before pydantic:
+# either would load every event model of Powertools' parser at cold start (see worker_handler).
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
@@ -29,8 +25,8 @@ def _remaining_seconds(context: LambdaContext) -> Callable[[], float]:
 
 @keys_per_record
 @tracer.capture_method
-def record_handler(record: ExportJobRecord, lambda_context: LambdaContext) -> None:
-    export_id = record.body.export_id
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    export_id = ExportJob.model_validate_json(record.body).export_id  # invalid: retried, then dead-lettered
     logger.append_keys(export_id=export_id)
     try:
         export = exports.run_export(

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import pydantic
+import pytest
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 import chargelog
@@ -24,6 +25,7 @@ from conftest import REPO_ROOT
 ADAPTERS = tuple(f"chargelog.collectors.{vendor}" for vendor in ("ocpplab", "plugchoice", "chargepilot", "evenergy"))
 HTTP_CLIENT = ("httpx", "tenacity", "chargelog.collectors.vendor_http")
 OPENAPI_MODELS = "aws_lambda_powertools.event_handler.openapi.models"
+PARSER_MODELS = "aws_lambda_powertools.utilities.parser.models"
 
 
 def loaded_after(function: str, program: str, watched: tuple[str, ...]) -> list[str]:
@@ -53,6 +55,13 @@ def test_the_worker_loads_no_adapter_nor_http_client_nor_its_rarer_jobs_at_cold_
     )
     # Collection is every scheduled job: it loads with the handler; the rest when a job needs it.
     assert loaded_after("worker", "import worker_handler", watched) == ["chargelog.logic.collection"]
+
+
+@pytest.mark.parametrize("function", ["worker", "export", "alert_notifier", "diagnostics_indexer"])
+def test_the_queue_consumers_load_no_powertools_parser_models_at_cold_start(function: str) -> None:
+    # Every event model of Powertools' parser: a model for one SQS body is not worth it, and the batch utility
+    # loads them itself when pydantic comes before it.
+    assert loaded_after(function, f"import {function}_handler", (PARSER_MODELS,)) == []
 
 
 def test_a_vendor_loads_its_own_adapter_only() -> None:
