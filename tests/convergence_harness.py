@@ -22,7 +22,7 @@ from chargelog import aws, stores
 from chargelog.collectors import vendor_http
 from chargelog.dal.records import record_from_item, with_raw
 from chargelog.dal.state import CollectorStateStore
-from chargelog.logic import collection
+from chargelog.logic import dispatcher
 from chargelog_local.provision import LocalStack
 from chargelog_local.triggers import sqs_event
 from chargelog_simulators.base import Faults, ManualClock, SimulatorServer, VendorSimulator
@@ -152,7 +152,7 @@ class WorkerHarness[Simulator: VendorSimulator]:
     def schedule(self, contexts: Iterator[Any], max_invocations: int = 500) -> dict[str, int]:
         """One scheduled pass: dispatch, then run the worker on the queue until it is empty, with SQS's
         retries (a failed message is redelivered) and continuations."""
-        collection.dispatch(
+        dispatcher.dispatch(
             self.clock(), sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
         )
         sqs = aws.client("sqs")

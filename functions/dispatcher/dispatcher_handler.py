@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chargelog import stores
-from chargelog.logic import collection
+from chargelog.logic import dispatcher
 from chargelog.observability import add_service_metric, logger, metrics, publish_vendor_metrics, tracer
 
 
@@ -17,7 +17,7 @@ from chargelog.observability import add_service_metric, logger, metrics, publish
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     scheduled_at = datetime.fromisoformat(event.time) if event.time else datetime.now(UTC)
-    summary = collection.dispatch(
+    summary = dispatcher.dispatch(
         scheduled_at, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
     for name, value in summary.service_metrics().items():

@@ -19,7 +19,7 @@ from chargelog import aws, collectors, stores
 from chargelog.collectors import evenergy, vendor_http
 from chargelog.collectors.base import VendorAdapter, VendorConnection
 from chargelog.collectors.vendor_http import VendorAuthError
-from chargelog.logic import collection, discovery, sources
+from chargelog.logic import discovery, dispatcher, sources
 from chargelog.models.jobs import DiscoveryJob
 from chargelog.models.sources import SourceCreate, SourceUpdate
 from chargelog.vendors import SOURCE_KIND, VENDORS
@@ -356,13 +356,13 @@ def test_a_scheduled_pass_discovers_registers_and_collects_new_sources_at_once(
     stack: LocalStack, make_vendor: MakeVendor, lambda_context: LocalLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHARGELOG_DISCOVER_SOURCES", "true")
-    collection.get_settings.cache_clear()
+    dispatcher.get_settings.cache_clear()
     vendor = make_vendor("ocpplab", 2)
     now = datetime.now(UTC)
     for charger_id in vendor.source_ids:
         vendor.simulator.seed(charger_id, now - timedelta(minutes=30), now)  # type: ignore[attr-defined]
     _configure(stack, vendor)
-    summary = collection.dispatch(
+    summary = dispatcher.dispatch(
         now, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
     assert (summary.enqueued, summary.discoveries, summary.discovery_failures) == (0, 4, 0)
@@ -406,7 +406,7 @@ def test_a_failing_vendor_does_not_fail_the_discovery_job_nor_stop_the_others(
 
 def test_without_the_flag_a_pass_queues_no_discovery(stack: LocalStack) -> None:
     assert (
-        collection.dispatch(
+        dispatcher.dispatch(
             datetime.now(UTC), sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
         ).discoveries
         == 0

@@ -64,6 +64,12 @@ def test_the_queue_consumers_load_no_powertools_parser_models_at_cold_start(func
     assert loaded_after(function, f"import {function}_handler", (PARSER_MODELS,)) == []
 
 
+def test_the_diagnostics_indexer_loads_no_record_store_at_cold_start() -> None:
+    # Records are read by the API's lifecycle of a request, not when an upload is indexed.
+    watched = ("chargelog.dal.records", "chargelog.dal.record_queries", "chargelog.dal.archive")
+    assert loaded_after("diagnostics_indexer", "import diagnostics_indexer_handler", watched) == []
+
+
 def test_a_vendor_loads_its_own_adapter_only() -> None:
     program = "import worker_handler\nfrom chargelog import collectors\nassert collectors.has_adapter('ocpplab')"
     assert loaded_after("worker", program, ADAPTERS) == ["chargelog.collectors.ocpplab"]
@@ -71,8 +77,15 @@ def test_a_vendor_loads_its_own_adapter_only() -> None:
     assert loaded_after("worker", program, ADAPTERS) == ["chargelog.collectors.evenergy"]
 
 
-def test_the_dispatcher_loads_no_http_client_at_cold_start() -> None:
-    assert loaded_after("dispatcher", "import dispatcher_handler", (*ADAPTERS, *HTTP_CLIENT)) == []
+def test_the_dispatcher_loads_no_http_client_nor_the_collection_engine_at_cold_start() -> None:
+    engine = (
+        "chargelog.logic.collection",
+        "chargelog.logic.charger_health.monitor",
+        "chargelog.dal.records",
+        "chargelog.dal.archive",
+        "chargelog.dal.secrets",
+    )
+    assert loaded_after("dispatcher", "import dispatcher_handler", (*ADAPTERS, *HTTP_CLIENT, *engine)) == []
 
 
 def test_the_api_loads_powertools_openapi_models_only_for_the_document() -> None:

@@ -21,7 +21,7 @@ from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.record_queries import RecordStore, charger_action_partition
 from chargelog.dal.records import DIGEST_FIELD, RecordWriter, charger_items, item_digest, record_from_item
 from chargelog.dal.state import CollectorStateStore
-from chargelog.logic import backfills, collection, health, sources
+from chargelog.logic import backfills, collection, dispatcher, health, sources
 from chargelog.logic.collection import JobRunner
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.keys import charger_partition
@@ -637,10 +637,10 @@ def queued_jobs(stack: LocalStack) -> list[CollectionJob]:
 def test_a_source_whose_job_still_waits_gets_no_second_one(stack: LocalStack, vendor: FakeVendor) -> None:
     add_source("cp-1")
     add_source("cp-2")
-    first = collection.dispatch(
+    first = dispatcher.dispatch(
         NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
-    second = collection.dispatch(
+    second = dispatcher.dispatch(
         NOW + timedelta(minutes=1),
         sources=stores.sources(),
         states=stores.collector_states(),
@@ -657,11 +657,11 @@ def test_a_source_whose_job_still_waits_gets_no_second_one(stack: LocalStack, ve
 def test_once_a_worker_takes_the_job_the_schedule_queues_the_next(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(3, NOW - timedelta(hours=1), timedelta(minutes=1))
     add_source("cp-1")
-    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
+    dispatcher.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (job,) = queued_jobs(stack)
     assert run(job).status == "done"
     assert (state(stack).job_queued_at, state(stack).queued_job_id) == (None, None)
-    later = collection.dispatch(
+    later = dispatcher.dispatch(
         NOW + timedelta(minutes=5),
         sources=stores.sources(),
         states=stores.collector_states(),
@@ -675,13 +675,13 @@ def test_once_a_worker_takes_the_job_the_schedule_queues_the_next(stack: LocalSt
 
 def test_a_scheduled_job_skipped_as_busy_clears_its_mark(stack: LocalStack, vendor: FakeVendor) -> None:
     add_source("cp-1")
-    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
+    dispatcher.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (job,) = queued_jobs(stack)
     CollectorStateStore(stack.refs["Table"]).acquire_lease(VENDOR, "cp-1", "a-backfill", NOW, 600)
     assert run(job).status == "skipped"
     assert state(stack).job_queued_at is None
     assert (
-        collection.dispatch(
+        dispatcher.dispatch(
             NOW + timedelta(minutes=11),
             sources=stores.sources(),
             states=stores.collector_states(),
@@ -695,15 +695,15 @@ def test_a_mark_older_than_the_pending_bound_is_queued_again(stack: LocalStack, 
     add_source("cp-1")
     bound = timedelta(seconds=collection.get_settings().job_pending_seconds)
     assert bound == timedelta(hours=1)  # the default
-    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
+    dispatcher.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (lost,) = queued_jobs(stack)  # the message is lost: no worker ever clears its mark
     assert (
-        collection.dispatch(
+        dispatcher.dispatch(
             NOW + bound, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
         ).pending
         == 1
     )
-    again = collection.dispatch(
+    again = dispatcher.dispatch(
         NOW + bound + timedelta(seconds=1),
         sources=stores.sources(),
         states=stores.collector_states(),
@@ -721,10 +721,10 @@ def test_of_two_dispatchers_racing_only_one_queues_the_job(
     add_source("cp-1")
     # Both read the collector states before either marked the source: the second sees no pending job.
     monkeypatch.setattr(CollectorStateStore, "list", lambda _self: iter([]))
-    first = collection.dispatch(
+    first = dispatcher.dispatch(
         NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
-    second = collection.dispatch(
+    second = dispatcher.dispatch(
         NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
     assert (first.enqueued, first.pending) == (1, 0)
@@ -743,12 +743,12 @@ def test_a_failed_send_clears_the_marks_so_the_next_schedule_queues_again(
     with monkeypatch.context() as patch:
         patch.setattr(WorkQueue, "send", refuse)
         with pytest.raises(QueueSendError):
-            collection.dispatch(
+            dispatcher.dispatch(
                 NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
             )
     assert state(stack).job_queued_at is None
     assert (
-        collection.dispatch(
+        dispatcher.dispatch(
             NOW + timedelta(minutes=1),
             sources=stores.sources(),
             states=stores.collector_states(),
@@ -761,7 +761,7 @@ def test_a_failed_send_clears_the_marks_so_the_next_schedule_queues_again(
 def test_backfills_neither_set_nor_clear_the_pending_mark(stack: LocalStack, vendor: FakeVendor) -> None:
     vendor.add(3, NOW - timedelta(days=1), timedelta(minutes=1))
     add_source("cp-1")
-    collection.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
+    dispatcher.dispatch(NOW, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues())
     (scheduled_job,) = queued_jobs(stack)
     backfill = backfills.queue_backfill(
         VENDOR,
@@ -777,7 +777,7 @@ def test_backfills_neither_set_nor_clear_the_pending_mark(stack: LocalStack, ven
     assert run(queued_backfill).status == "done"
     assert state(stack).queued_job_id == scheduled_job.job_id  # the scheduled job still waits
     assert (
-        collection.dispatch(
+        dispatcher.dispatch(
             NOW + timedelta(minutes=1),
             sources=stores.sources(),
             states=stores.collector_states(),

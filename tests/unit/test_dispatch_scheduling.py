@@ -1,6 +1,7 @@
-"""The scheduler in the dispatcher and the worker (chargelog.logic.scheduling through chargelog.logic.collection): a
-scheduled job leaves its source's activity in its finishing write; a pass queues the sources the plan chooses (poked
-first), counts the others as waiting or over the budget, and ``every-pass`` goes back to every source every pass."""
+"""The scheduler in the dispatcher and the worker (chargelog.logic.scheduling through chargelog.logic.dispatcher and
+chargelog.logic.collection): a scheduled job leaves its source's activity in its finishing write; a pass queues the
+sources the plan chooses (poked first), counts the others as waiting or over the budget, and ``every-pass`` goes back
+to every source every pass."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from test_collection_engine import (  # the in-memory vendor and its fixture
 from chargelog import aws, collectors, stores
 from chargelog.collectors.base import RateLimit, VendorCalls, VendorConnection, VendorProfile
 from chargelog.dal.state import Activity, CollectorStateStore, Counts
-from chargelog.logic import collection, discovery
+from chargelog.logic import discovery, dispatcher
 from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import CollectionJob, DiscoveryJob
 from chargelog.settings import get_settings
@@ -50,8 +51,8 @@ def finished(stack: LocalStack, source_id: str, *, read_ago: timedelta, rate: fl
     )
 
 
-def dispatch(at: Any = NOW) -> collection.DispatchSummary:
-    return collection.dispatch(
+def dispatch(at: Any = NOW) -> dispatcher.DispatchSummary:
+    return dispatcher.dispatch(
         at, sources=stores.sources(), states=stores.collector_states(), queues=stores.work_queues()
     )
 
@@ -140,7 +141,7 @@ def test_a_pass_plans_no_more_than_the_vendors_budget_and_counts_the_rest_over_i
         add_source(f"cp-{n}")
         # 120 an hour over 14.5 minutes (lookback and unread): 29 records, 8 pages of 4 each.
         finished(stack, f"cp-{n}", read_ago=timedelta(minutes=5), rate=120)
-    budget = collection.scheduling_for(VENDOR, get_settings())[1]
+    budget = dispatcher.scheduling_for(VENDOR, get_settings())[1]
     assert budget.per_pass == pytest.approx(2 * (30 * 0.95 / 2 - 1) / 60 * 300)
 
     summary = dispatch()

@@ -25,8 +25,6 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from chargelog.dal import BucketStore, TableStore, error_code, is_condition_failure, query_all
-from chargelog.dal.record_queries import RecordStore, charger_action_partition
-from chargelog.dal.records import record_from_item
 from chargelog.models.diagnostics import DiagnosticsFile, DiagnosticsRequest, UploadLimits
 from chargelog.models.keys import iso, timestamp_key
 
@@ -221,6 +219,11 @@ class DiagnosticsStore(TableStore):
     ) -> list[dict[str, Any]]:
         """A charger's collected records of one OCPP action between two times (inclusive), oldest first, at most
         ``max_items`` (the newest are dropped past that), where `charger_action_partition` finds them."""
+        # The record modules load with the API's first read of a request's lifecycle: the upload indexer, which
+        # shares this store, never reads records (tests/unit/test_cold_start.py).
+        from chargelog.dal.record_queries import RecordStore, charger_action_partition
+        from chargelog.dal.records import record_from_item
+
         items, _ = RecordStore(table_name or self._table_name).in_range(
             charger_action_partition(charger_id, action), timestamp_key(start), f"{timestamp_key(end)}~"
         )

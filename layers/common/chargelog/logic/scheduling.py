@@ -2,7 +2,7 @@
 records are (docs/scheduling.md).
 
 Pure: no AWS, no clock, no I/O. Every decision is a function of the sources' collector state, the pass's time and
-the policy, so the dispatcher (chargelog.logic.collection.dispatch) and the freshness benchmark (bench/freshness.py)
+the policy, so the dispatcher (chargelog.logic.dispatcher.dispatch) and the freshness benchmark (bench/freshness.py)
 run the very same `plan`, the one on a table, the other on a simulated clock.
 
 What a source's state holds for it (written by the job's one finishing write, `observe`):
