@@ -64,10 +64,17 @@ def test_the_queue_consumers_load_no_powertools_parser_models_at_cold_start(func
     assert loaded_after(function, f"import {function}_handler", (PARSER_MODELS,)) == []
 
 
-def test_the_diagnostics_indexer_loads_no_record_store_at_cold_start() -> None:
-    # Records are read by the API's lifecycle of a request, not when an upload is indexed.
-    watched = ("chargelog.dal.records", "chargelog.dal.record_queries", "chargelog.dal.archive")
-    assert loaded_after("diagnostics_indexer", "import diagnostics_indexer_handler", watched) == []
+@pytest.mark.parametrize("function", ["diagnostics_indexer", "upload_authorizer"])
+def test_the_upload_functions_load_no_record_model_nor_store_at_cold_start(function: str) -> None:
+    # Records are read by the API's lifecycle of a request, not when an upload is authorized or indexed.
+    watched = (
+        "chargelog.dal.records",
+        "chargelog.dal.record_queries",
+        "chargelog.dal.archive",
+        "chargelog.models.records",
+        "chargelog.models.logs",
+    )
+    assert loaded_after(function, f"import {function}_handler", watched) == []
 
 
 def test_a_vendor_loads_its_own_adapter_only() -> None:

@@ -15,7 +15,7 @@ from chargelog.api.media import JSON
 from chargelog.logic import alerts as alert_logic
 from chargelog.models.alerts import Alert, AlertKind, AlertPage, ChargerHealth
 from chargelog.models.base import Model
-from chargelog.models.logs import ChargerId
+from chargelog.models.fields import ChargerId
 
 router = Router()
 

@@ -17,7 +17,7 @@ from chargelog.models.diagnostics import (
     DiagnosticsRequestList,
     NewDiagnosticsRequest,
 )
-from chargelog.models.logs import ChargerId
+from chargelog.models.fields import ChargerId
 
 router = Router()
 

@@ -20,7 +20,8 @@ from chargelog.api.media import CSV, JSON, NDJSON, response_format
 from chargelog.logic import exchanges
 from chargelog.logic.exchanges import ExchangePage
 from chargelog.models.base import Model
-from chargelog.models.logs import ChargerId, LogEntry
+from chargelog.models.fields import ChargerId
+from chargelog.models.logs import LogEntry
 from chargelog.models.records import Direction
 
 router = Router()

@@ -17,7 +17,8 @@ from chargelog.api.media import CSV, JSON, NDJSON, response_format
 from chargelog.logic import logs
 from chargelog.logic.logs import LogPage, Scope
 from chargelog.models.base import Model
-from chargelog.models.logs import ChargerId, LogEntry, records_csv, records_ndjson
+from chargelog.models.fields import ChargerId
+from chargelog.models.logs import LogEntry, records_csv, records_ndjson
 from chargelog.vendors import Vendor
 
 router = Router()

@@ -16,7 +16,7 @@ from chargelog.api.filters import From, To
 from chargelog.api.media import JSON
 from chargelog.logic import sessions as session_logic
 from chargelog.models.base import Model
-from chargelog.models.logs import ChargerId
+from chargelog.models.fields import ChargerId
 
 router = Router()
 

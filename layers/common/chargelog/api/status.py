@@ -17,7 +17,7 @@ from chargelog.api.filters import Cursor, StatusQuery, expand_query_models
 from chargelog.api.media import JSON
 from chargelog.logic import status
 from chargelog.models.base import Model
-from chargelog.models.logs import ChargerId
+from chargelog.models.fields import ChargerId
 from chargelog.models.records import RecordKind
 from chargelog.vendors import Vendor
 

@@ -32,9 +32,8 @@ from urllib.parse import quote
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StrictInt
 
 from chargelog.models.base import Model
+from chargelog.models.fields import ChargerId, UtcDatetime
 from chargelog.models.keys import timestamp_key
-from chargelog.models.logs import ChargerId
-from chargelog.models.records import UtcDatetime
 
 LogType = Literal["DiagnosticsLog", "SecurityLog"]
 Compression = Literal["gzip", "zip", "bzip2", "xz", "zstd", "tar", "none"]

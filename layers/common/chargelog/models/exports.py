@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chargelog.models.base import Model
-from chargelog.models.logs import ActionName, ChargerId, RangeBound, Text
+from chargelog.models.fields import ChargerId
+from chargelog.models.logs import ActionName, RangeBound, Text
 from chargelog.models.records import Direction, RecordKind
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor

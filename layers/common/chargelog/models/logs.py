@@ -21,11 +21,6 @@ from chargelog.models.text import Printable
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import Vendor
 
-# What a URL path segment can carry to a route (Powertools matches these characters), less '~' and '#' (key
-# separators in the table): printable ASCII, no spaces, as OCPP charge point identities are.
-ChargerId = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
-]
 ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
 # A range's bounds are read in UTC and moved by up to a day (a fleet range's default day, the exchanges' pairing
 # window): the first and last days of Python's years 1-9999 are left out, so none of that leaves them (a 500 before).

@@ -15,8 +15,6 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     ConfigDict,
     Field,
     Strict,
@@ -26,6 +24,7 @@ from pydantic import (
 
 from chargelog.models.base import Model
 from chargelog.models.extracted import ExtractedFields, extract_fields, with_vendor_fields
+from chargelog.models.fields import UtcDatetime
 from chargelog.models.sources import SourceId
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import VENDORS, Vendor
@@ -37,12 +36,7 @@ HASH_ID_MARKER: Final = "h"
 HASH_ID_HEX_LENGTH: Final = 32
 
 
-def _to_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
 NonEmptyStr = Annotated[str, StringConstraints(strict=True, min_length=1)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 ConnectorId = Annotated[int, Strict(), Field(ge=0)]
 OcppVersion = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9]+(\.[0-9]+)+$")]
 # Vendors whose log entries carry fields they extracted themselves (kept under ``extracted.vendor``).
