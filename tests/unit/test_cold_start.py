@@ -77,6 +77,12 @@ def test_the_upload_functions_load_no_record_model_nor_store_at_cold_start(funct
     assert loaded_after(function, f"import {function}_handler", watched) == []
 
 
+@pytest.mark.parametrize("function", ["dispatcher", "health_monitor"])
+def test_the_scheduled_functions_load_no_powertools_data_classes_at_cold_start(function: str) -> None:
+    # They read the schedule's time: not worth every event class Powertools' data classes package imports.
+    assert loaded_after(function, f"import {function}_handler", ("aws_lambda_powertools.utilities.data_classes",)) == []
+
+
 def test_a_vendor_loads_its_own_adapter_only() -> None:
     program = "import worker_handler\nfrom chargelog import collectors\nassert collectors.has_adapter('ocpplab')"
     assert loaded_after("worker", program, ADAPTERS) == ["chargelog.collectors.ocpplab"]
