@@ -38,6 +38,7 @@ as on AWS with one pass every 5 minutes).
     .venv/bin/python bench/cost.py                              # 1,000 records per vendor
     .venv/bin/python bench/cost.py --records-per-vendor 500 --json
     .venv/bin/python bench/cost.py --no-detectors                # the worker without charger health detection
+    .venv/bin/python bench/cost.py --schedule-minutes 60         # hourly passes: more records a job, fewer jobs
 """
 
 from __future__ import annotations
@@ -611,13 +612,17 @@ def run_vendor(
     detectors: bool = True,
     queries: bool = True,
     stack_name: str | None = None,
+    schedule_seconds: int | None = None,
 ) -> VendorRun:
     """Scheduled collection from ``vendor``'s simulator (a first pass, then PASSES steady ones), then the queries.
 
     ``detectors``: as deployed, the worker runs the charger health detectors on every stored page (its environment
     names the AlertQueue: CHARGELOG_ALERT_QUEUE_URL) and the health monitor function runs every ScheduleMinutes too
     (after each pass's jobs; phase ``<vendor>/monitor``, apart from the passes' figures). False: the worker's
-    environment without CHARGELOG_ALERT_QUEUE_URL (detection off) and no health monitor."""
+    environment without CHARGELOG_ALERT_QUEUE_URL (detection off) and no health monitor.
+
+    ``schedule_seconds``: the passes' interval (ScheduleMinutes), the template's default unless given; the functions'
+    CHARGELOG_SCHEDULE_MINUTES says the same, as a deployment with that ScheduleMinutes would."""
     from aws_lambda_powertools.utilities import parameters
     from processes import stop_child
 
@@ -632,7 +637,7 @@ def run_vendor(
     from chargelog_local.provision import function_environment, provision
     from chargelog_local.triggers import scheduled_event, sqs_event
 
-    interval = _schedule_seconds(template)
+    interval = schedule_seconds or _schedule_seconds(template)
     first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(seconds=interval * (PASSES + 2))
     start, end = first - WARM_UP, first + timedelta(seconds=interval * PASSES)
     simulator, info = _start_child(
@@ -642,6 +647,7 @@ def run_vendor(
         recorder.phase = "setup"
         stack = provision(template, stack_name or f"cost-{vendor}", REGION)
         os.environ.update(function_environment(template, stack))
+        os.environ["CHARGELOG_SCHEDULE_MINUTES"] = f"{interval / 60:g}"
         if not detectors:
             os.environ["CHARGELOG_ALERT_QUEUE_URL"] = ""  # stores.collection(): no health detectors in the worker
         get_settings.cache_clear()
@@ -1106,7 +1112,12 @@ def main() -> int:
         _serve_simulator(vendor, int(records), start, first, end)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records-per-vendor", type=int, default=1000, help="records in each vendor's steady passes")
+    parser.add_argument(
+        "--records-per-vendor",
+        type=int,
+        default=1000,
+        help="records in each vendor's steady passes (at the template's interval)",
+    )
     parser.add_argument("--vendors", nargs="+", default=list(VENDORS), choices=VENDORS)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
@@ -1114,6 +1125,12 @@ def main() -> int:
         action="store_true",
         help="without the charger health detectors: the worker's environment without CHARGELOG_ALERT_QUEUE_URL, "
         "and no health monitor passes (bench/health.py compares both)",
+    )
+    parser.add_argument(
+        "--schedule-minutes",
+        type=float,
+        help="the passes' interval (ScheduleMinutes; default: the template's). The simulators' density stays as at "
+        "the template's interval: the records asked scale with the passes' span",
     )
     args = parser.parse_args()
 
@@ -1125,6 +1142,9 @@ def main() -> int:
     template = _template()
     layout = _table_layout(template)
     prices = Prices()
+    interval = round(args.schedule_minutes * 60) if args.schedule_minutes else _schedule_seconds(template)
+    # The same records an hour at any interval: a longer interval's passes span more of the simulators' traffic.
+    records_per_vendor = round(args.records_per_vendor * interval / _schedule_seconds(template))
     try:
         import boto3
 
@@ -1139,7 +1159,13 @@ def main() -> int:
             began = time.perf_counter()
             runs.append(
                 run_vendor(
-                    vendor, args.records_per_vendor, recorder, template, moto_url, detectors=not args.no_detectors
+                    vendor,
+                    records_per_vendor,
+                    recorder,
+                    template,
+                    moto_url,
+                    detectors=not args.no_detectors,
+                    schedule_seconds=interval,
                 )
             )
             if not args.json:
@@ -1147,16 +1173,15 @@ def main() -> int:
     finally:
         stop_child(moto)
     retention = _retention_days(template)
-    interval = _schedule_seconds(template)
     results = [figures(run.vendor, recorder, [run], layout, prices, retention, interval) for run in runs]
     results.append(figures("overall", recorder, runs, layout, prices, retention, interval))
     report = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "records_per_vendor": args.records_per_vendor,
+        "records_per_vendor": records_per_vendor,
         "detectors": not args.no_detectors,
-        "schedule_seconds": _schedule_seconds(template),
+        "schedule_seconds": interval,
         "steady_passes": PASSES,
         "retention_days": retention,
         "indexes": [asdict(index) for index in layout.indexes],
