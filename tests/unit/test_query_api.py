@@ -173,6 +173,18 @@ def test_a_selective_filter_ends_pages_early_and_still_returns_every_match_once(
     expected = [n for n in range(0, 1_000, 50) if not actions or ACTIONS[n % 4] in actions]
     assert [r["payload"]["n"] for r in got] == sorted(expected, reverse=order == "desc")
     assert pages > len(expected) / 5  # some pages ended early
+    # A page cut short by its budget ends where every stream has read through, and the streams read in turn, the one
+    # furthest behind first: so the pages come to about what the streams must read over the budget (the charger's
+    # partition for MeterValues, and each other action's index keys and items), not one for every few items read.
+    must_read = 1_000 + sum(2 * 250 for action in actions if action != "MeterValues")
+    assert pages <= 2 * must_read / 60
+
+
+def test_a_read_whose_items_the_filter_all_discarded_doubles_the_next_chunk_within_the_budget() -> None:
+    assert record_queries.grown_chunk(share=2, misses=0, budget_left=100) == 2
+    assert record_queries.grown_chunk(share=2, misses=3, budget_left=100) == 16
+    assert record_queries.grown_chunk(share=2, misses=10, budget_left=50) == 50  # no more than the budget has left
+    assert record_queries.grown_chunk(share=2, misses=10, budget_left=0) == 2  # nor less than the share
 
 
 def test_site_and_fleet_scopes(stack: LocalStack, lambda_context: Any) -> None:

@@ -222,6 +222,8 @@ class _Stream:
     read_through: str | None = None  # every item of this stream up to this sort key has been read
     exhausted: bool = False
     items_read: int = 0
+    # Reads in a row whose every item the filter discarded: each doubles the next read's chunk (`grown_chunk`).
+    misses: int = 0
 
     def fetch(self) -> None:
         """Read the next chunk (which may hold no matching item, when a filter discards them)."""
@@ -239,7 +241,10 @@ class _Stream:
             query["ExclusiveStartKey"] = self.start_key
         items, self.start_key, last_read, read = read_chunk(self.table, partition, query, self.filter, hydrate=False)
         self.items_read += read
-        self.buffer.extend(item for item in items if item["sk"] != self.after)
+        kept = [item for item in items if item["sk"] != self.after]
+        self.buffer.extend(kept)
+        # Read items and kept none: the filter discarded them (an empty day's partition read nothing: no miss).
+        self.misses = 0 if kept or not last_read else self.misses + 1
         if self.start_key:
             self.read_through = str(self.start_key["sk"])
             return
@@ -269,6 +274,22 @@ def _chunk(room: int, streams: int, rank: int = 0) -> int:
     `MIN_CHUNK`."""
     streams = max(1, streams)
     return max(MIN_CHUNK, room // streams + (1 if rank < room % streams else 0))
+
+
+def grown_chunk(share: int, misses: int, budget_left: int) -> int:
+    """What a stream asks for: its ``share`` of the page's room, doubled for each read in a row whose items a filter
+    all discarded (a selective filter reaches its matches in a few reads, not one per share), but never more than
+    the page's read budget has left (nor less than the share)."""
+    return max(share, min(share << min(misses, 16), budget_left))
+
+
+def _behind(streams: list[_Stream], descending: bool) -> _Stream:
+    """The stream that has read the least far (a stream that has read nothing yet first): reading it next moves the
+    point every stream has read through, where a page cut short by its budget ends (`_cut_short`)."""
+    fresh = [stream for stream in streams if stream.read_through is None]
+    if fresh:
+        return fresh[0]
+    return (max if descending else min)(streams, key=lambda stream: str(stream.read_through))
 
 
 def merged_page(
@@ -302,12 +323,17 @@ def merged_page(
 
     while len(taken) < limit:
         open_streams = [stream for stream in streams if not stream.exhausted]
-        for stream in streams:
-            # A stream that has read nothing yet reads on regardless, so every stream can say where it stands.
-            while not stream.buffer and not stream.exhausted and (read() < read_budget or stream.read_through is None):
-                rank = next((n for n, open_stream in enumerate(open_streams) if open_stream is stream), 0)
-                stream.chunk = _chunk(limit + 1 - len(taken), len(open_streams), rank)
-                stream.fetch()
+        # Fill every open stream's buffer, the stream furthest behind first, so that a budget running out leaves the
+        # streams read through about the same point. A stream that has read nothing yet reads on regardless, so every
+        # stream can say where it stands.
+        while needy := [stream for stream in streams if not stream.buffer and not stream.exhausted]:
+            stream = _behind(needy, descending)
+            if stream.read_through is not None and read() >= read_budget:
+                break
+            rank = next((n for n, open_stream in enumerate(open_streams) if open_stream is stream), 0)
+            share = _chunk(limit + 1 - len(taken), len(open_streams), rank)
+            stream.chunk = grown_chunk(share, stream.misses, read_budget - read())
+            stream.fetch()
         if any(not stream.buffer and not stream.exhausted for stream in streams):
             return _whole(table, _cut_short(streams, taken, limit, descending, after))
         heads = [stream for stream in streams if stream.buffer]
