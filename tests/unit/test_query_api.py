@@ -180,6 +180,31 @@ def test_a_selective_filter_ends_pages_early_and_still_returns_every_match_once(
     assert pages <= 2 * must_read / 60
 
 
+def test_a_filter_that_matches_nothing_reads_the_range_in_a_few_growing_queries(
+    stack: LocalStack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Query whose items the filter all discards doubles the next one's Limit: 1,000 items read for a page of 5
+    take about log2(1000 / 6) Queries, not one per six items."""
+    write(stack, [record(n, direction="cp_to_csms") for n in range(1_000)])
+    queries: list[int] = []
+    read_chunk = record_queries.read_chunk
+
+    def counted(table: Any, partition: Any, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        queries.append(query["Limit"])
+        return read_chunk(table, partition, query, *args, **kwargs)
+
+    monkeypatch.setattr(record_queries, "read_chunk", counted)
+    status, headers, body = get_json(
+        lambda_context, "/chargers/CP-0001/logs", {"direction": "csms_to_cp", "limit": "5"}
+    )
+    assert status == 200
+    assert body["records"] == []
+    assert body["next_cursor"] is None
+    assert int(headers["x-items-read"]) == 1_000
+    assert len(queries) <= 10, queries
+    assert queries == sorted(queries)  # each at least the last
+
+
 def test_a_read_whose_items_the_filter_all_discarded_doubles_the_next_chunk_within_the_budget() -> None:
     assert record_queries.grown_chunk(share=2, misses=0, budget_left=100) == 2
     assert record_queries.grown_chunk(share=2, misses=3, budget_left=100) == 16

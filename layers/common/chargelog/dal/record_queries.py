@@ -241,10 +241,10 @@ class _Stream:
             query["ExclusiveStartKey"] = self.start_key
         items, self.start_key, last_read, read = read_chunk(self.table, partition, query, self.filter, hydrate=False)
         self.items_read += read
-        kept = [item for item in items if item["sk"] != self.after]
-        self.buffer.extend(kept)
-        # Read items and kept none: the filter discarded them (an empty day's partition read nothing: no miss).
-        self.misses = 0 if kept or not last_read else self.misses + 1
+        self.buffer.extend(item for item in items if item["sk"] != self.after)
+        # Read items and the filter passed none (an empty day's partition read nothing; the previous page's last item,
+        # read again, passed it: no miss).
+        self.misses = 0 if items or not read else self.misses + 1
         if self.start_key:
             self.read_through = str(self.start_key["sk"])
             return
