@@ -13,7 +13,6 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from chargelog.metric_names import NAMESPACE, MetricSpec, catalog
 from chargelog.vendors import VENDORS
 from chargelog_local.template import TEMPLATE_PATH, load_template
+from markdown_anchors import heading_anchors
 
 TEMPLATE = load_template(TEMPLATE_PATH)
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
@@ -183,15 +183,6 @@ def _vendor_alarm(metric: str, vendor: str) -> dict[str, Any]:
     return alarm
 
 
-def _anchors(markdown: str) -> set[str]:
-    """GitHub's anchors for a document's headings."""
-    anchors = set()
-    for heading in re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE):
-        anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-        anchors.add(anchor)
-    return anchors
-
-
 # ---------------------------------------------------------------------------------------------- every alarm
 
 
@@ -227,7 +218,7 @@ def test_each_alarm_decides_what_missing_data_means_and_names_its_runbook(name: 
     assert alarm["ComparisonOperator"] in COMPARISONS
     runbook = re.search(r"docs/operations\.md#([\w-]+)", alarm["AlarmDescription"])
     assert runbook, f"{name}: its description names no runbook section"
-    assert runbook.group(1) in _anchors(OPERATIONS_DOC.read_text(encoding="utf-8")), runbook.group(1)
+    assert runbook.group(1) in heading_anchors(OPERATIONS_DOC.read_text(encoding="utf-8")), runbook.group(1)
     suffix = alarm["AlarmName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
     assert f"`<stack>-{suffix}`" in OPERATIONS_DOC.read_text(encoding="utf-8"), f"{suffix} is not in the alarms table"
     threshold = alarm["Threshold"]
@@ -567,11 +558,3 @@ def test_the_operations_doc_counts_the_alarm_metrics() -> None:
     stated = re.search(r"(\d+) alarms reading \*\*(\d+) metrics\*\*", text)
     assert stated, "docs/operations.md does not state how many alarms and alarm metrics there are"
     assert (int(stated.group(1)), int(stated.group(2))) == (len(ALARMS), metrics)
-
-
-def test_every_doc_link_to_operations_md_resolves() -> None:
-    root = TEMPLATE_PATH.parent
-    anchors = _anchors(OPERATIONS_DOC.read_text(encoding="utf-8"))
-    for doc in [root / "README.md", *sorted(Path(root / "docs").glob("*.md"))]:
-        for anchor in re.findall(r"operations\.md#([\w-]+)", doc.read_text(encoding="utf-8")):
-            assert anchor in anchors, f"{doc.name}: operations.md#{anchor}"

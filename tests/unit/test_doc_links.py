@@ -6,19 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from markdown_anchors import heading_anchors
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # [text](target): a target without a scheme (no http:, mailto:), up to an optional #anchor.
 LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:)([^)\s#]*)(?:#([^)\s]+))?\)")
-
-
-def anchors(markdown: str) -> set[str]:
-    """GitHub's anchors for a document's headings (outside fenced code)."""
-    text = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
-    found = set()
-    for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE):
-        found.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
-    return found
 
 
 def links(doc: Path) -> list[tuple[str, str | None]]:
@@ -32,7 +25,7 @@ def test_every_relative_link_resolves(doc: Path) -> None:
         path = (doc.parent / target).resolve() if target else doc
         if not path.exists():
             broken.append(f"{target}: no such file")
-        elif anchor is not None and path.suffix == ".md" and anchor not in anchors(path.read_text(encoding="utf-8")):
+        elif anchor is not None and path.suffix == ".md" and anchor not in heading_anchors(path.read_text("utf-8")):
             broken.append(f"{target}#{anchor}: no such heading")
     assert not broken, broken
 
