@@ -280,7 +280,7 @@ def grown_chunk(share: int, misses: int, budget_left: int) -> int:
     """What a stream asks for: its ``share`` of the page's room, doubled for each read in a row whose items a filter
     all discarded (a selective filter reaches its matches in a few reads, not one per share), but never more than
     the page's read budget has left (nor less than the share)."""
-    return max(share, min(share << min(misses, 16), budget_left))
+    return max(share, min(share << misses, budget_left))
 
 
 def _behind(streams: list[_Stream], descending: bool) -> _Stream:
