@@ -14,14 +14,14 @@ boot burst (half of those wakes announced by another signal a minute later: a po
 fifths of the records.
 
 Mechanics, as deployed: a pass every ScheduleMinutes (5); each pass plans from the sources' state (the activity
-estimate the worker would have left: `scheduling.observe`), marks and queues the chosen jobs in the plan's order;
-VendorWorkerConcurrency (2) workers take jobs in order, one at a time, each pacing its requests with its own token
-bucket (rate and burst from `VendorProfile.pacing`), a request taking ``--latency`` seconds and a job
-``--overhead`` more (its state writes, its pages' S3 PUTs, the SQS round trip). A job reads its window (the
-lookback before the source's read point to the pass's time less the settle delay; a new source 24 hours back), so it
-makes ceil(records in the window / page size) requests, at least one. Its new records are stored when it ends: a
-record's freshness is that moment less its creation. A source whose job is still queued or running gets no other
-(the pending mark) and its expected requests count against the next pass's budget.
+estimate the worker would have left: `chargelog.logic.activity.observe`), marks and queues the chosen jobs in the
+plan's order; VendorWorkerConcurrency (2) workers take jobs in order, one at a time, each pacing its requests with its
+own token bucket (rate and burst from `VendorProfile.pacing`), a request taking ``--latency`` seconds and a job
+``--overhead`` more (its state writes, its pages' S3 PUTs, the SQS round trip). A job reads its window (the lookback
+before the source's read point to the pass's time less the settle delay; a new source 24 hours back), so it makes
+ceil(records in the window / page size) requests, at least one. Its new records are stored when it ends: a record's
+freshness is that moment less its creation. A source whose job is still queued or running gets no other (the pending
+mark) and its expected requests count against the next pass's budget.
 
 Three policies on the same fleet:
 - ``adaptive``: `scheduling.plan` with SchedulingPolicy adaptive (the default);
@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO / "layers" / "common"))
 from chargelog import collectors  # noqa: E402
 from chargelog.dal.state import Activity  # noqa: E402
 from chargelog.logic import scheduling  # noqa: E402
+from chargelog.logic.activity import NO_ACTIVITY, observe  # noqa: E402
 from chargelog.logic.scheduling import Budget, Policy, SourceView  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -236,7 +237,7 @@ class Job:
 class State:
     source_id: str
     read_through: float | None = None
-    activity: Activity = scheduling.NO_ACTIVITY
+    activity: Activity = NO_ACTIVITY
     poked_at: float | None = None
     in_flight: bool = False
     stored: int = 0  # index of the first record not stored yet
@@ -338,7 +339,7 @@ def simulate(
         state.stored = max(state.stored, upto)
         read_to = job.scheduled - settle
         read_from = state.read_through if state.read_through is not None else job.scheduled - INITIAL_HISTORY
-        state.activity = scheduling.observe(
+        state.activity = observe(
             state.activity,
             read_from=EPOCH + timedelta(seconds=read_from),
             read_to=EPOCH + timedelta(seconds=read_to),

@@ -57,6 +57,22 @@ def test_the_worker_loads_no_adapter_nor_http_client_nor_its_rarer_jobs_at_cold_
     assert loaded_after("worker", "import worker_handler", watched) == ["chargelog.logic.collection"]
 
 
+def test_the_worker_loads_neither_the_apis_source_and_health_bodies_nor_the_schedulers_planning_at_cold_start() -> None:
+    # A job needs a source's id type (models.fields), an alert and its thresholds (models.alerts) and the activity it
+    # observed (logic.activity); the API's bodies and pages and the dispatcher's planning are other functions' work.
+    watched = (
+        "chargelog.models.sources",
+        "chargelog.models.health_views",
+        "chargelog.logic.scheduling",
+        "chargelog.models.alerts",
+        "chargelog.logic.activity",
+    )
+    assert loaded_after("worker", "import worker_handler", watched) == [
+        "chargelog.logic.activity",
+        "chargelog.models.alerts",
+    ]
+
+
 @pytest.mark.parametrize("function", ["worker", "export", "alert_notifier", "diagnostics_indexer"])
 def test_the_queue_consumers_load_no_powertools_parser_models_at_cold_start(function: str) -> None:
     # Every event model of Powertools' parser: a model for one SQS body is not worth it, and the batch utility

@@ -16,7 +16,8 @@ from chargelog import collectors
 from chargelog.collectors.base import RATE_LIMIT_SHARE, RateLimit, VendorProfile
 from chargelog.dal.state import CollectorState
 from chargelog.logic import scheduling
-from chargelog.logic.scheduling import NO_ACTIVITY, Budget, Policy, SourceView, observe, plan
+from chargelog.logic.activity import NO_ACTIVITY, observe
+from chargelog.logic.scheduling import Budget, Policy, SourceView, plan
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PASS = timedelta(minutes=5)

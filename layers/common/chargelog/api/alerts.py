@@ -13,9 +13,10 @@ from chargelog.api import problems
 from chargelog.api.filters import Cursor, From, To, VendorFilter, expand_query_models
 from chargelog.api.media import JSON
 from chargelog.logic import alerts as alert_logic
-from chargelog.models.alerts import Alert, AlertKind, AlertPage, ChargerHealth
+from chargelog.models.alerts import Alert, AlertKind
 from chargelog.models.base import Model
 from chargelog.models.fields import ChargerId
+from chargelog.models.health_views import AlertPage, ChargerHealth
 
 router = Router()
 

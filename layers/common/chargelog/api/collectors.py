@@ -14,10 +14,10 @@ from pydantic import ConfigDict, Field
 from chargelog import stores
 from chargelog.api import problems
 from chargelog.models.base import Model
+from chargelog.models.fields import SourceId
 from chargelog.models.jobs import CollectionJob
 from chargelog.models.logs import ActionName, RangeBound
 from chargelog.models.replays import Replay
-from chargelog.models.sources import SourceId
 from chargelog.vendors import Vendor
 
 router = Router()

@@ -12,12 +12,12 @@ from chargelog import stores
 from chargelog.api import problems
 from chargelog.collectors.base import VendorCalls
 from chargelog.logic import sources
+from chargelog.models.fields import SourceId
 from chargelog.models.sources import (
     DiscoverRequest,
     DiscoveryResult,
     Source,
     SourceCreate,
-    SourceId,
     SourceList,
     SourceUpdate,
 )

@@ -24,11 +24,9 @@ from chargelog.models.alerts import (
     ALERT_ID_HEX_LENGTH,
     ALERT_ID_PREFIX,
     Alert,
-    AlertPage,
-    ChargerHealth,
-    ConnectorHealth,
 )
 from chargelog.models.base import Model
+from chargelog.models.health_views import AlertPage, ChargerHealth, ConnectorHealth
 from chargelog.observability import logger
 
 MAX_LIMIT = 500

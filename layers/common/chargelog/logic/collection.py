@@ -48,7 +48,7 @@ from chargelog.dal.record_archive import RecordArchive
 from chargelog.dal.records import ChargerSpans, RecordWriter
 from chargelog.dal.secrets import VendorSecrets
 from chargelog.dal.state import Activity, Checkpoint, CollectorState, CollectorStateStore, Counts
-from chargelog.logic import scheduling
+from chargelog.logic import activity
 from chargelog.logic.charger_health.monitor import ChargerHealthStores
 from chargelog.metric_names import VendorMetric
 from chargelog.models.jobs import CollectionJob
@@ -302,8 +302,8 @@ class JobRunner:
         (from the mark it started at, or its first window's start, to the mark it leaves)."""
         read_from = state.high_water_mark or window.start
         marks = [mark for mark in (self._mark, self._stored_mark) if mark is not None]
-        return scheduling.observe(
-            scheduling.activity_of(state),
+        return activity.observe(
+            activity.activity_of(state),
             read_from=read_from,
             read_to=max([read_from, *marks]),
             records=self.outcome.records_stored,

@@ -5,9 +5,9 @@ Pure: no AWS, no clock, no I/O. Every decision is a function of the sources' col
 the policy, so the dispatcher (chargelog.logic.dispatcher.dispatch) and the freshness benchmark (bench/freshness.py)
 run the very same `plan`, the one on a table, the other on a simulated clock.
 
-What a source's state holds for it (written by the job's one finishing write, `observe`):
+What a source's state holds for it (written by the job's one finishing write: chargelog.logic.activity.observe):
 - ``activity_rate``: records stored per hour, a moving average that rises fast (a charger starting a session is
-  polled again soon) and falls slowly (a busy charger in a lull is not forgotten): `RATE_RISE`, `RATE_FALL`;
+  polled again soon) and falls slowly (a busy charger in a lull is not forgotten);
 - ``activity_records``: what the last scheduled job stored (a job that found records is followed by another);
 - ``last_record_at``: the newest record's time seen so far;
 - ``poked_at``: another signal said the source woke (a discovery registering it, an alert): it is polled first.
@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from chargelog.collectors.base import DEFAULT_WORKERS, VendorProfile
-from chargelog.dal.state import Activity
+from chargelog.logic.activity import HOUR
 
 if TYPE_CHECKING:
     from chargelog.dal.state import CollectorState
@@ -45,10 +45,6 @@ PolicyName = Literal["adaptive", "every-pass"]
 POLICIES: tuple[PolicyName, ...] = ("adaptive", "every-pass")
 Reason = Literal["poked", "new", "starving", "producing", "expected", "spare", "every-pass"]
 
-# The rate estimate's time constants: a higher rate is taken up within minutes, a lower one over hours.
-RATE_RISE = timedelta(minutes=10)
-RATE_FALL = timedelta(hours=6)
-HOUR = 3600.0
 # A job expected to make more requests than this share of a pass's budget counts as this share: it spans passes (its
 # worker paces it), and so fits beside the pass's other jobs instead of waiting for a pass of its own.
 BIG_JOB_SHARE = 0.5
@@ -282,37 +278,3 @@ def _send_order(poll: Poll) -> tuple[int, float]:
     by going after it; new sources, whose first job reads their whole initial history, last."""
     rank = 0 if poll.reason == "poked" else 2 if poll.reason == "new" else 1
     return rank, -poll.rate_per_hour
-
-
-# ---------------------------------------------------------------------------------------------- what a job observed
-NO_ACTIVITY = Activity(rate_per_hour=None, records=0, last_record_at=None)
-
-
-def activity_of(state: CollectorState) -> Activity:
-    return Activity(state.activity_rate, state.activity_records or 0, state.last_record_at)
-
-
-def observe(
-    before: Activity,
-    *,
-    read_from: datetime,
-    read_to: datetime,
-    records: int,
-    newest_record_at: datetime | None,
-) -> Activity:
-    """The activity after a scheduled job stored ``records`` while moving the source's read point from ``read_from``
-    to ``read_to``: the rate moves towards ``records`` per hour of that span, quickly up (`RATE_RISE`) and slowly
-    down (`RATE_FALL`); a span of no length leaves the rate alone."""
-    last = before.last_record_at
-    if newest_record_at is not None and (last is None or newest_record_at > last):
-        last = newest_record_at
-    span = (read_to - read_from).total_seconds()
-    rate = before.rate_per_hour
-    if span > 0:
-        sample = records * HOUR / span
-        if rate is None:
-            rate = sample
-        else:
-            tau = (RATE_RISE if sample > rate else RATE_FALL).total_seconds()
-            rate += (1 - math.exp(-span / tau)) * (sample - rate)
-    return Activity(rate_per_hour=rate, records=records, last_record_at=last)

@@ -11,7 +11,6 @@ Standard library and pydantic only: this module loads on the worker's cold start
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Annotated, Final, Literal, get_args
 
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
@@ -100,33 +99,3 @@ class HealthThresholds(Model):
     stuck_session_hours: float = Field(default=24, gt=0, alias="CHARGELOG_STUCK_SESSION_HOURS")
     # A firmware_failed or diagnostics_failed alert that no later status resolves resolves after this long.
     failure_alert_hours: float = Field(default=24, gt=0, alias="CHARGELOG_FAILURE_ALERT_HOURS")
-
-
-class AlertPage(Model):
-    """``GET /alerts``: newest opened first."""
-
-    alerts: list[Alert]
-    next_cursor: str | None = None
-
-
-class ConnectorHealth(Model):
-    connector_id: int
-    status: str
-    """The connector's last reported status (OCPP's names: Available, Charging, Faulted...)."""
-    error_code: str | None = None
-    since: datetime
-    """When it reported that status."""
-    record_id: str
-
-
-class ChargerHealth(Model):
-    """``GET /chargers/{charger_id}/health``."""
-
-    charger_id: str
-    vendor: str | None = None
-    source_id: str | None = None
-    site_id: str | None = None
-    last_record_at: datetime | None = None
-    heartbeat_interval_seconds: int | None = None
-    connectors: list[ConnectorHealth] = Field(default_factory=list)
-    open_alerts: list[Alert] = Field(default_factory=list)

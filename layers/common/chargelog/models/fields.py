@@ -1,6 +1,8 @@
-"""Field types models of several kinds share: a charger's id as paths and keys carry it, and a time read in UTC.
+"""Field types models of several kinds share: a charger's and a source's id as paths and keys carry them, and a time
+read in UTC.
 
-Standard library and pydantic only: the upload authorizer and indexer read these without the record models.
+Standard library and pydantic only: the upload authorizer and indexer read these without the record models, and the
+worker without the source models (chargelog.models.sources: the API's bodies).
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from pydantic import AfterValidator, AwareDatetime, StringConstraints
 # separators in the table): printable ASCII, no spaces, as OCPP charge point identities are.
 ChargerId = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-()'!*:@,;=+&$%<>\[\]{}|^]+$")
+]
+
+# Vendor-side ids: UUIDs, deployment ids, numeric ids... Never '/', '#' or spaces, because the id
+# travels in URL paths and in table keys.
+SourceId = Annotated[
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
 ]
 
 

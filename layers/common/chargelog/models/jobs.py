@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from chargelog.models.base import Model
-from chargelog.models.sources import SourceId
+from chargelog.models.fields import SourceId
 from chargelog.vendors import Vendor
 
 JobMode = Literal["scheduled", "backfill"]

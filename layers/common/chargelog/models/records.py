@@ -24,8 +24,7 @@ from pydantic import (
 
 from chargelog.models.base import Model
 from chargelog.models.extracted import ExtractedFields, extract_fields, with_vendor_fields
-from chargelog.models.fields import UtcDatetime
-from chargelog.models.sources import SourceId
+from chargelog.models.fields import SourceId, UtcDatetime
 from chargelog.ocpp_frames import MessageType
 from chargelog.vendors import VENDORS, Vendor
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chargelog.models.base import Model
-from chargelog.models.sources import SourceId
+from chargelog.models.fields import SourceId
 from chargelog.vendors import Vendor
 
 ReplayState = Literal["queued", "running", "done", "failed"]

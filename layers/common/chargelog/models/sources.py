@@ -8,15 +8,10 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StrictBool, StringConstraints
 
 from chargelog.models.base import Model
+from chargelog.models.fields import SourceId
 from chargelog.models.text import Printable
 from chargelog.vendors import SourceKind, Vendor
 
-# Vendor-side ids: UUIDs, deployment ids, numeric ids... Never '/', '#' or spaces, because the id
-# travels in URL paths and in table keys.
-SourceId = Annotated[
-    str,
-    StringConstraints(strict=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"),
-]
 DisplayName = Annotated[
     str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200), Printable
 ]
