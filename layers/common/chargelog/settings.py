@@ -1,7 +1,5 @@
 """Typed settings, read once from the environment (the template's Globals set them)."""
 
-from __future__ import annotations
-
 import os
 from functools import cache
 from typing import TYPE_CHECKING, Literal
@@ -80,7 +78,7 @@ class Settings(BaseModel):
     alert_webhook_secret_arn: str = Field(default="", alias="CHARGELOG_ALERT_WEBHOOK_SECRET_ARN")
     alert_notifications_per_hour: int = Field(default=6, ge=1, alias="CHARGELOG_ALERT_NOTIFICATIONS_PER_HOUR")
 
-    def upload_limits(self) -> UploadLimits:
+    def upload_limits(self) -> "UploadLimits":
         from chargelog.models.diagnostics import UploadLimits
 
         return UploadLimits(
@@ -95,7 +93,7 @@ class Settings(BaseModel):
 
 
 @cache
-def get_health_thresholds() -> HealthThresholds:
+def get_health_thresholds() -> "HealthThresholds":
     """What counts as a misbehaving charger in this process (the template's threshold parameters)."""
     from chargelog.models.alerts import HealthThresholds
 

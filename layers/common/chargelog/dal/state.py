@@ -9,13 +9,11 @@ gone: `CollectorStateStore.finish_job`) or hands over to a continuation (`Collec
 in between one per page that another page of the same pass follows (`CollectorStateStore.save_progress`).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -50,7 +48,7 @@ class Counts:
     quarantined: int = 0
     pages: int = 0
 
-    def taken(self) -> Counts:
+    def taken(self) -> Self:
         """These counts, leaving this tally at zero (a count is written at most once, even if its write fails)."""
         taken = replace(self)
         self.stored = self.quarantined = self.pages = 0

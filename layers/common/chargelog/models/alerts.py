@@ -8,8 +8,6 @@ records again (an overlapping window, a replay) finds the alert it opened then i
 Standard library and pydantic only: this module loads on the worker's cold start.
 """
 
-from __future__ import annotations
-
 import hashlib
 from typing import Annotated, Final, Literal, get_args
 

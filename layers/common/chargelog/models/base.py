@@ -9,8 +9,6 @@ invocation uses, not for every model its imports define (issue 17: bench/coldsta
 Settings stay an ordinary BaseModel: every invocation of every function reads them.
 """
 
-from __future__ import annotations
-
 from pydantic import BaseModel, ConfigDict
 
 

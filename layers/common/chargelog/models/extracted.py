@@ -34,8 +34,6 @@ Standard library and pydantic only: this module loads on every Lambda cold start
 odd payload: a shape it does not know leaves the fields absent.
 """
 
-from __future__ import annotations
-
 import math
 from datetime import UTC, datetime
 from typing import Any, Final

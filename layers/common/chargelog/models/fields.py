@@ -5,8 +5,6 @@ Standard library and pydantic only: the upload authorizer and indexer read these
 worker without the source models (chargelog.models.sources: the API's bodies).
 """
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 from typing import Annotated
 

@@ -12,8 +12,6 @@ datetimes; ``(time, record id)`` pairs order records as the detectors do.
 Standard library and pydantic only: this module loads on the worker's cold start.
 """
 
-from __future__ import annotations
-
 from datetime import datetime
 
 from pydantic import ConfigDict, Field

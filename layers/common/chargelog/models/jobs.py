@@ -1,10 +1,8 @@
 """A collection job: one source and one time window to collect, as it travels on a vendor's work queue."""
 
-from __future__ import annotations
-
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -48,7 +46,7 @@ class CollectionJob(Model):
     action: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
 
     @model_validator(mode="after")
-    def _window_in_order(self) -> CollectionJob:
+    def _window_in_order(self) -> Self:
         if self.mode == "backfill" and (self.window_start is None or self.window_end is None):
             raise ValueError("a backfill job needs window_start and window_end")
         if self.action is not None and self.mode != "backfill":
@@ -60,7 +58,7 @@ class CollectionJob(Model):
     @classmethod
     def backfill(
         cls, vendor: str, source_id: str, start: datetime, end: datetime, now: datetime, action: str | None = None
-    ) -> CollectionJob:
+    ) -> Self:
         """A job reading ``[start, end]`` of one source (optionally of one OCPP action), leaving its mark alone:
         what `chargelog backfill` runs and ``POST /collectors/{vendor}/{source_id}/backfill`` queues."""
         return cls.model_validate(
@@ -108,7 +106,7 @@ class ReplayJob(Model):
     scheduled_at: AwareDatetime
 
     @model_validator(mode="after")
-    def _window_in_order(self) -> ReplayJob:
+    def _window_in_order(self) -> Self:
         if self.window_end < self.window_start:
             raise ValueError("window_end is before window_start")
         if self.fetched_to < self.window_start:

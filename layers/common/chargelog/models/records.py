@@ -7,12 +7,10 @@ same records on the same keys; `connector_id_from` finds the connector in an OCP
 Standard library and pydantic only: this module loads on every Lambda cold start.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     ConfigDict,
@@ -97,13 +95,13 @@ class LogRecord(Model):
     """
 
     @model_validator(mode="after")
-    def _record_id_names_vendor(self) -> LogRecord:
+    def _record_id_names_vendor(self) -> Self:
         if not self.record_id.startswith(f"{self.vendor}:"):
             raise ValueError(f"record_id {self.record_id!r} must start with '{self.vendor}:' (see record_id_for)")
         return self
 
     @model_validator(mode="after")
-    def _extract(self) -> LogRecord:
+    def _extract(self) -> Self:
         """Fill ``extracted`` for every vendor in this one place, unless it was given."""
         if self.extracted is None and self.kind == "ocpp":
             fields = extract_fields(self.action, self.message_type, self.payload, self.result, self.ocpp_version)
