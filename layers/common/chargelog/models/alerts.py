@@ -54,30 +54,45 @@ def alert_id_for(
 class Alert(Model):
     """One episode of a charger's misbehaviour, as the API answers it (``GET /alerts``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alert_id: AlertId
-    """Derived from the charger, the kind, the connector and the record that started the episode."""
+    alert_id: AlertId = Field(
+        description="Derived from the charger, the kind, the connector and the record that started the episode."
+    )
     kind: AlertKind
     state: AlertState
     charger_id: str
     vendor: Vendor
-    source_id: str
-    """The source whose records showed it (a ChargePilot site, otherwise the charger itself)."""
+    source_id: str = Field(
+        description="The source whose records showed it (a ChargePilot site, otherwise the charger itself)."
+    )
     site_id: str | None = None
-    connector_id: int | None = None
-    """The connector, for ``connector_faulted`` and ``stuck_session``."""
-    opened_at: AwareDatetime
-    """The time of the record (or, for kinds that absence reveals, of the data) that showed the pattern."""
+    connector_id: int | None = Field(
+        default=None, description="The connector, for ``connector_faulted`` and ``stuck_session``."
+    )
+    opened_at: AwareDatetime = Field(
+        description=(
+            "The time of the record (or, for kinds that absence reveals, of the data) that showed the pattern."
+        )
+    )
     resolved_at: AwareDatetime | None = None
-    summary: str
-    """One line a person reads: what happened, how often, since when."""
-    evidence: list[str] = Field(default_factory=list, max_length=MAX_EVIDENCE)
-    """The ids of the records that show it (``GET /chargers/{charger_id}/logs/{record_id}``), oldest first."""
-    resolution: str | None = None
-    """Why it resolved (one line), once it has."""
-    resolution_evidence: list[str] = Field(default_factory=list, max_length=MAX_EVIDENCE)
-    """The records that ended the episode (an Available status, the first record after silence), when records did."""
+    summary: str = Field(description="One line a person reads: what happened, how often, since when.")
+    evidence: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EVIDENCE,
+        description=(
+            "The ids of the records that show it (``GET /chargers/{charger_id}/logs/{record_id}``), oldest first."
+        ),
+    )
+    resolution: str | None = Field(default=None, description="Why it resolved (one line), once it has.")
+    resolution_evidence: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EVIDENCE,
+        description=(
+            "The records that ended the episode (an Available status, the first record after silence), when"
+            " records did."
+        ),
+    )
 
 
 class HealthThresholds(Model):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from chargelog.models.alerts import Alert
 from chargelog.models.base import Model
@@ -21,14 +21,12 @@ class AlertPage(Model):
 
 
 class ConnectorHealth(Model):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     connector_id: int
-    status: str
-    """The connector's last reported status (OCPP's names: Available, Charging, Faulted...)."""
+    status: str = Field(
+        description="The connector's last reported status (OCPP's names: Available, Charging, Faulted...)."
+    )
     error_code: str | None = None
-    since: datetime
-    """When it reported that status."""
+    since: datetime = Field(description="When it reported that status.")
     record_id: str
 
 

@@ -48,51 +48,77 @@ class LogRecord(Model):
     report are None. ``record_id`` must start with ``"<vendor>:"``, as `record_id_for` makes it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    vendor: Vendor
-    """The platform the record was read from."""
-    source_id: SourceId
-    """The source (charger, site or EVSE on the vendor's platform) whose log held the record."""
-    charger_id: NonEmptyStr
-    """The charger the record is about; a site's log holds several."""
-    site_id: NonEmptyStr | None = None
-    """The site the charger belongs to, for vendors that log per site."""
-    connector_id: ConnectorId | None = None
-    """The connector (0: the charger as a whole), where the record is about one; see `connector_id_from`."""
-    timestamp: UtcDatetime
-    """When the message was sent or the status changed. Must carry an offset; stored in UTC."""
-    kind: RecordKind
-    """``"ocpp"``: an OCPP message; ``"status"``: a status change reported outside OCPP."""
-    action: NonEmptyStr | None = None
-    """The OCPP action (``"BootNotification"``); vendors that log a CALLRESULT with its CALL's action keep it."""
-    direction: Direction | None = None
-    """Who sent the message: the charge point (``cp_to_csms``) or the central system (``csms_to_cp``)."""
-    message_type: MessageType | None = None
-    """The OCPP-J message type."""
-    message_id: NonEmptyStr | None = None
-    """The OCPP-J message id, which pairs a CALL with its CALLRESULT or CALLERROR."""
-    status: NonEmptyStr | None = None
-    """The status a status record reports, as the vendor names it; for a CALLERROR, its errorCode."""
-    payload: dict[str, Any] | None = None
-    """The request's payload: a CALL's."""
-    result: dict[str, Any] | None = None
-    """The answer: a CALLRESULT's payload, or a CALLERROR's errorCode, errorDescription and errorDetails.
-
-    A vendor that logs a CALL together with its answer as one entry fills both ``payload`` and ``result``.
-    """
-    ocpp_version: OcppVersion | None = None
-    """The OCPP version the charger speaks, as dotted numbers: ``"1.6"``, ``"2.0.1"``."""
-    record_id: NonEmptyStr
-    """Stable id of the record, unique within the vendor; see `record_id_for`."""
-    raw: dict[str, Any]
-    """The vendor's log entry exactly as received, so nothing is lost to normalization."""
-    extracted: ExtractedFields | None = None
-    """What the payloads say (connector status, transaction id, meter values...), the same for every vendor.
-
-    Left out, it is computed from the record's other fields (`chargelog.models.extracted`); None when the
-    record holds none of them.
-    """
+    vendor: Vendor = Field(description="The platform the record was read from.")
+    source_id: SourceId = Field(
+        description="The source (charger, site or EVSE on the vendor's platform) whose log held the record."
+    )
+    charger_id: NonEmptyStr = Field(description="The charger the record is about; a site's log holds several.")
+    site_id: NonEmptyStr | None = Field(
+        default=None, description="The site the charger belongs to, for vendors that log per site."
+    )
+    connector_id: ConnectorId | None = Field(
+        default=None,
+        description=(
+            "The connector (0: the charger as a whole), where the record is about one; see `connector_id_from`."
+        ),
+    )
+    timestamp: UtcDatetime = Field(
+        description="When the message was sent or the status changed. Must carry an offset; stored in UTC."
+    )
+    kind: RecordKind = Field(
+        description='``"ocpp"``: an OCPP message; ``"status"``: a status change reported outside OCPP.'
+    )
+    action: NonEmptyStr | None = Field(
+        default=None,
+        description=(
+            'The OCPP action (``"BootNotification"``); vendors that log a CALLRESULT with its CALL\'s action keep it.'
+        ),
+    )
+    direction: Direction | None = Field(
+        default=None,
+        description="Who sent the message: the charge point (``cp_to_csms``) or the central system (``csms_to_cp``).",
+    )
+    message_type: MessageType | None = Field(default=None, description="The OCPP-J message type.")
+    message_id: NonEmptyStr | None = Field(
+        default=None, description="The OCPP-J message id, which pairs a CALL with its CALLRESULT or CALLERROR."
+    )
+    status: NonEmptyStr | None = Field(
+        default=None,
+        description="The status a status record reports, as the vendor names it; for a CALLERROR, its errorCode.",
+    )
+    payload: dict[str, Any] | None = Field(default=None, description="The request's payload: a CALL's.")
+    result: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The answer: a CALLRESULT's payload, or a CALLERROR's errorCode, errorDescription and "
+            "errorDetails.\n"
+            "\n"
+            "A vendor that logs a CALL together with its answer as one entry fills both ``payload`` and "
+            "``result``."
+        ),
+    )
+    ocpp_version: OcppVersion | None = Field(
+        default=None, description='The OCPP version the charger speaks, as dotted numbers: ``"1.6"``, ``"2.0.1"``.'
+    )
+    record_id: NonEmptyStr = Field(
+        description="Stable id of the record, unique within the vendor; see `record_id_for`."
+    )
+    raw: dict[str, Any] = Field(
+        description="The vendor's log entry exactly as received, so nothing is lost to normalization."
+    )
+    extracted: ExtractedFields | None = Field(
+        default=None,
+        description=(
+            "What the payloads say (connector status, transaction id, meter values...), the same for every "
+            "vendor.\n"
+            "\n"
+            "Left out, it is computed from the record's other fields (`chargelog.models.extracted`); None "
+            "when the\n"
+            "record holds none of them."
+        ),
+    )
 
     @model_validator(mode="after")
     def _record_id_names_vendor(self) -> Self:
