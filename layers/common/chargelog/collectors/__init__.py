@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from chargelog.collectors.base import DEFAULT_WORKERS, AdapterFactory, VendorAdapter, VendorConnection, VendorProfile
 from chargelog.errors import VendorNotConfiguredError
-from chargelog.models.records import LogRecord
 from chargelog.vendors import VENDORS
 
 if TYPE_CHECKING:
     from chargelog.dal.secrets import VendorSecrets
+    from chargelog.models.records import LogRecord
 
 _ADAPTERS: dict[str, tuple[VendorProfile, AdapterFactory]] = {}
 _REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {}
-# One vendor record (as received, for a source) -> a LogRecord; raises ValueError when it cannot be parsed.
-Normalizer = Callable[[str, Any], LogRecord]
+# One vendor record (as received, for a source) -> a LogRecord; raises ValueError when it cannot be parsed. A type
+# statement: evaluated when a type checker asks, so the registry (the dispatcher's too) loads no record model.
+type Normalizer = Callable[[str, Any], LogRecord]
 _NORMALIZERS: dict[str, Normalizer] = {}
 
 

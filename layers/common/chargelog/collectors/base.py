@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from chargelog import json_pointer
-from chargelog.models.records import LogRecord
 
-if TYPE_CHECKING:  # the HTTP client (httpx) loads with the adapters, not with this interface
+if TYPE_CHECKING:  # the HTTP client (httpx) and the record model load with the adapters, not with this interface
     from chargelog.collectors.vendor_http import VendorHttpClient
+    from chargelog.models.records import LogRecord
 from chargelog.vendors import SourceKind
 
 # How a vendor call failed: the classes the vendor error metrics count (chargelog.metric_names).
