@@ -12,8 +12,8 @@ Error-class counts are written only when they are not zero: a vendor that never 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 NAMESPACE = "chargelog"
 SERVICE_DIMENSIONS: tuple[str, ...] = ("service",)
@@ -67,8 +67,7 @@ class ServiceMetric(StrEnum):
 COLD_START = "ColdStart"  # Powertools, capture_cold_start_metric=True; dimensions function_name and service
 
 
-@dataclass(frozen=True)
-class MetricSpec:
+class MetricSpec(NamedTuple):
     name: str
     unit: str
     dimensions: tuple[str, ...]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from chargelog import json_pointer
 
@@ -56,8 +57,7 @@ class VendorCalls:
             setattr(self, tally.name, getattr(self, tally.name) + getattr(other, tally.name))
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     """A time range, inclusive at both ends."""
 
     start: datetime
@@ -83,14 +83,13 @@ class Page:
             raise ValueError(f"the page's items are not at {self.items_at!r} in its body")
 
 
-@dataclass(frozen=True)
-class DiscoveredSource:
+class DiscoveredSource(NamedTuple):
     """One charger, site or EVSE a vendor's credentials can see: what a source would be registered as."""
 
     source_id: str  # the id the vendor's log API is addressed by
     kind: SourceKind
     name: str | None = None  # the vendor's display name, if it gives one
-    details: Mapping[str, str] = field(default_factory=dict)  # what else helps a person: OCPP identity, site...
+    details: Mapping[str, str] = MappingProxyType({})  # what else helps a person: OCPP identity, site...
 
 
 @dataclass(frozen=True)
@@ -119,8 +118,7 @@ RATE_LIMIT_SHARE = 0.95
 DEFAULT_WORKERS = 2
 
 
-@dataclass(frozen=True)
-class VendorProfile:
+class VendorProfile(NamedTuple):
     """How to collect from a vendor. Every field can be tuned per deployment in the vendor's secret (`tuned`)."""
 
     lookback: timedelta  # re-read this much before the high-water mark, to catch late records
@@ -155,7 +153,7 @@ class VendorProfile:
                 int(secret.get("rate_limit_requests", base.requests)),
                 timedelta(seconds=float(secret.get("rate_limit_window_seconds", base.window.total_seconds()))),
             )
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def pacing(self, workers: int = DEFAULT_WORKERS) -> tuple[float, int]:
         """(requests a second, burst) for one worker's token bucket, when ``workers`` run at once.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
@@ -99,8 +99,7 @@ class CollectorState(Model):
         return self.job_queued_at is not None and self.job_queued_at >= now - pending_for
 
 
-@dataclass(frozen=True)
-class Activity:
+class Activity(NamedTuple):
     """A source's activity as a scheduled job leaves it (chargelog.logic.scheduling.observe computes it)."""
 
     rate_per_hour: float | None

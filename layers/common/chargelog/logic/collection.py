@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from chargelog import collectors
 from chargelog.collectors.base import Page, VendorAdapter, VendorCalls, Window
@@ -74,8 +74,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class CollectionStores:
+class CollectionStores(NamedTuple):
     """What a collection job reads and writes: collector state, the raw archive, records (the table and their
     archive for Athena), the work queues and the vendors' secrets; and, with ``health``, the chargers' health state
     and alerts the detectors write from each stored page (docs/health.md)."""

@@ -33,7 +33,7 @@ from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from chargelog.models.alerts import MAX_EVIDENCE, Alert, AlertKind, HealthThresholds, alert_id_for
 from chargelog.models.health_state import (
@@ -163,8 +163,7 @@ class AlertChange:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """What one `observe` or `evaluate` found.
 
     ``state`` is the charger's new state (the same object as the one given when nothing was read), ``changes`` the
@@ -246,8 +245,7 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------------------------------- the run
-@dataclass(frozen=True, slots=True)
-class _Limits:
+class _Limits(NamedTuple):
     boot_count: int
     boot_window: timedelta
     fault: timedelta

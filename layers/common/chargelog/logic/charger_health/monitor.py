@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chargelog.logic.charger_health import detectors
 from chargelog.models.alerts import HealthThresholds
@@ -66,8 +66,7 @@ class _Held:
 Detect = Callable[[ChargerHealthState], detectors.Observation]
 
 
-@dataclass(frozen=True)
-class ChargerHealthStores:
+class ChargerHealthStores(NamedTuple):
     """What the detectors' writes need: the state items, the alert items, the alert queue and the thresholds."""
 
     health: HealthStore
