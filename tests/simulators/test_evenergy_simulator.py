@@ -5,7 +5,7 @@ visible once logged. Plus the adapter end to end against it over HTTP."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 

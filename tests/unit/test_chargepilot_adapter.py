@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit

@@ -7,7 +7,8 @@ The vendor documentation is /work/shared/vendor-docs/evenergy-status-logs.txt (a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from copy import replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs

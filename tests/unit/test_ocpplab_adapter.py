@@ -12,7 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from copy import replace
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -153,7 +154,7 @@ class VendorProfile(NamedTuple):
                 int(secret.get("rate_limit_requests", base.requests)),
                 timedelta(seconds=float(secret.get("rate_limit_window_seconds", base.window.total_seconds()))),
             )
-        return self._replace(**changes)
+        return replace(self, **changes)
 
     def pacing(self, workers: int = DEFAULT_WORKERS) -> tuple[float, int]:
         """(requests a second, burst) for one worker's token bucket, when ``workers`` run at once.
