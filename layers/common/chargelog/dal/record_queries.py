@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
@@ -256,8 +256,7 @@ class _Stream:
             self.exhausted = True
 
 
-@dataclass(frozen=True)
-class MergedPage:
+class MergedPage(NamedTuple):
     items: list[dict[str, Any]]
     last_key: str | None  # the sort key to resume after; None when nothing is left
     items_read: int  # items DynamoDB read (ScannedCount), to compare with len(items)
@@ -382,8 +381,7 @@ def _not_beyond(key: str, boundary: str, descending: bool) -> bool:
     return key >= boundary if descending else key <= boundary
 
 
-@dataclass(frozen=True)
-class ChargerIndexEntry:
+class ChargerIndexEntry(NamedTuple):
     """One entry of the charger index: a charger's records from one vendor and source, and their time span."""
 
     charger_id: str

@@ -9,9 +9,10 @@ Other filters are FilterExpressions on top. Pages end at a sort key; the cursor 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from copy import replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from chargelog.dal.archive import ArchivedObjectGone, RawArchive
 from chargelog.dal.record_queries import (
@@ -67,8 +68,7 @@ FILTERED_ATTRIBUTES = (
 )
 
 
-@dataclass(frozen=True)
-class LogFilters:
+class LogFilters(NamedTuple):
     start: datetime | None = None
     end: datetime | None = None
     actions: tuple[str, ...] = ()
@@ -100,8 +100,7 @@ class LogFilters:
         }
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(NamedTuple):
     kind: Literal["charger", "site", "fleet"]
     value: str | None = None
     # A site's chargers (`with_site_chargers`): its records are read from their partitions.
@@ -223,8 +222,7 @@ def _partitions(
     ]
 
 
-@dataclass(frozen=True)
-class LogQuery:
+class LogQuery(NamedTuple):
     """The Queries behind a scope and filters: streams of partitions, the sort key range, the filter."""
 
     partitions: list[list[Partition]]

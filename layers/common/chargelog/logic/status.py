@@ -11,7 +11,7 @@ only records that report a status (a StatusNotification's CALLRESULT, logged apa
 
 from __future__ import annotations
 
-from dataclasses import replace
+from copy import replace
 from datetime import UTC, datetime
 from typing import Any
 
