@@ -100,7 +100,7 @@ class CollectorState(Model):
 
 
 class Activity(NamedTuple):
-    """A source's activity as a scheduled job leaves it (chargelog.logic.scheduling.observe computes it)."""
+    """A source's activity as a scheduled job leaves it (chargelog.logic.activity.observe computes it)."""
 
     rate_per_hour: float | None
     records: int
