@@ -122,6 +122,8 @@ HOSTILE_FIELDS = [
     Case("source: name a list", "POST", "/sources", body=SOURCE | {"source_id": "x", "name": ["a"]}),
     Case("source: name with ESC", "POST", "/sources", body=SOURCE | {"source_id": "x", "name": "\x1b[31mred"}),
     Case("source: name with RLO", "POST", "/sources", body=SOURCE | {"source_id": "x", "name": "\u202egnp.exe"}),
+    # NEL (U+0085) is a C1 control and, to str.strip, whitespace: refused as sent, not stripped first.
+    Case("source: name ending in NEL", "POST", "/sources", body=SOURCE | {"source_id": "x", "name": "name\u0085"}),
     Case("source: name 201 characters", "POST", "/sources", body=SOURCE | {"source_id": "x", "name": "n" * 201}),
     Case("source: overwrite an existing one", "POST", "/sources", body=SOURCE | {"name": "taken over"}),
     Case("patch: nothing", "PATCH", "/sources/ocpplab/dep-1", body={}),

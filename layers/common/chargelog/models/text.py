@@ -19,11 +19,15 @@ from pydantic_core import core_schema
 BIDI_CONTROLS: Final = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _printable(text: str) -> str:
-    for character in text:
-        if character in BIDI_CONTROLS or unicodedata.category(character) == "Cc":
-            raise ValueError(f"must not hold control or text-direction characters (found U+{ord(character):04X})")
-    return text
+def _printable(value: Any) -> Any:
+    """Text as sent: checked before the type's own validation, whose ``strip_whitespace`` would otherwise remove a
+    trailing NEL (U+0085, a C1 control and, to ``str.strip``, whitespace) that the pattern refuses. Anything but a str
+    passes on, for the type to refuse."""
+    if isinstance(value, str):
+        for character in value:
+            if character in BIDI_CONTROLS or unicodedata.category(character) == "Cc":
+                raise ValueError(f"must not hold control or text-direction characters (found U+{ord(character):04X})")
+    return value
 
 
 # The same rule as a JSON Schema pattern, so the OpenAPI document says it (and clients generated from it keep to it).
@@ -35,7 +39,7 @@ class _PrintableValidator:
     """Checks the text (`_printable`: a message that names the character) and documents it (`PRINTABLE_PATTERN`)."""
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(_printable, handler(source))
+        return core_schema.no_info_before_validator_function(_printable, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
